@@ -1,0 +1,53 @@
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "voxcore/api.hpp"
+#include "voxcore/array_view.hpp"
+#include "voxcore/chunk_cache.hpp"
+#include "voxcore/codec.hpp"
+#include "voxcore/grid.hpp"
+#include "voxcore/store.hpp"
+#include "voxcore/thread_pool.hpp"
+
+namespace voxcore {
+
+// Everything the core needs to know about one Zarr array (parsed from metadata by the caller).
+struct ArraySpec {
+  Shape shape;
+  Shape chunk_shape;  // the outer grid: the shard shape for a sharded array
+  DType dtype = DType::kUInt8;
+  std::vector<uint8_t> fill_value;  // itemsize bytes, native order; empty means zeros
+  std::vector<CodecSpec> codecs;
+  ChunkKeyEncoding key_encoding;
+  bool write_empty_chunks = false;  // false: a chunk equal to the fill value is erased, not written
+};
+
+// Reads and writes boxes of a chunked array. Reads are thread-safe; concurrent writes to disjoint
+// boxes are safe even when they share a chunk or shard (read-modify-write is serialised per
+// chunk/shard within the process).
+class VOXCORE_API ChunkedArray {
+ public:
+  // Validates the spec (kInvalidMetadata). cache may be null; executor null means the default pool.
+  ChunkedArray(ArraySpec spec, std::shared_ptr<Store> store,
+               std::shared_ptr<ChunkCache> cache = nullptr, Executor* executor = nullptr);
+  ~ChunkedArray();
+
+  const ArraySpec& spec() const noexcept;
+  const ChunkGrid& grid() const noexcept;
+  const CodecChain& codecs() const noexcept;
+
+  // Fills dst (shape == box.shape, dtype == spec().dtype, any strides) with box's contents.
+  // Parts of the box outside the array, and missing chunks, get the fill value.
+  void read_into(const Box& box, const ArrayView& dst) const;
+  // Writes src (shape == box.shape) at box, which must lie inside the array (kInvalidArgument).
+  void write(const Box& box, const ArrayView& src);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace voxcore

@@ -1,0 +1,118 @@
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "voxcore/api.hpp"
+#include "voxcore/array_view.hpp"
+#include "voxcore/buffer.hpp"
+#include "voxcore/dtype.hpp"
+
+namespace voxcore {
+
+enum class CodecId : uint8_t {
+  kTranspose,  // array -> array
+  kBytes,      // array -> bytes
+  kSharding,   // array -> bytes (sharding_indexed)
+  kBlosc,      // bytes -> bytes: Blosc1 frame (as numcodecs/zarr write)
+  kZstd,       // bytes -> bytes: zstd frame(s)
+  kLz4,        // bytes -> bytes: numcodecs LZ4: 4-byte LE uncompressed size + LZ4 block
+  kGzip,       // bytes -> bytes: gzip member(s)
+  kZlib,       // bytes -> bytes: zlib stream
+  kCrc32c,     // bytes -> bytes: appends a 4-byte LE CRC32C
+};
+
+// A codec and its parameters, as read from metadata by the Python layer. Plain data.
+struct CodecSpec {
+  CodecId id = CodecId::kBytes;
+  Endian endian = Endian::kLittle;  // kBytes
+  std::vector<int> order;           // kTranspose: stored axis i is chunk axis order[i]
+  int level = 0;                    // zstd/gzip/zlib level; blosc clevel; lz4 acceleration
+  bool checksum = false;            // kZstd: frame checksum on encode
+  std::string cname = "lz4";        // kBlosc inner compressor
+  int shuffle = 1;                  // kBlosc: 0 none, 1 byte, 2 bit
+  int typesize = 0;                 // kBlosc: 0 means the dtype's itemsize
+  int blocksize = 0;                // kBlosc: 0 means automatic
+  // kSharding
+  Shape inner_chunk_shape;
+  std::vector<CodecSpec> inner_codecs;
+  std::vector<CodecSpec> index_codecs;
+  bool index_at_end = true;
+};
+
+// Upper bound on the decoded bytes of one chunk (and of a shard's inner chunk).
+inline constexpr int64_t kMaxChunkBytes = int64_t{1} << 34;  // 16 GiB
+// Upper bound on inner chunks per shard.
+inline constexpr int64_t kMaxShardEntries = int64_t{1} << 24;
+
+class ShardLayout;
+
+// A validated codec chain for chunks of one shape and dtype: array->array codecs, then exactly one
+// array->bytes codec, then bytes->bytes codecs. Immutable after prepare(); every method is
+// thread-safe (per-thread scratch is internal).
+class VOXCORE_API CodecChain {
+ public:
+  // Throws kInvalidMetadata for a chain in the wrong order, bad parameters (transpose order not a
+  // permutation, blosc typesize, unknown blosc cname, ...), or kUnsupported (nested sharding).
+  // fill_value: itemsize bytes in native order (empty = zeros); used to omit empty inner chunks.
+  static std::shared_ptr<const CodecChain> prepare(const std::vector<CodecSpec>& specs,
+                                                   const Shape& chunk_shape, DType dtype,
+                                                   const std::vector<uint8_t>& fill_value = {});
+  virtual ~CodecChain();
+
+  const Shape& chunk_shape() const noexcept;
+  DType dtype() const noexcept;
+  int64_t chunk_nbytes() const noexcept;
+  // The shard layout when the array->bytes codec is sharding_indexed, else nullptr.
+  const ShardLayout* sharding() const noexcept;
+  // True when decoded bytes are the chunk in C order and native byte order (no transpose, no
+  // swap), so decode_into a C-contiguous destination writes straight into it.
+  bool is_identity_layout() const noexcept;
+
+  // Decodes one encoded chunk into dst (shape == chunk_shape, any strides, dtype == dtype()).
+  // Writes nothing outside dst. Throws kCorrupt (naming the codec, expected vs got) unless the
+  // bytes decode to exactly chunk_nbytes(); a lying size header is never used as an allocation size.
+  void decode_into(const uint8_t* src, std::size_t size, const ArrayView& dst) const;
+  // Encodes a chunk-shaped view (any strides) into out (resized to the encoded size).
+  void encode(const ArrayView& src, ByteBuffer& out) const;
+
+  struct Impl;
+
+ private:
+  explicit CodecChain(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Where an inner chunk lives in a shard: (offset, nbytes); both 2^64-1 when the chunk is empty.
+struct ShardIndexEntry {
+  uint64_t offset = ~uint64_t{0};
+  uint64_t nbytes = ~uint64_t{0};
+  bool empty() const noexcept { return offset == ~uint64_t{0} && nbytes == ~uint64_t{0}; }
+};
+
+// The sharding_indexed layout of one shard shape. Owned by its CodecChain.
+class VOXCORE_API ShardLayout {
+ public:
+  virtual ~ShardLayout() = default;
+  virtual const Shape& shard_shape() const noexcept = 0;
+  virtual const Shape& inner_chunk_shape() const noexcept = 0;
+  virtual const Shape& chunks_per_shard() const noexcept = 0;  // shard_shape / inner_chunk_shape
+  virtual int64_t num_inner_chunks() const noexcept = 0;
+  virtual const CodecChain& inner() const noexcept = 0;
+  virtual bool index_at_end() const noexcept = 0;
+  // Encoded index size in bytes (index codecs must be fixed-size: bytes [+ crc32c]).
+  virtual int64_t index_nbytes() const noexcept = 0;
+  // Decodes and validates an encoded index (size must be index_nbytes(); checksum; every non-empty
+  // entry must lie inside [0, shard_size) when shard_size != UINT64_MAX, without overflow).
+  // Entries are in C order of inner chunk index. Throws kCorrupt.
+  virtual void decode_index(const uint8_t* src, std::size_t size, uint64_t shard_size,
+                            std::vector<ShardIndexEntry>& out) const = 0;
+  virtual void encode_index(const std::vector<ShardIndexEntry>& entries, ByteBuffer& out) const = 0;
+};
+
+// CRC32C (Castagnoli) of data, continuing from crc (0 to start).
+VOXCORE_API uint32_t crc32c(const void* data, std::size_t size, uint32_t crc = 0) noexcept;
+
+}  // namespace voxcore

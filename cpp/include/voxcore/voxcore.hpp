@@ -1,0 +1,15 @@
+#pragma once
+// Umbrella header for C++ consumers.
+#include "voxcore/api.hpp"
+#include "voxcore/array_view.hpp"
+#include "voxcore/buffer.hpp"
+#include "voxcore/chunk_cache.hpp"
+#include "voxcore/chunked_array.hpp"
+#include "voxcore/codec.hpp"
+#include "voxcore/cuda.hpp"
+#include "voxcore/dtype.hpp"
+#include "voxcore/error.hpp"
+#include "voxcore/grid.hpp"
+#include "voxcore/store.hpp"
+#include "voxcore/thread_pool.hpp"
+#include "voxcore/transform.hpp"

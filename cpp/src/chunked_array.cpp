@@ -1,0 +1,543 @@
+#include "voxcore/chunked_array.hpp"
+
+#include <algorithm>
+#include <array>
+#include <mutex>
+#include <string>
+
+#include "detail/checked.hpp"
+#include "voxcore/error.hpp"
+#include "voxcore/transform.hpp"
+
+namespace voxcore {
+namespace {
+
+using detail::shape_str;
+
+// Reads are done in batches so a batched store gets one call per batch, and so a failure stops
+// the work early. Large enough to keep every core busy.
+constexpr std::size_t kBatch = 256;
+
+// Per-thread scratch reused across chunks (no allocation per chunk after warm-up).
+thread_local ByteBuffer tl_fetched;
+thread_local ByteBuffer tl_chunk;
+
+bool box_inside(const Box& box, const Shape& shape) {
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (box.start[i] < 0 || box.start[i] + box.shape[i] > shape[i]) return false;
+  }
+  return true;
+}
+
+Shape add(const Shape& a, const Shape& b) {
+  Shape r(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) r[i] = a[i] + b[i];
+  return r;
+}
+
+}  // namespace
+
+struct ChunkedArray::Impl {
+  ArraySpec spec;
+  std::shared_ptr<Store> store;
+  std::shared_ptr<ChunkCache> cache;
+  uint64_t owner = ChunkCache::new_owner_id();
+  Executor* executor;
+  ChunkGrid grid;
+  std::shared_ptr<const CodecChain> chain;
+  const ShardLayout* shard = nullptr;
+  Shape inner_grid_shape;  // global inner-chunk grid (cache keys of sharded arrays)
+  mutable std::array<std::mutex, 256> stripes;
+  std::mutex batched_write_mutex;
+
+  Impl(ArraySpec s, std::shared_ptr<Store> st, std::shared_ptr<ChunkCache> c, Executor* ex)
+      : spec(std::move(s)), store(std::move(st)), cache(std::move(c)),
+        executor(ex ? ex : &default_executor()), grid(spec.shape, spec.chunk_shape) {
+    VOXCORE_EXPECT(store != nullptr, ErrorCode::kInvalidArgument, "ChunkedArray", "store is null");
+    const std::size_t item = itemsize(spec.dtype);
+    if (spec.fill_value.empty()) spec.fill_value.assign(item, 0);
+    VOXCORE_EXPECT(spec.fill_value.size() == item, ErrorCode::kInvalidMetadata, "ChunkedArray",
+                   "fill value size differs from the dtype size (expected=" + std::to_string(item) +
+                       ", got=" + std::to_string(spec.fill_value.size()) + ")");
+    chain = CodecChain::prepare(spec.codecs, spec.chunk_shape, spec.dtype, spec.fill_value);
+    shard = chain->sharding();
+    if (shard) {
+      ChunkGrid inner(spec.shape, shard->inner_chunk_shape());
+      inner_grid_shape = inner.grid_shape();
+    }
+  }
+
+  const void* fill_ptr() const { return spec.fill_value.data(); }
+  std::mutex& stripe(int64_t chunk) const {
+    return stripes[static_cast<std::size_t>(chunk * 0x9E3779B97F4A7C15ull >> 56)];
+  }
+
+  int64_t inner_cache_key(const Shape& shard_index, const Shape& inner_index) const {
+    const Shape& cps = shard->chunks_per_shard();
+    int64_t linear = 0;
+    for (std::size_t i = 0; i < shard_index.size(); ++i) {
+      linear = linear * inner_grid_shape[i] + shard_index[i] * cps[i] + inner_index[i];
+    }
+    return linear;
+  }
+
+  // ---- reading ---------------------------------------------------------------------------------
+
+  // One chunk (or inner chunk) to read: its bytes come from `request`, decode with `codec`, and the
+  // part [in_chunk, in_chunk + shape) lands at dst.subview(dst_offset, shape).
+  struct ReadTask {
+    ByteRequest request;
+    const CodecChain* codec;
+    Shape in_chunk, dst_offset, shape;
+    bool full;
+    int64_t cache_key;
+    bool missing = false;  // known empty (shard index says so)
+  };
+
+  void place(const ReadTask& t, const uint8_t* bytes, std::size_t size, const ArrayView& dst) const {
+    const CodecChain& codec = *t.codec;
+    ArrayView part = dst.subview(t.dst_offset, t.shape);
+    if (cache) {
+      auto decoded = std::make_shared<ByteBuffer>(static_cast<std::size_t>(codec.chunk_nbytes()));
+      ArrayView whole = ArrayView::contiguous(decoded->data(), spec.dtype, codec.chunk_shape());
+      codec.decode_into(bytes, size, whole);
+      copy(whole.subview(t.in_chunk, t.shape), part);
+      cache->put(owner, t.cache_key, std::move(decoded));
+      return;
+    }
+    if (t.full) {
+      codec.decode_into(bytes, size, part);
+      return;
+    }
+    tl_chunk.resize(static_cast<std::size_t>(codec.chunk_nbytes()));
+    ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, codec.chunk_shape());
+    codec.decode_into(bytes, size, whole);
+    copy(whole.subview(t.in_chunk, t.shape), part);
+  }
+
+  bool place_cached(const ReadTask& t, const ArrayView& dst) const {
+    if (!cache) return false;
+    auto hit = cache->get(owner, t.cache_key);
+    if (!hit) return false;
+    ArrayView whole = ArrayView::contiguous(const_cast<uint8_t*>(hit->data()), spec.dtype,
+                                            t.codec->chunk_shape());
+    copy(whole.subview(t.in_chunk, t.shape), dst.subview(t.dst_offset, t.shape));
+    return true;
+  }
+
+  void check_range_size(const ReadTask& t, std::size_t got) const {
+    if (t.request.range.kind == ByteRange::Kind::kRange && got != t.request.range.length) {
+      fail(ErrorCode::kCorrupt, "ChunkedArray::read_into",
+           "shard shorter than its index claims (key=" + t.request.key +
+               ", expected=" + std::to_string(t.request.range.length) + " bytes at offset " +
+               std::to_string(t.request.range.offset) + ", got=" + std::to_string(got) + ")");
+    }
+  }
+
+  void run_read_tasks(std::vector<ReadTask>& tasks, const ArrayView& dst) const {
+    for (std::size_t begin = 0; begin < tasks.size(); begin += kBatch) {
+      const std::size_t end = std::min(tasks.size(), begin + kBatch);
+      if (store->batched()) {
+        std::vector<std::size_t> todo;
+        std::vector<ByteRequest> requests;
+        for (std::size_t i = begin; i < end; ++i) {
+          if (tasks[i].missing) continue;
+          if (cache && cache->get(owner, tasks[i].cache_key)) continue;
+          todo.push_back(i);
+          requests.push_back(tasks[i].request);
+        }
+        std::vector<ByteBuffer> values;
+        std::vector<uint8_t> found;
+        store->get_many(requests, values, found);
+        std::vector<int64_t> slot(end - begin, -1);
+        for (std::size_t j = 0; j < todo.size(); ++j) slot[todo[j] - begin] = static_cast<int64_t>(j);
+        executor->parallel_for(static_cast<int64_t>(end - begin), [&](int64_t k) {
+          const ReadTask& t = tasks[begin + k];
+          const int64_t j = slot[k];
+          if (j < 0) {
+            if (t.missing || !place_cached(t, dst)) fill_part(t, dst);
+            return;
+          }
+          if (!found[j]) {
+            fill_part(t, dst);
+            return;
+          }
+          check_range_size(t, values[j].size());
+          place(t, values[j].data(), values[j].size(), dst);
+        });
+      } else {
+        executor->parallel_for(static_cast<int64_t>(end - begin), [&](int64_t k) {
+          const ReadTask& t = tasks[begin + k];
+          if (t.missing) {
+            fill_part(t, dst);
+            return;
+          }
+          if (place_cached(t, dst)) return;
+          if (!store->get(t.request.key, t.request.range, tl_fetched)) {
+            fill_part(t, dst);
+            return;
+          }
+          check_range_size(t, tl_fetched.size());
+          place(t, tl_fetched.data(), tl_fetched.size(), dst);
+        });
+      }
+    }
+  }
+
+  void fill_part(const ReadTask& t, const ArrayView& dst) const {
+    fill(dst.subview(t.dst_offset, t.shape), fill_ptr());
+  }
+
+  // Index of every overlapped shard: entries, or empty when the shard does not exist.
+  std::vector<std::vector<ShardIndexEntry>> read_indexes(const std::vector<std::string>& keys) const {
+    std::vector<std::vector<ShardIndexEntry>> indexes(keys.size());
+    const auto n = static_cast<uint64_t>(shard->index_nbytes());
+    const ByteRange range = shard->index_at_end() ? ByteRange::suffix(n) : ByteRange::range(0, n);
+    auto decode = [&](std::size_t i, const ByteBuffer& bytes, uint64_t total) {
+      if (bytes.size() != n) {
+        fail(ErrorCode::kCorrupt, "ChunkedArray::read_into",
+             "shard shorter than its index (key=" + keys[i] + ", expected=" + std::to_string(n) +
+                 " index bytes, got=" + std::to_string(bytes.size()) + ")");
+      }
+      try {
+        shard->decode_index(bytes.data(), bytes.size(), total, indexes[i]);
+      } catch (const Error& e) {
+        fail(e.code(), "ChunkedArray::read_into", std::string(e.what()) + " (key=" + keys[i] + ")");
+      }
+    };
+    if (store->batched()) {
+      std::vector<ByteRequest> requests;
+      for (const auto& k : keys) requests.push_back({k, range});
+      std::vector<ByteBuffer> values;
+      std::vector<uint8_t> found;
+      store->get_many(requests, values, found);
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (found[i]) decode(i, values[i], UINT64_MAX);
+      }
+    } else {
+      executor->parallel_for(static_cast<int64_t>(keys.size()), [&](int64_t i) {
+        uint64_t total = UINT64_MAX;
+        if (store->get(keys[i], range, tl_fetched, &total)) decode(i, tl_fetched, total);
+      });
+    }
+    return indexes;
+  }
+
+  std::vector<ReadTask> plan_read(const Box& box) const {
+    std::vector<ReadTask> tasks;
+    const auto overlaps = grid.overlaps(box);
+    if (!shard) {
+      tasks.reserve(overlaps.size());
+      for (const auto& o : overlaps) {
+        ReadTask t;
+        t.request = {chunk_key(spec.key_encoding, o.chunk_index), ByteRange::whole()};
+        t.codec = chain.get();
+        t.in_chunk = o.in_chunk;
+        t.dst_offset = o.in_box;
+        t.shape = o.shape;
+        t.full = o.full_chunk;
+        t.cache_key = grid.linear_index(o.chunk_index);
+        tasks.push_back(std::move(t));
+      }
+      return tasks;
+    }
+    std::vector<std::string> keys;
+    keys.reserve(overlaps.size());
+    for (const auto& o : overlaps) keys.push_back(chunk_key(spec.key_encoding, o.chunk_index));
+    const auto indexes = read_indexes(keys);
+    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
+    for (std::size_t s = 0; s < overlaps.size(); ++s) {
+      const auto& o = overlaps[s];
+      for (const auto& io : inner.overlaps(Box{o.in_chunk, o.shape})) {
+        ReadTask t;
+        t.codec = &shard->inner();
+        t.in_chunk = io.in_chunk;
+        t.dst_offset = add(o.in_box, io.in_box);
+        t.shape = io.shape;
+        t.full = io.full_chunk;
+        t.cache_key = inner_cache_key(o.chunk_index, io.chunk_index);
+        if (indexes[s].empty()) {
+          t.missing = true;
+        } else {
+          const ShardIndexEntry& e = indexes[s][static_cast<std::size_t>(inner.linear_index(io.chunk_index))];
+          if (e.empty()) {
+            t.missing = true;
+          } else {
+            t.request = {keys[s], ByteRange::range(e.offset, e.nbytes)};
+          }
+        }
+        tasks.push_back(std::move(t));
+      }
+    }
+    return tasks;
+  }
+
+  void read_into(const Box& box, const ArrayView& dst) const {
+    check_box(box, dst, "ChunkedArray::read_into");
+    if (dst.num_elements() == 0) return;
+    if (!box_inside(box, spec.shape)) fill(dst, fill_ptr());
+    auto tasks = plan_read(box);
+    run_read_tasks(tasks, dst);
+  }
+
+  void check_box(const Box& box, const ArrayView& view, const char* where) const {
+    const std::size_t r = spec.shape.size();
+    VOXCORE_EXPECT(box.start.size() == r && box.shape.size() == r && view.shape.size() == r &&
+                       view.byte_strides.size() == r,
+                   ErrorCode::kInvalidArgument, where,
+                   "rank differs from the array rank (expected=" + std::to_string(r) + ")");
+    VOXCORE_EXPECT(view.shape == box.shape, ErrorCode::kInvalidArgument, where,
+                   "buffer shape differs from the box (expected=" + shape_str(box.shape) +
+                       ", got=" + shape_str(view.shape) + ")");
+    VOXCORE_EXPECT(view.dtype == spec.dtype, ErrorCode::kInvalidArgument, where,
+                   std::string("buffer dtype differs (expected=") + dtype_name(spec.dtype) +
+                       ", got=" + dtype_name(view.dtype) + ")");
+  }
+
+  // ---- writing ---------------------------------------------------------------------------------
+
+  // New bytes for one chunk: `existing` are its current bytes (nullptr: none). Returns false
+  // when the chunk should be erased (all fill and write_empty_chunks is off).
+  bool build_chunk(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
+                   std::size_t existing_size, ByteBuffer& out) const {
+    ArrayView part = src.subview(o.in_box, o.shape);
+    if (o.full_chunk) {
+      if (!spec.write_empty_chunks && all_equal(part, fill_ptr())) return false;
+      chain->encode(part, out);
+      return true;
+    }
+    tl_chunk.resize(static_cast<std::size_t>(chain->chunk_nbytes()));
+    ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, chain->chunk_shape());
+    if (existing) {
+      chain->decode_into(existing, existing_size, whole);
+    } else {
+      voxcore::fill(whole, fill_ptr());
+    }
+    copy(part, whole.subview(o.in_chunk, o.shape));
+    if (!spec.write_empty_chunks && all_equal(whole, fill_ptr())) return false;
+    chain->encode(whole, out);
+    return true;
+  }
+
+  // New bytes for one shard (see build_chunk). Inner chunks run on the executor when
+  // inner_parallel, else on this thread.
+  bool build_shard(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
+                   std::size_t existing_size, ByteBuffer& out, bool inner_parallel,
+                   const std::string& key) const {
+    const CodecChain& inner_chain = shard->inner();
+    const int64_t n_inner = shard->num_inner_chunks();
+    std::vector<ShardIndexEntry> old_index;
+    if (existing) {
+      const auto n = static_cast<std::size_t>(shard->index_nbytes());
+      VOXCORE_EXPECT(existing_size >= n, ErrorCode::kCorrupt, "ChunkedArray::write",
+                     "shard shorter than its index (key=" + key + ", expected>=" + std::to_string(n) +
+                         ", got=" + std::to_string(existing_size) + ")");
+      const uint8_t* index_bytes = shard->index_at_end() ? existing + existing_size - n : existing;
+      shard->decode_index(index_bytes, n, existing_size, old_index);
+    }
+    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
+    // Which inner chunks the write touches, and how.
+    std::vector<const ChunkGrid::Overlap*> touched(static_cast<std::size_t>(n_inner), nullptr);
+    const auto inner_overlaps = inner.overlaps(Box{o.in_chunk, o.shape});
+    for (const auto& io : inner_overlaps) touched[static_cast<std::size_t>(inner.linear_index(io.chunk_index))] = &io;
+    // Inner chunks that lie entirely outside the array stay empty.
+    Shape shard_origin = grid.chunk_origin(o.chunk_index);
+    std::vector<ByteBuffer> encoded(static_cast<std::size_t>(n_inner));
+    std::vector<uint8_t> present(static_cast<std::size_t>(n_inner), 0);
+    auto work = [&](int64_t i) {
+      const auto* io = touched[static_cast<std::size_t>(i)];
+      const bool had = !old_index.empty() && !old_index[static_cast<std::size_t>(i)].empty();
+      if (!io) {
+        if (had) {
+          const auto& e = old_index[static_cast<std::size_t>(i)];
+          encoded[i].resize(0);
+          encoded[i].append(existing + e.offset, static_cast<std::size_t>(e.nbytes));
+          present[i] = 1;
+        }
+        return;
+      }
+      ArrayView part = src.subview(add(o.in_box, io->in_box), io->shape);
+      const bool full_inner = io->full_chunk;
+      if (full_inner) {
+        if (!spec.write_empty_chunks && all_equal(part, fill_ptr())) return;
+        inner_chain.encode(part, encoded[i]);
+        present[i] = 1;
+        return;
+      }
+      tl_chunk.resize(static_cast<std::size_t>(inner_chain.chunk_nbytes()));
+      ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, inner_chain.chunk_shape());
+      if (had) {
+        const auto& e = old_index[static_cast<std::size_t>(i)];
+        inner_chain.decode_into(existing + e.offset, static_cast<std::size_t>(e.nbytes), whole);
+      } else {
+        voxcore::fill(whole, fill_ptr());
+      }
+      copy(part, whole.subview(io->in_chunk, io->shape));
+      if (!spec.write_empty_chunks && all_equal(whole, fill_ptr())) return;
+      inner_chain.encode(whole, encoded[i]);
+      present[i] = 1;
+    };
+    if (inner_parallel) {
+      executor->parallel_for(n_inner, work);
+    } else {
+      for (int64_t i = 0; i < n_inner; ++i) work(i);
+    }
+    (void)shard_origin;
+    std::vector<ShardIndexEntry> index(static_cast<std::size_t>(n_inner));
+    uint64_t total = 0;
+    bool any = false;
+    for (int64_t i = 0; i < n_inner; ++i) {
+      if (present[i]) {
+        any = true;
+        total += encoded[i].size();
+      }
+    }
+    if (!any && !spec.write_empty_chunks) return false;
+    const uint64_t index_n = static_cast<uint64_t>(shard->index_nbytes());
+    uint64_t offset = shard->index_at_end() ? 0 : index_n;
+    out.resize(0);
+    out.reserve(static_cast<std::size_t>(total + index_n));
+    ByteBuffer index_bytes;
+    if (!shard->index_at_end()) out.resize(static_cast<std::size_t>(index_n));  // patched below
+    for (int64_t i = 0; i < n_inner; ++i) {
+      if (!present[i]) continue;
+      index[i].offset = offset;
+      index[i].nbytes = encoded[i].size();
+      out.append(encoded[i].data(), encoded[i].size());
+      offset += encoded[i].size();
+    }
+    shard->encode_index(index, index_bytes);
+    if (shard->index_at_end()) {
+      out.append(index_bytes.data(), index_bytes.size());
+    } else {
+      std::copy(index_bytes.data(), index_bytes.data() + index_bytes.size(), out.data());
+    }
+    return true;
+  }
+
+  bool build(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
+             std::size_t existing_size, ByteBuffer& out, bool inner_parallel, const std::string& key) const {
+    if (shard) return build_shard(o, src, existing, existing_size, out, inner_parallel, key);
+    return build_chunk(o, src, existing, existing_size, out);
+  }
+
+  bool needs_existing(const ChunkGrid::Overlap& o) const { return !o.full_chunk; }
+
+  void invalidate(const ChunkGrid::Overlap& o) {
+    if (!cache) return;
+    if (!shard) {
+      cache->erase(owner, grid.linear_index(o.chunk_index));
+      return;
+    }
+    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
+    for (const auto& io : inner.overlaps(Box{o.in_chunk, o.shape})) {
+      cache->erase(owner, inner_cache_key(o.chunk_index, io.chunk_index));
+    }
+  }
+
+  void write(const Box& box, const ArrayView& src) {
+    check_box(box, src, "ChunkedArray::write");
+    VOXCORE_EXPECT(box_inside(box, spec.shape), ErrorCode::kInvalidArgument, "ChunkedArray::write",
+                   "box lies outside the array (start=" + shape_str(box.start) + ", shape=" +
+                       shape_str(box.shape) + ", array=" + shape_str(spec.shape) + ")");
+    if (src.num_elements() == 0) return;
+    const auto overlaps = grid.overlaps(box);
+    const bool inner_parallel =
+        shard != nullptr && static_cast<int64_t>(overlaps.size()) < executor->concurrency();
+    if (store->batched()) {
+      write_batched(overlaps, src, inner_parallel);
+      return;
+    }
+    auto one = [&](int64_t k) {
+      const auto& o = overlaps[static_cast<std::size_t>(k)];
+      const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
+      std::lock_guard<std::mutex> lock(stripe(grid.linear_index(o.chunk_index)));
+      thread_local ByteBuffer existing;
+      thread_local ByteBuffer encoded;
+      bool have = false;
+      if (needs_existing(o)) have = store->get(key, ByteRange::whole(), existing);
+      if (have && existing.empty()) {
+        fail(ErrorCode::kCorrupt, "ChunkedArray::write", "empty chunk file (key=" + key + ")");
+      }
+      const bool keep = build(o, src, have ? existing.data() : nullptr, have ? existing.size() : 0,
+                              encoded, inner_parallel, key);
+      if (keep) {
+        store->set(key, encoded.data(), encoded.size());
+      } else {
+        store->erase(key);
+      }
+      invalidate(o);
+    };
+    if (inner_parallel) {
+      for (std::size_t k = 0; k < overlaps.size(); ++k) one(static_cast<int64_t>(k));
+    } else {
+      executor->parallel_for(static_cast<int64_t>(overlaps.size()), one);
+    }
+  }
+
+  void write_batched(const std::vector<ChunkGrid::Overlap>& overlaps, const ArrayView& src,
+                     bool inner_parallel) {
+    std::lock_guard<std::mutex> lock(batched_write_mutex);
+    for (std::size_t begin = 0; begin < overlaps.size(); begin += kBatch) {
+      const std::size_t end = std::min(overlaps.size(), begin + kBatch);
+      const std::size_t n = end - begin;
+      std::vector<std::string> keys(n);
+      std::vector<ByteRequest> requests;
+      std::vector<int64_t> slot(n, -1);
+      for (std::size_t k = 0; k < n; ++k) {
+        keys[k] = chunk_key(spec.key_encoding, overlaps[begin + k].chunk_index);
+        if (needs_existing(overlaps[begin + k])) {
+          slot[k] = static_cast<int64_t>(requests.size());
+          requests.push_back({keys[k], ByteRange::whole()});
+        }
+      }
+      std::vector<ByteBuffer> existing;
+      std::vector<uint8_t> found;
+      store->get_many(requests, existing, found);
+      std::vector<ByteBuffer> encoded(n);
+      std::vector<uint8_t> keep(n, 0);
+      auto one = [&](int64_t k) {
+        const int64_t j = slot[k];
+        const bool have = j >= 0 && found[j];
+        if (have && existing[j].empty()) {
+          fail(ErrorCode::kCorrupt, "ChunkedArray::write", "empty chunk file (key=" + keys[k] + ")");
+        }
+        keep[k] = build(overlaps[begin + k], src, have ? existing[j].data() : nullptr,
+                        have ? existing[j].size() : 0, encoded[k], inner_parallel, keys[k])
+                      ? 1 : 0;
+      };
+      if (inner_parallel) {
+        for (std::size_t k = 0; k < n; ++k) one(static_cast<int64_t>(k));
+      } else {
+        executor->parallel_for(static_cast<int64_t>(n), one);
+      }
+      std::vector<std::string> set_keys;
+      std::vector<ByteBuffer> set_values;
+      for (std::size_t k = 0; k < n; ++k) {
+        if (keep[k]) {
+          set_keys.push_back(keys[k]);
+          set_values.push_back(std::move(encoded[k]));
+        } else {
+          store->erase(keys[k]);
+        }
+        invalidate(overlaps[begin + k]);
+      }
+      store->set_many(set_keys, set_values);
+    }
+  }
+};
+
+ChunkedArray::ChunkedArray(ArraySpec spec, std::shared_ptr<Store> store, std::shared_ptr<ChunkCache> cache,
+                           Executor* executor)
+    : impl_(std::make_unique<Impl>(std::move(spec), std::move(store), std::move(cache), executor)) {}
+
+ChunkedArray::~ChunkedArray() = default;
+
+const ArraySpec& ChunkedArray::spec() const noexcept { return impl_->spec; }
+const ChunkGrid& ChunkedArray::grid() const noexcept { return impl_->grid; }
+const CodecChain& ChunkedArray::codecs() const noexcept { return *impl_->chain; }
+
+void ChunkedArray::read_into(const Box& box, const ArrayView& dst) const { impl_->read_into(box, dst); }
+void ChunkedArray::write(const Box& box, const ArrayView& src) { impl_->write(box, src); }
+
+}  // namespace voxcore

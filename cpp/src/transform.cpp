@@ -1,0 +1,566 @@
+#include "voxcore/transform.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "detail/checked.hpp"
+#include "voxcore/error.hpp"
+
+// One engine serves copy() and permute_flip(): permute_flip only rewrites the source strides and
+// copies. The engine normalises the problem (Plan), then either streams rows (the innermost axis
+// is the fastest one of both views: memcpy or a reversed/strided loop) or, when the two views
+// have different fastest axes, transposes cache-sized tiles through an L1 buffer.
+namespace voxcore {
+namespace {
+
+// Below this the pool hand-off costs more than the copy (a decoded chunk stays on its thread).
+constexpr int64_t kParallelBytes = int64_t{2} << 20;
+// Bytes of a source run copied into the tile buffer, and of a destination run written from it.
+constexpr int64_t kTileSrcBytes = 128;
+constexpr int64_t kTileDstBytes = 128;
+// Tile buffer rows are padded by a cache line so its columns do not all fall in one cache set.
+constexpr int64_t kTilePad = 64;
+
+struct Item16 {
+  uint64_t lo, hi;
+};
+
+template <typename T>
+inline void move_item(uint8_t* d, const uint8_t* s) {
+  T v;
+  std::memcpy(&v, s, sizeof(T));
+  std::memcpy(d, &v, sizeof(T));
+}
+
+// A copy problem with size-1 axes dropped, destination strides made non-negative (an axis walked
+// backwards in both views maps the same elements), axes ordered by decreasing destination stride
+// and neighbours merged where both views are contiguous across them. Lives on the stack.
+struct Plan {
+  int rank = 0;
+  int64_t n[kMaxRank];
+  int64_t ss[kMaxRank];
+  int64_t ds[kMaxRank];
+  const uint8_t* src = nullptr;
+  uint8_t* dst = nullptr;
+
+  int64_t outer_rows() const {
+    int64_t r = 1;
+    for (int i = 0; i + 1 < rank; ++i) r *= n[i];
+    return r;
+  }
+};
+
+void make_plan(const uint8_t* src, const int64_t* src_strides, uint8_t* dst, const int64_t* dst_strides,
+               const Shape& shape, Plan& p) {
+  p.src = src;
+  p.dst = dst;
+  int r = 0;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    const int64_t n = shape[i];
+    if (n == 1) continue;
+    int64_t s = src_strides[i], d = dst_strides[i];
+    if (d < 0) {
+      p.src += (n - 1) * s;
+      p.dst += (n - 1) * d;
+      s = -s;
+      d = -d;
+    }
+    int j = r++;
+    for (; j > 0 && p.ds[j - 1] < d; --j) {
+      p.n[j] = p.n[j - 1];
+      p.ss[j] = p.ss[j - 1];
+      p.ds[j] = p.ds[j - 1];
+    }
+    p.n[j] = n;
+    p.ss[j] = s;
+    p.ds[j] = d;
+  }
+  int m = 0;
+  for (int i = 0; i < r; ++i) {
+    if (m > 0 && p.ss[m - 1] == p.ss[i] * p.n[i] && p.ds[m - 1] == p.ds[i] * p.n[i]) {
+      p.n[m - 1] *= p.n[i];
+      p.ss[m - 1] = p.ss[i];
+      p.ds[m - 1] = p.ds[i];
+    } else {
+      p.n[m] = p.n[i];
+      p.ss[m] = p.ss[i];
+      p.ds[m] = p.ds[i];
+      ++m;
+    }
+  }
+  p.rank = m;
+}
+
+// Calls fn(src_row, dst_row) for rows [lo, hi) of the outer axes [0, rank-1), in C order.
+template <typename F>
+void for_rows(const Plan& p, int64_t lo, int64_t hi, F&& fn) {
+  const int outer = p.rank - 1;
+  if (outer <= 0) {
+    if (lo < hi) fn(p.src, p.dst);
+    return;
+  }
+  int64_t idx[kMaxRank];
+  const uint8_t* s = p.src;
+  uint8_t* d = p.dst;
+  int64_t rem = lo;
+  for (int i = outer - 1; i >= 0; --i) {
+    idx[i] = rem % p.n[i];
+    rem /= p.n[i];
+    s += idx[i] * p.ss[i];
+    d += idx[i] * p.ds[i];
+  }
+  const int last = outer - 1;
+  const int64_t nl = p.n[last], sl = p.ss[last], dl = p.ds[last];
+  for (int64_t count = hi - lo; count > 0;) {
+    const int64_t run = std::min(nl - idx[last], count);
+    for (int64_t k = 0; k < run; ++k, s += sl, d += dl) fn(s, d);
+    count -= run;
+    if (count == 0) return;
+    s -= nl * sl;  // the run ended at the end of the last axis
+    d -= nl * dl;
+    idx[last] = 0;
+    for (int ax = last - 1; ax >= 0; --ax) {
+      s += p.ss[ax];
+      d += p.ds[ax];
+      if (++idx[ax] < p.n[ax]) break;
+      s -= p.n[ax] * p.ss[ax];
+      d -= p.n[ax] * p.ds[ax];
+      idx[ax] = 0;
+    }
+  }
+}
+
+// Runs body(row_lo, row_hi, col_lo, col_hi) over the plan's rows, split across the executor when
+// the copy is large: by rows when there are enough, else rows are cut into column ranges.
+template <typename F>
+void split_rows(const Plan& p, int64_t bytes, Executor* executor, F&& body) {
+  const int64_t rows = p.outer_rows(), cols = p.n[p.rank - 1];
+  if (executor == nullptr || executor->concurrency() <= 1 || bytes < kParallelBytes) {
+    body(0, rows, 0, cols);
+    return;
+  }
+  const int64_t parts = int64_t{executor->concurrency()} * 4;
+  if (rows >= parts) {
+    executor->parallel_for(parts, [&](int64_t i) {
+      const int64_t lo = rows * i / parts, hi = rows * (i + 1) / parts;
+      if (lo < hi) body(lo, hi, 0, cols);
+    });
+    return;
+  }
+  const int64_t per_row = (parts + rows - 1) / rows;
+  executor->parallel_for(rows * per_row, [&](int64_t u) {
+    const int64_t row = u / per_row, c = u % per_row;
+    const int64_t lo = cols * c / per_row, hi = cols * (c + 1) / per_row;
+    if (lo < hi) body(row, row + 1, lo, hi);
+  });
+}
+
+// Row mode: the innermost axis is the fastest one of the destination and of the source.
+template <typename T>
+void copy_rows(const Plan& p, Executor* executor) {
+  constexpr int64_t k = sizeof(T);
+  const int last = p.rank - 1;
+  const int64_t si = p.ss[last], di = p.ds[last];
+  const int64_t bytes = p.outer_rows() * p.n[last] * k;
+  if (si == k && di == k) {
+    split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+      const std::size_t n = static_cast<std::size_t>((c1 - c0) * k);
+      Plan q = p;
+      q.src += c0 * k;
+      q.dst += c0 * k;
+      for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) { std::memcpy(d, s, n); });
+    });
+  } else if (si == -k && di == k) {
+    split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+      const int64_t n = c1 - c0;
+      Plan q = p;
+      q.src -= c0 * k;
+      q.dst += c0 * k;
+      for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) {
+        constexpr int64_t w = sizeof(T);
+        for (int64_t i = 0; i < n; ++i) move_item<T>(d + i * w, s - i * w);
+      });
+    });
+  } else {
+    split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+      const int64_t n = c1 - c0;
+      Plan q = p;
+      q.src += c0 * si;
+      q.dst += c0 * di;
+      for_rows(q, r0, r1, [n, si, di](const uint8_t* s, uint8_t* d) {
+        for (int64_t i = 0; i < n; ++i) move_item<T>(d + i * di, s + i * si);
+      });
+    });
+  }
+}
+
+#if defined(__SSE2__)
+template <int E>
+inline __m128i unpack_lo(__m128i a, __m128i b) {
+  if constexpr (E == 1) return _mm_unpacklo_epi8(a, b);
+  if constexpr (E == 2) return _mm_unpacklo_epi16(a, b);
+  if constexpr (E == 4) return _mm_unpacklo_epi32(a, b);
+  if constexpr (E == 8) return _mm_unpacklo_epi64(a, b);
+}
+template <int E>
+inline __m128i unpack_hi(__m128i a, __m128i b) {
+  if constexpr (E == 1) return _mm_unpackhi_epi8(a, b);
+  if constexpr (E == 2) return _mm_unpackhi_epi16(a, b);
+  if constexpr (E == 4) return _mm_unpackhi_epi32(a, b);
+  if constexpr (E == 8) return _mm_unpackhi_epi64(a, b);
+}
+
+// In-register transpose of a VxV block of E-byte items (V = 16 / E): log2(V) perfect shuffles.
+template <int E>
+inline void transpose_block(__m128i* r) {
+  constexpr int V = 16 / E;
+  for (int stage = 1; stage < V; stage *= 2) {
+    __m128i t[V];
+    for (int i = 0; i < V / 2; ++i) {
+      t[2 * i] = unpack_lo<E>(r[i], r[i + V / 2]);
+      t[2 * i + 1] = unpack_hi<E>(r[i], r[i + V / 2]);
+    }
+    for (int i = 0; i < V; ++i) r[i] = t[i];
+  }
+}
+#endif
+
+// Writes dst(ii, jj) = buf[jj * ld + col(ii)] for ii < nb, jj < na, where col(ii) is ii, or
+// nb - 1 - ii when the source ran backwards along b (rev).
+template <typename T>
+void tile_out(const uint8_t* buf, int64_t ld, int64_t nb, int64_t na, bool rev, uint8_t* d,
+              int64_t dsb, int64_t dsa) {
+  constexpr int64_t k = sizeof(T);
+  int64_t ii = 0;
+#if defined(__SSE2__)
+  constexpr int V = 16 / static_cast<int>(k);
+  if constexpr (V > 1) {
+    if (dsa == k) {
+      for (; ii + V <= nb; ii += V) {
+        const int64_t c = rev ? nb - ii - V : ii;
+        int64_t jj = 0;
+        for (; jj + V <= na; jj += V) {
+          __m128i r[V];
+          for (int q = 0; q < V; ++q) {
+            r[q] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(buf + (jj + q) * ld + c * k));
+          }
+          transpose_block<static_cast<int>(k)>(r);
+          for (int q = 0; q < V; ++q) {
+            const int64_t row = rev ? ii + V - 1 - q : ii + q;
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(d + row * dsb + jj * k), r[q]);
+          }
+        }
+        for (int q = 0; q < V && jj < na; ++q) {
+          const int64_t row = ii + q, col = rev ? nb - 1 - row : row;
+          for (int64_t j = jj; j < na; ++j) move_item<T>(d + row * dsb + j * k, buf + j * ld + col * k);
+        }
+      }
+    }
+  }
+#endif
+  for (; ii < nb; ++ii) {
+    const int64_t col = rev ? nb - 1 - ii : ii;
+    uint8_t* row = d + ii * dsb;
+    for (int64_t j = 0; j < na; ++j) move_item<T>(row + j * dsa, buf + j * ld + col * k);
+  }
+}
+
+// Tile mode: the destination's fastest axis a differs from the source's fastest axis b. Each
+// tile (bb items along b, ba along a) is gathered source-row by source-row into an L1 buffer,
+// then written destination-row by destination-row. Work units are (outer index, tile row along
+// b); a unit walks all tiles along a.
+template <typename T>
+void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
+  constexpr int64_t k = sizeof(T);
+  constexpr int64_t bb = std::max<int64_t>(kTileSrcBytes / k, 1);
+  constexpr int64_t ba = std::max<int64_t>(kTileDstBytes / k, 8);
+  constexpr int64_t ld = bb * k + kTilePad;
+  int outer_axes[kMaxRank];
+  int no = 0;
+  int64_t outer_count = 1;
+  for (int i = 0; i < p.rank; ++i) {
+    if (i != a && i != b) {
+      outer_axes[no++] = i;
+      outer_count *= p.n[i];
+    }
+  }
+  const int64_t na_total = p.n[a], nb_total = p.n[b];
+  const int64_t ssa = p.ss[a], ssb = p.ss[b], dsa = p.ds[a], dsb = p.ds[b];
+  const int64_t tiles_b = (nb_total + bb - 1) / bb;
+  const int64_t units = outer_count * tiles_b;
+
+  auto run_units = [&](int64_t lo, int64_t hi) {
+    alignas(64) uint8_t buf[ba * ld];
+    for (int64_t u = lo; u < hi; ++u) {
+      int64_t rem = u / tiles_b;
+      const int64_t i0 = (u % tiles_b) * bb, nb = std::min(bb, nb_total - i0);
+      const uint8_t* s = p.src + i0 * ssb;
+      uint8_t* d = p.dst + i0 * dsb;
+      for (int q = no - 1; q >= 0; --q) {
+        const int ax = outer_axes[q];
+        const int64_t idx = rem % p.n[ax];
+        rem /= p.n[ax];
+        s += idx * p.ss[ax];
+        d += idx * p.ds[ax];
+      }
+      const bool rev = ssb == -k;
+      for (int64_t j0 = 0; j0 < na_total; j0 += ba) {
+        const int64_t na = std::min(ba, na_total - j0);
+        const uint8_t* st = s + j0 * ssa;
+        for (int64_t jj = 0; jj < na; ++jj) {
+          const uint8_t* row = st + jj * ssa;
+          uint8_t* out = buf + jj * ld;
+          if (ssb == k) {
+            std::memcpy(out, row, static_cast<std::size_t>(nb * k));
+          } else if (rev) {
+            std::memcpy(out, row - (nb - 1) * k, static_cast<std::size_t>(nb * k));
+          } else {
+            for (int64_t ii = 0; ii < nb; ++ii) move_item<T>(out + ii * k, row + ii * ssb);
+          }
+        }
+        tile_out<T>(buf, ld, nb, na, rev, d + j0 * dsa, dsb, dsa);
+      }
+    }
+  };
+
+  const int64_t bytes = outer_count * na_total * nb_total * k;
+  if (executor == nullptr || executor->concurrency() <= 1 || bytes < kParallelBytes || units < 2) {
+    run_units(0, units);
+    return;
+  }
+  const int64_t parts = std::min<int64_t>(units, int64_t{executor->concurrency()} * 4);
+  executor->parallel_for(parts, [&](int64_t i) { run_units(units * i / parts, units * (i + 1) / parts); });
+}
+
+template <typename T>
+void run_plan(const Plan& p, Executor* executor) {
+  const int a = p.rank - 1;
+  int b = a;
+  for (int i = 0; i < p.rank; ++i) {
+    if (std::abs(p.ss[i]) < std::abs(p.ss[b])) b = i;
+  }
+  if (b == a) {
+    copy_rows<T>(p, executor);
+  } else {
+    copy_tiles<T>(p, a, b, executor);
+  }
+}
+
+void run_plan(const Plan& p, std::size_t item, Executor* executor) {
+  if (p.rank == 0) {
+    std::memcpy(p.dst, p.src, item);
+    return;
+  }
+  switch (item) {
+    case 1: return run_plan<uint8_t>(p, executor);
+    case 2: return run_plan<uint16_t>(p, executor);
+    case 4: return run_plan<uint32_t>(p, executor);
+    case 8: return run_plan<uint64_t>(p, executor);
+    case 16: return run_plan<Item16>(p, executor);
+    default:
+      fail(ErrorCode::kUnsupported, "copy", "itemsize " + std::to_string(item) + " is not supported");
+  }
+}
+
+void check_same(const ArrayView& src, const ArrayView& dst, const char* where) {
+  if (src.dtype != dst.dtype) {
+    fail(ErrorCode::kInvalidArgument, where,
+         std::string("dtypes differ (expected=") + dtype_name(dst.dtype) + ", got=" + dtype_name(src.dtype) +
+             ")");
+  }
+  if (src.shape != dst.shape) {
+    fail(ErrorCode::kInvalidArgument, where,
+         "shapes differ (expected=" + detail::shape_str(dst.shape) + ", got=" + detail::shape_str(src.shape) +
+             ")");
+  }
+}
+
+void check_strides(const ArrayView& v, const char* where) {
+  if (v.byte_strides.size() != v.shape.size() || v.rank() > kMaxRank) {
+    fail(ErrorCode::kInvalidArgument, where,
+         "view rank/strides mismatch (rank=" + std::to_string(v.rank()) +
+             ", strides=" + std::to_string(v.byte_strides.size()) + ", max=" + std::to_string(kMaxRank) + ")");
+  }
+}
+
+template <typename T>
+void fill_rows(const Plan& p, const void* value) {
+  T v;
+  std::memcpy(&v, value, sizeof(T));
+  const int64_t n = p.n[p.rank - 1], stride = p.ds[p.rank - 1];
+  if (stride == static_cast<int64_t>(sizeof(T))) {
+    for_rows(p, 0, p.outer_rows(), [&](const uint8_t*, uint8_t* d) {
+      for (int64_t i = 0; i < n; ++i) std::memcpy(d + i * int64_t{sizeof(T)}, &v, sizeof(T));
+    });
+  } else {
+    for_rows(p, 0, p.outer_rows(), [&](const uint8_t*, uint8_t* d) {
+      for (int64_t i = 0; i < n; ++i) std::memcpy(d + i * stride, &v, sizeof(T));
+    });
+  }
+}
+
+template <typename T>
+bool equal_rows(const Plan& p, const void* value) {
+  T v;
+  std::memcpy(&v, value, sizeof(T));
+  const int64_t n = p.n[p.rank - 1], stride = p.ss[p.rank - 1];
+  constexpr int64_t kBlock = 4096;  // checked between blocks so a mismatch ends the scan early
+  bool equal = true;
+  for_rows(p, 0, p.outer_rows(), [&](const uint8_t* s, uint8_t*) {
+    for (int64_t i0 = 0; equal && i0 < n; i0 += kBlock) {
+      const int64_t i1 = std::min(n, i0 + kBlock);
+      T diff{};
+      for (int64_t i = i0; i < i1; ++i) {
+        T x;
+        std::memcpy(&x, s + i * stride, sizeof(T));
+        diff |= static_cast<T>(x ^ v);
+      }
+      equal = diff == 0;
+    }
+  });
+  return equal;
+}
+
+}  // namespace
+
+void copy(const ArrayView& src, const ArrayView& dst, Executor* executor) {
+  check_same(src, dst, "copy");
+  check_strides(src, "copy");
+  check_strides(dst, "copy");
+  for (int64_t n : src.shape) {
+    if (n == 0) return;
+  }
+  Plan p;
+  make_plan(static_cast<const uint8_t*>(src.data), src.byte_strides.data(), static_cast<uint8_t*>(dst.data),
+            dst.byte_strides.data(), src.shape, p);
+  run_plan(p, itemsize(src.dtype), executor);
+}
+
+void fill(const ArrayView& dst, const void* value) {
+  check_strides(dst, "fill");
+  if (dst.num_elements() == 0) return;
+  Plan p;
+  auto* d = static_cast<uint8_t*>(dst.data);
+  make_plan(d, dst.byte_strides.data(), d, dst.byte_strides.data(), dst.shape, p);
+  const std::size_t item = itemsize(dst.dtype);
+  if (p.rank == 0) {
+    std::memcpy(p.dst, value, item);
+    return;
+  }
+  const auto* bytes = static_cast<const uint8_t*>(value);
+  const bool uniform = std::all_of(bytes, bytes + item, [&](uint8_t x) { return x == bytes[0]; });
+  const int64_t n = p.n[p.rank - 1];
+  if (uniform && p.ds[p.rank - 1] == static_cast<int64_t>(item)) {
+    const std::size_t row = static_cast<std::size_t>(n) * item;
+    for_rows(p, 0, p.outer_rows(), [&](const uint8_t*, uint8_t* out) { std::memset(out, bytes[0], row); });
+    return;
+  }
+  switch (item) {
+    case 1: return fill_rows<uint8_t>(p, value);
+    case 2: return fill_rows<uint16_t>(p, value);
+    case 4: return fill_rows<uint32_t>(p, value);
+    case 8: return fill_rows<uint64_t>(p, value);
+    default: {
+      const int64_t stride = p.ds[p.rank - 1];
+      for_rows(p, 0, p.outer_rows(), [&](const uint8_t*, uint8_t* out) {
+        for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * stride, value, item);
+      });
+    }
+  }
+}
+
+bool all_equal(const ArrayView& src, const void* value) {
+  check_strides(src, "all_equal");
+  if (src.num_elements() == 0) return true;
+  Plan p;
+  const auto* s = static_cast<const uint8_t*>(src.data);
+  make_plan(s, src.byte_strides.data(), const_cast<uint8_t*>(s), src.byte_strides.data(), src.shape, p);
+  const std::size_t item = itemsize(src.dtype);
+  if (p.rank == 0) return std::memcmp(p.src, value, item) == 0;
+  switch (item) {
+    case 1: return equal_rows<uint8_t>(p, value);
+    case 2: return equal_rows<uint16_t>(p, value);
+    case 4: return equal_rows<uint32_t>(p, value);
+    case 8: return equal_rows<uint64_t>(p, value);
+    default: {
+      const int64_t n = p.n[p.rank - 1], stride = p.ss[p.rank - 1];
+      bool equal = true;
+      for_rows(p, 0, p.outer_rows(), [&](const uint8_t* row, uint8_t*) {
+        for (int64_t i = 0; equal && i < n; ++i) equal = std::memcmp(row + i * stride, value, item) == 0;
+      });
+      return equal;
+    }
+  }
+}
+
+void byteswap_inplace(void* data, std::size_t count, std::size_t unit) noexcept {
+  auto* p = static_cast<uint8_t*>(data);
+  switch (unit) {
+    case 0:
+    case 1: return;
+    case 2:
+      for (std::size_t i = 0; i < count; ++i) {
+        uint16_t v;
+        std::memcpy(&v, p + 2 * i, 2);
+        v = __builtin_bswap16(v);
+        std::memcpy(p + 2 * i, &v, 2);
+      }
+      return;
+    case 4:
+      for (std::size_t i = 0; i < count; ++i) {
+        uint32_t v;
+        std::memcpy(&v, p + 4 * i, 4);
+        v = __builtin_bswap32(v);
+        std::memcpy(p + 4 * i, &v, 4);
+      }
+      return;
+    case 8:
+      for (std::size_t i = 0; i < count; ++i) {
+        uint64_t v;
+        std::memcpy(&v, p + 8 * i, 8);
+        v = __builtin_bswap64(v);
+        std::memcpy(p + 8 * i, &v, 8);
+      }
+      return;
+    default:
+      for (std::size_t i = 0; i < count; ++i) {
+        uint8_t* u = p + i * unit;
+        for (std::size_t lo = 0, hi = unit - 1; lo < hi; ++lo, --hi) std::swap(u[lo], u[hi]);
+      }
+  }
+}
+
+void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
+                  const std::vector<bool>& flips, Executor* executor) {
+  const int rank = src.rank();
+  if (static_cast<int>(perm.size()) != rank || static_cast<int>(flips.size()) != rank) {
+    fail(ErrorCode::kInvalidArgument, "permute_flip",
+         "perm/flips length must equal rank (expected=" + std::to_string(rank) +
+             ", got=" + std::to_string(perm.size()) + "/" + std::to_string(flips.size()) + ")");
+  }
+  check_strides(src, "permute_flip");
+  check_strides(dst, "permute_flip");
+  bool seen[kMaxRank] = {};
+  for (int axis : perm) {
+    if (axis < 0 || axis >= rank || seen[axis]) {
+      fail(ErrorCode::kInvalidArgument, "permute_flip",
+           "perm is not a permutation of the axes (got axis=" + std::to_string(axis) + ")");
+    }
+    seen[axis] = true;
+  }
+  ArrayView view = src.permuted(perm);
+  for (int i = 0; i < rank; ++i) {
+    if (flips[i]) view = view.flipped(i);
+  }
+  check_same(view, dst, "permute_flip");
+  copy(view, dst, executor);
+}
+
+}  // namespace voxcore

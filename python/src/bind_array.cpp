@@ -1,0 +1,221 @@
+// Bindings for the array layer: codec/array specs, stores, the chunk cache, ChunkedArray.
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "buffers.hpp"
+#include "voxcore/chunked_array.hpp"
+#include "voxcore/error.hpp"
+
+namespace py = pybind11;
+using namespace voxcore;
+using voxcore::python::numpy_dtype;
+using voxcore::python::view_of;
+
+namespace {
+
+Box box_of(const Shape& start, const py::array& array) {
+  Box box;
+  box.start = start;
+  box.shape.assign(array.shape(), array.shape() + array.ndim());
+  return box;
+}
+
+// Wraps a Python callable get_many(requests) -> list[bytes | None] where each request is
+// (key, kind, offset, length) with kind "whole" | "range" | "suffix".
+CallbackStore::GetMany wrap_get_many(py::function fn) {
+  auto holder = std::make_shared<py::function>(std::move(fn));
+  return [holder](const std::vector<ByteRequest>& requests, std::vector<ByteBuffer>& out,
+                  std::vector<uint8_t>& found) {
+    py::gil_scoped_acquire gil;
+    py::list items;
+    for (const auto& r : requests) {
+      const char* kind = r.range.kind == ByteRange::Kind::kWhole   ? "whole"
+                         : r.range.kind == ByteRange::Kind::kRange ? "range"
+                                                                   : "suffix";
+      items.append(py::make_tuple(r.key, kind, r.range.offset, r.range.length));
+    }
+    py::sequence result = (*holder)(items);
+    if (py::len(result) != requests.size()) {
+      fail(ErrorCode::kInvalidArgument, "CallbackStore",
+           "get_many returned the wrong number of values (expected=" + std::to_string(requests.size()) +
+               ", got=" + std::to_string(py::len(result)) + ")");
+    }
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      py::object value = result[i];
+      if (value.is_none()) continue;
+      py::buffer_info info = py::buffer(value).request();
+      out[i].resize(0);
+      out[i].append(info.ptr, static_cast<std::size_t>(info.size * info.itemsize));
+      found[i] = 1;
+    }
+  };
+}
+
+CallbackStore::SetMany wrap_set_many(py::object fn) {
+  if (fn.is_none()) return nullptr;
+  auto holder = std::make_shared<py::object>(std::move(fn));
+  return [holder](const std::vector<std::string>& keys, const std::vector<ByteBuffer>& values) {
+    py::gil_scoped_acquire gil;
+    py::list items;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+      items.append(py::make_tuple(
+          keys[i], py::bytes(reinterpret_cast<const char*>(values[i].data()), values[i].size())));
+    }
+    (*holder)(items);
+  };
+}
+
+CallbackStore::Erase wrap_erase(py::object fn) {
+  if (fn.is_none()) return nullptr;
+  auto holder = std::make_shared<py::object>(std::move(fn));
+  return [holder](const std::string& key) {
+    py::gil_scoped_acquire gil;
+    (*holder)(key);
+  };
+}
+
+}  // namespace
+
+void init_array(py::module_& m) {
+  py::enum_<CodecId>(m, "CodecId")
+      .value("transpose", CodecId::kTranspose)
+      .value("bytes", CodecId::kBytes)
+      .value("sharding", CodecId::kSharding)
+      .value("blosc", CodecId::kBlosc)
+      .value("zstd", CodecId::kZstd)
+      .value("lz4", CodecId::kLz4)
+      .value("gzip", CodecId::kGzip)
+      .value("zlib", CodecId::kZlib)
+      .value("crc32c", CodecId::kCrc32c);
+
+  py::class_<CodecSpec>(m, "CodecSpec", "One codec of a chain with its parameters (plain data).")
+      .def(py::init<>())
+      .def_readwrite("id", &CodecSpec::id)
+      .def_property(
+          "big_endian", [](const CodecSpec& c) { return c.endian == Endian::kBig; },
+          [](CodecSpec& c, bool big) { c.endian = big ? Endian::kBig : Endian::kLittle; })
+      .def_readwrite("order", &CodecSpec::order)
+      .def_readwrite("level", &CodecSpec::level)
+      .def_readwrite("checksum", &CodecSpec::checksum)
+      .def_readwrite("cname", &CodecSpec::cname)
+      .def_readwrite("shuffle", &CodecSpec::shuffle)
+      .def_readwrite("typesize", &CodecSpec::typesize)
+      .def_readwrite("blocksize", &CodecSpec::blocksize)
+      .def_readwrite("inner_chunk_shape", &CodecSpec::inner_chunk_shape)
+      .def_readwrite("inner_codecs", &CodecSpec::inner_codecs)
+      .def_readwrite("index_codecs", &CodecSpec::index_codecs)
+      .def_readwrite("index_at_end", &CodecSpec::index_at_end);
+
+  py::class_<ArraySpec>(m, "ArraySpec", "Shape, chunking, dtype, fill value, codecs and key encoding.")
+      .def(py::init<>())
+      .def_readwrite("shape", &ArraySpec::shape)
+      .def_readwrite("chunk_shape", &ArraySpec::chunk_shape)
+      .def_property(
+          "dtype", [](const ArraySpec& s) { return std::string(dtype_name(s.dtype)); },
+          [](ArraySpec& s, const std::string& name) { s.dtype = dtype_from_name(name); })
+      .def_property(
+          "fill_value", [](const ArraySpec& s) { return py::bytes(reinterpret_cast<const char*>(s.fill_value.data()), s.fill_value.size()); },
+          [](ArraySpec& s, const py::bytes& b) {
+            std::string v = b;
+            s.fill_value.assign(v.begin(), v.end());
+          })
+      .def_readwrite("codecs", &ArraySpec::codecs)
+      .def_property(
+          "key_v2", [](const ArraySpec& s) { return s.key_encoding.kind == ChunkKeyEncoding::Kind::kV2; },
+          [](ArraySpec& s, bool v2) {
+            s.key_encoding.kind = v2 ? ChunkKeyEncoding::Kind::kV2 : ChunkKeyEncoding::Kind::kDefault;
+          })
+      .def_property(
+          "key_separator", [](const ArraySpec& s) { return std::string(1, s.key_encoding.separator); },
+          [](ArraySpec& s, const std::string& sep) {
+            VOXCORE_EXPECT(sep == "/" || sep == ".", ErrorCode::kInvalidMetadata, "ArraySpec",
+                           "chunk key separator must be '/' or '.' (got=" + sep + ")");
+            s.key_encoding.separator = sep[0];
+          })
+      .def_readwrite("write_empty_chunks", &ArraySpec::write_empty_chunks);
+
+  py::class_<Store, std::shared_ptr<Store>>(m, "Store", "A key-value store of chunk bytes.")
+      .def(
+          "get",
+          [](Store& s, const std::string& key) -> py::object {
+            ByteBuffer buf;
+            bool found;
+            {
+              py::gil_scoped_release release;
+              found = s.get(key, ByteRange::whole(), buf);
+            }
+            if (!found) return py::none();
+            return py::bytes(reinterpret_cast<const char*>(buf.data()), buf.size());
+          },
+          py::arg("key"), "The value of key, or None when it does not exist.")
+      .def(
+          "set",
+          [](Store& s, const std::string& key, const py::bytes& value) {
+            std::string v = value;
+            py::gil_scoped_release release;
+            s.set(key, reinterpret_cast<const uint8_t*>(v.data()), v.size());
+          },
+          py::arg("key"), py::arg("value"), "Stores value under key (atomically for a FileStore).")
+      .def(
+          "erase", [](Store& s, const std::string& key) { s.erase(key); }, py::arg("key"),
+          "Removes key; a missing key is not an error.");
+
+  py::class_<FileStore, Store, std::shared_ptr<FileStore>>(
+      m, "FileStore", "Files under a root directory; atomic, durable writes unless durable=False.")
+      .def(py::init<std::string, bool>(), py::arg("root"), py::arg("durable") = true)
+      .def_property_readonly("root", &FileStore::root)
+      .def_property_readonly("durable", &FileStore::durable);
+
+  py::class_<CallbackStore, Store, std::shared_ptr<CallbackStore>>(
+      m, "CallbackStore",
+      "A store served by Python callables: get_many(requests) -> list[bytes | None], with each "
+      "request (key, kind, offset, length); set_many(list[(key, bytes)]); erase(key).")
+      .def(py::init([](py::function get_many, py::object set_many, py::object erase) {
+             return std::make_shared<CallbackStore>(wrap_get_many(std::move(get_many)),
+                                                    wrap_set_many(std::move(set_many)),
+                                                    wrap_erase(std::move(erase)));
+           }),
+           py::arg("get_many"), py::arg("set_many") = py::none(), py::arg("erase") = py::none());
+
+  m.def("check_key", &check_key, py::arg("key"), "Raises UnsafePathError unless key is a safe relative key.");
+
+  py::class_<ChunkCache, std::shared_ptr<ChunkCache>>(m, "ChunkCache",
+                                                      "A bounded LRU of decoded chunks, shareable by arrays.")
+      .def(py::init<std::size_t>(), py::arg("capacity_bytes"))
+      .def_property_readonly("capacity_bytes", &ChunkCache::capacity_bytes)
+      .def_property_readonly("size_bytes", &ChunkCache::size_bytes)
+      .def("clear", &ChunkCache::clear);
+
+  py::class_<ChunkedArray, std::shared_ptr<ChunkedArray>>(m, "ChunkedArray",
+                                                          "Reads and writes boxes of a chunked array.")
+      .def(py::init([](ArraySpec spec, std::shared_ptr<Store> store, std::shared_ptr<ChunkCache> cache) {
+             return std::make_shared<ChunkedArray>(std::move(spec), std::move(store), std::move(cache));
+           }),
+           py::arg("spec"), py::arg("store"), py::arg("cache") = nullptr)
+      .def_property_readonly("shape", [](const ChunkedArray& a) { return a.spec().shape; })
+      .def_property_readonly("dtype", [](const ChunkedArray& a) { return numpy_dtype(a.spec().dtype); })
+      .def(
+          "read_into",
+          [](const ChunkedArray& a, const Shape& start, py::array out) {
+            const Box box = box_of(start, out);
+            const ArrayView view = view_of(out, /*writable=*/true);
+            py::gil_scoped_release release;
+            a.read_into(box, view);
+          },
+          py::arg("start"), py::arg("out"),
+          "Fills out with the box [start, start + out.shape); outside the array: fill value.")
+      .def(
+          "write",
+          [](ChunkedArray& a, const Shape& start, py::array src) {
+            const Box box = box_of(start, src);
+            const ArrayView view = view_of(src, /*writable=*/false);
+            py::gil_scoped_release release;
+            a.write(box, view);
+          },
+          py::arg("start"), py::arg("src"), "Writes src at start (the box must lie inside the array).");
+
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the size of the core's thread pool.");
+  m.def("get_num_threads", &num_threads, "The size of the core's thread pool.");
+}

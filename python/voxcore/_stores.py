@@ -1,0 +1,108 @@
+"""Adapting zarr-python store objects into a core CallbackStore (bytes fetched in batches)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from . import _core
+
+
+def is_zarr_store(obj: Any) -> bool:
+    try:
+        from zarr.abc.store import Store
+    except ImportError:  # pragma: no cover - zarr is a dependency
+        return False
+    return isinstance(obj, Store)
+
+
+def _sync(coro):
+    from zarr.core.sync import sync
+
+    return sync(coro)
+
+
+class ZarrStoreAdapter:
+    """Serves a zarr-python Store (under an optional path prefix) to the core."""
+
+    def __init__(self, store: Any, prefix: str = ""):
+        from zarr.core.buffer import default_buffer_prototype
+
+        self.store = store
+        self.prefix = prefix.strip("/")
+        self._proto = default_buffer_prototype()
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def sub(self, path: str) -> "ZarrStoreAdapter":
+        path = path.strip("/")
+        return ZarrStoreAdapter(self.store, f"{self.prefix}/{path}" if self.prefix else path)
+
+    def get(self, key: str) -> bytes | None:
+        return self.get_many([(key, "whole", 0, 0)])[0]
+
+    def get_many(self, requests) -> list:
+        from zarr.abc.store import RangeByteRequest, SuffixByteRequest
+
+        async def one(key, kind, offset, length):
+            rng = None
+            if kind == "range":
+                rng = RangeByteRequest(offset, offset + length)
+            elif kind == "suffix":
+                rng = SuffixByteRequest(length)
+            buf = await self.store.get(self._key(key), prototype=self._proto, byte_range=rng)
+            return None if buf is None else buf.to_bytes()
+
+        async def gather():
+            return await asyncio.gather(*(one(*r) for r in requests))
+
+        return list(_sync(gather()))
+
+    def set_many(self, items) -> None:
+        from zarr.core.buffer import default_buffer_prototype
+
+        proto = default_buffer_prototype()
+
+        async def gather():
+            await asyncio.gather(*(
+                self.store.set(self._key(k), proto.buffer.from_bytes(v)) for k, v in items
+            ))
+
+        _sync(gather())
+
+    def set(self, key: str, value: bytes) -> None:
+        self.set_many([(key, value)])
+
+    def erase(self, key: str) -> None:
+        _sync(self.store.delete(self._key(key)))
+
+    def core_store(self) -> _core.CallbackStore:
+        writable = not getattr(self.store, "read_only", False)
+        return _core.CallbackStore(
+            self.get_many,
+            self.set_many if writable else None,
+            self.erase if writable else None,
+        )
+
+
+class FileAdapter:
+    """The same small interface over a local directory, through the core's FileStore."""
+
+    def __init__(self, root: str, durable: bool = True):
+        self.root = root
+        self.store = _core.FileStore(root, durable)
+
+    def get(self, key: str) -> bytes | None:
+        return self.store.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.store.set(key, value)
+
+    def sub(self, path: str) -> "FileAdapter":
+        import os
+
+        return FileAdapter(os.path.join(self.root, path), self.store.durable)
+
+    def core_store(self) -> _core.FileStore:
+        return self.store

@@ -1,0 +1,1 @@
+"""Format metadata mapping (Zarr v2/v3 now; OME-NGFF and NIfTI follow)."""

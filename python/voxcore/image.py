@@ -1,0 +1,309 @@
+"""Image: a lazily read chunked array (Zarr v2/v3, OME-Zarr level 0), and how to open/create one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import _core
+from ._indexing import select
+from ._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
+from .errors import InvalidArgumentError, InvalidMetadataError
+from .formats import zarr as zmeta
+
+
+class Image:
+    """A chunked array on disk or in a store. Reads and writes go through the C++ core.
+
+    Use :func:`voxcore.open` or :func:`voxcore.create_array` to get one.
+    """
+
+    def __init__(self, core: _core.ChunkedArray, meta: zmeta.ZarrArrayMeta, source: str,
+                 attrs: dict | None = None):
+        self._core = core
+        self._meta = meta
+        self._source = source
+        self.attrs = attrs if attrs is not None else meta.attributes
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._meta.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._meta.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._meta.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """Axis names: the array's dimension_names, else 'dim_0', 'dim_1', ..."""
+        names = self._meta.dims or (None,) * self.ndim
+        return tuple(n if n is not None else f"dim_{i}" for i, n in enumerate(names))
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The read/write unit (the inner chunk shape of a sharded array)."""
+        return self._meta.chunks
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        return self._meta.shards
+
+    @property
+    def fill_value(self) -> Any:
+        return self._meta.fill_value
+
+    @property
+    def zarr_format(self) -> int:
+        return self._meta.zarr_format
+
+    @property
+    def metadata(self) -> dict:
+        """The array's metadata document as stored (zarr.json or .zarray)."""
+        return self._meta.raw
+
+    def __repr__(self) -> str:
+        return (f"<voxcore.Image {self._source} shape={self.shape} dtype={self.dtype} "
+                f"dims={self.dims} chunks={self.chunks} shards={self.shards}>")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    # -- reading ----------------------------------------------------------------------------
+    def read(self, region: Any = None, *, out: np.ndarray | None = None, pad: bool = False) -> np.ndarray:
+        """Read a region into a numpy array.
+
+        Parameters
+        ----------
+        region : None, tuple of int/slice/Ellipsis, or dict {dim: int | slice}
+            numpy semantics (negative indices, steps). None reads everything.
+        out : numpy.ndarray, optional
+            Destination of the result's shape and dtype (any memory layout); returned.
+        pad : bool
+            If True, slices are taken literally (not clipped): what lies outside the array is
+            the fill value. Unit steps only.
+        """
+        sel = select(region, self.shape, self.dims, pad=pad)
+        result_shape = tuple(s if st == 1 else len(range(0, s, abs(st)))
+                             for s, st, in zip(sel.shape, sel.steps))
+        result_shape = tuple(n for i, n in enumerate(result_shape) if i not in sel.squeeze)
+        if out is not None:
+            if not isinstance(out, np.ndarray):
+                raise TypeError("out must be a numpy array")
+            if out.shape != result_shape:
+                raise InvalidArgumentError(
+                    f"out has the wrong shape (expected={result_shape}, got={out.shape})")
+            if out.dtype != self.dtype:
+                raise InvalidArgumentError(
+                    f"out has the wrong dtype (expected={self.dtype}, got={out.dtype})")
+        if sel.simple:
+            dst = out if out is not None else np.empty(result_shape, dtype=self.dtype)
+            box_view = np.expand_dims(dst, tuple(sel.squeeze)) if sel.squeeze else dst
+            self._core.read_into(sel.start, box_view)
+            return dst
+        box = np.empty(sel.shape, dtype=self.dtype)
+        self._core.read_into(sel.start, box)
+        index = tuple(
+            (0 if i in sel.squeeze else slice(None, None, st) if st > 0 else slice(None, None, st))
+            for i, st in enumerate(sel.steps)
+        )
+        picked = box[index]
+        if out is not None:
+            np.copyto(out, picked)
+            return out
+        return np.ascontiguousarray(picked)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.read(key)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = self.read()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(self, data: Any, offset: Sequence[int] | None = None) -> None:
+        """Write data (array-like, same rank) with its first element at offset (default 0s).
+
+        The box must lie inside the array. Partial chunks are read, merged and rewritten; the
+        merge is serialised per chunk, so threads may write disjoint regions concurrently.
+        """
+        arr = np.asarray(data)
+        if arr.dtype != self.dtype:
+            arr = arr.astype(self.dtype)
+        if not arr.dtype.isnative:
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if arr.ndim != self.ndim:
+            raise InvalidArgumentError(
+                f"data rank differs from the array (expected={self.ndim}, got={arr.ndim})")
+        start = [0] * self.ndim if offset is None else [int(o) for o in offset]
+        if len(start) != self.ndim:
+            raise InvalidArgumentError(
+                f"offset rank differs from the array (expected={self.ndim}, got={len(start)})")
+        self._core.write(start, arr)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        sel = select(key, self.shape, self.dims)
+        if not sel.simple:
+            raise IndexError("assignment supports unit steps only")
+        value = np.asarray(value, dtype=self.dtype)
+        full = np.broadcast_to(np.expand_dims(value, tuple(sel.squeeze)) if sel.squeeze and
+                               value.ndim == self.ndim - len(sel.squeeze) else value, sel.shape)
+        self.write(np.ascontiguousarray(full), sel.start)
+
+
+# ---- opening --------------------------------------------------------------------------------
+
+def _level0_path(attrs: dict) -> str | None:
+    ome = attrs.get("ome", attrs)
+    ms = ome.get("multiscales") if isinstance(ome, dict) else None
+    if not ms:
+        return None
+    try:
+        path = ms[0]["datasets"][0]["path"]
+    except (KeyError, IndexError, TypeError):
+        raise InvalidMetadataError("multiscales[0].datasets[0].path is missing") from None
+    if not isinstance(path, str):
+        raise InvalidMetadataError(f"multiscales dataset path must be a string (got={path!r:.40})")
+    _core.check_key(path)
+    return path
+
+
+def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 2) -> Image:
+    node = zmeta.read_metadata(adapter.get)
+    if isinstance(node, dict):  # a group: OME-Zarr level 0
+        path = _level0_path(node)
+        if path is None or max_depth == 0:
+            raise FileNotFoundError(f"{source} is a Zarr group without OME-Zarr multiscales")
+        img = _open_node(adapter.sub(path), f"{source}/{path}", cache_bytes, max_depth - 1)
+        img.attrs = {k: v for k, v in node.items() if k != "_zarr_format"}
+        return img
+    cache = _core.ChunkCache(int(cache_bytes)) if cache_bytes else None
+    core = _core.ChunkedArray(node.array_spec(), adapter.core_store(), cache)
+    return Image(core, node, source)
+
+
+def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
+         durable: bool = True) -> Image:
+    """Open a Zarr v2/v3 array, or an OME-Zarr group (its level 0), lazily.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, zarr store, zarr.Array or zarr.Group
+        A local directory, or any zarr-python store object (chunk bytes are fetched through it
+        in batches).
+    path : str, optional
+        The node inside a store.
+    cache_bytes : int, optional
+        Size of a decoded-chunk LRU cache in the core (repeated/overlapping reads decode once).
+    durable : bool
+        For local directories: fsync writes (atomic rename either way).
+    """
+    store_path = getattr(source, "store_path", None)
+    if store_path is not None:  # zarr.Array / zarr.Group
+        source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
+    if is_zarr_store(source):
+        adapter = ZarrStoreAdapter(source, path or "")
+        return _open_node(adapter, f"{type(source).__name__}:{path or ''}", cache_bytes)
+    root = os.fspath(source)
+    if path:
+        _core.check_key(path)
+        root = os.path.join(root, path)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no such directory: {root}")
+    return _open_node(FileAdapter(root, durable), root, cache_bytes)
+
+
+def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Sequence[int] | int | None = None,
+                 shards: Sequence[int] | int | None = None, codec: str | None = "zstd",
+                 level: int | None = None, zarr_format: int = 3, dims: Sequence[str] | None = None,
+                 fill_value: Any = 0, order: str = "C", dimension_separator: str | None = None,
+                 overwrite: bool = False, durable: bool = True, path: str | None = None,
+                 attributes: dict | None = None) -> Image:
+    """Create a Zarr array and return it as a writable Image.
+
+    chunks defaults to 64 per axis (clipped to the shape); shards (v3 only) groups chunks into
+    one file each and must be a multiple of chunks. codec: "zstd" (level 1), "blosc-lz4",
+    "gzip", "lz4", "zlib" or None. zarr_format 2 writes .zarray with dimension_separator "."
+    unless given.
+    """
+    shape = tuple(int(s) for s in shape)
+    nd = len(shape)
+    dtype = np.dtype(dtype)
+    if not dtype.isnative:
+        dtype = dtype.newbyteorder("=")
+
+    def per_axis(v, name):
+        if v is None:
+            return None
+        t = (int(v),) * nd if np.isscalar(v) else tuple(int(x) for x in v)
+        if len(t) != nd:
+            raise InvalidArgumentError(f"{name} rank differs from shape (expected={nd}, got={len(t)})")
+        return t
+
+    chunks_t = per_axis(chunks, "chunks") or tuple(max(1, min(64, s)) for s in shape)
+    shards_t = per_axis(shards, "shards")
+    if order not in ("C", "F"):
+        raise InvalidArgumentError(f"order must be 'C' or 'F' (got={order!r})")
+    if dims is not None and len(dims) != nd:
+        raise InvalidArgumentError(f"dims length differs from rank (expected={nd}, got={len(dims)})")
+    if zarr_format == 3:
+        if shards_t is not None and any(s % c for s, c in zip(shards_t, chunks_t)):
+            raise InvalidArgumentError(
+                f"shards must be multiples of chunks (chunks={chunks_t}, shards={shards_t})")
+        doc = zmeta.metadata_v3(shape, dtype, chunks_t, shards_t, codec, level, fill_value, order,
+                                dims, attributes)
+        meta_key = "zarr.json"
+    elif zarr_format == 2:
+        if shards_t is not None:
+            raise InvalidArgumentError("shards need zarr_format=3")
+        sep = dimension_separator or "."
+        doc = zmeta.metadata_v2(shape, dtype, chunks_t, codec, level, fill_value, order, sep)
+        meta_key = ".zarray"
+    else:
+        raise InvalidArgumentError(f"zarr_format must be 2 or 3 (got={zarr_format!r})")
+    # Parse what we are about to write: one validation path for read and write.
+    meta = zmeta.parse_v3(doc) if zarr_format == 3 else zmeta.parse_v2(doc, attributes)
+    if dims is not None:
+        meta.dims = tuple(dims)
+
+    store_path = getattr(source, "store_path", None)
+    if store_path is not None:
+        source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
+    if is_zarr_store(source):
+        adapter = ZarrStoreAdapter(source, path or "")
+        if not overwrite and (adapter.get("zarr.json") is not None or adapter.get(".zarray") is not None):
+            raise FileExistsError(f"an array already exists at {path or '/'} (pass overwrite=True)")
+        if overwrite:
+            from ._stores import _sync
+            _sync(source.delete_dir(adapter.prefix)) if adapter.prefix else _sync(source.clear())
+        label = f"{type(source).__name__}:{path or ''}"
+    else:
+        root = os.fspath(source)
+        if path:
+            _core.check_key(path)
+            root = os.path.join(root, path)
+        if os.path.exists(root):
+            if not overwrite and any(os.path.exists(os.path.join(root, k))
+                                     for k in ("zarr.json", ".zarray", ".zgroup")):
+                raise FileExistsError(f"a Zarr node already exists at {root} (pass overwrite=True)")
+            if overwrite:
+                shutil.rmtree(root)
+        os.makedirs(root, exist_ok=True)
+        adapter = FileAdapter(root, durable)
+        label = root
+    adapter.set(meta_key, zmeta.dumps(doc))
+    if zarr_format == 2 and attributes:
+        adapter.set(".zattrs", zmeta.dumps(attributes))
+    core = _core.ChunkedArray(meta.array_spec(), adapter.core_store(), None)
+    return Image(core, meta, label)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole suite: the C++ tests (ctest), an installed-package C++ consumer build, then pytest.
+# Expects tests/install.sh to have run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+gen=""
+command -v ninja >/dev/null && gen="-G Ninja"
+
+cmake -S . -B build/tests $gen -DCMAKE_BUILD_TYPE=Release -DVOXCORE_BUILD_TESTS=ON
+cmake --build build/tests -j "$jobs"
+ctest --test-dir build/tests --output-on-failure -j "$jobs"
+
+# A C++ program outside the tree finds the installed library with find_package(voxcore).
+rm -rf build/consumer build/install
+cmake --install build/tests --prefix build/install --component cpp >/dev/null
+cmake -S cpp/examples -B build/consumer $gen -DCMAKE_PREFIX_PATH="$PWD/build/install" -DCMAKE_BUILD_TYPE=Release
+cmake --build build/consumer -j "$jobs"
+./build/consumer/brick_reader
+
+python3 -m pytest tests -q
