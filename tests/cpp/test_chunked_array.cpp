@@ -1,0 +1,275 @@
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "voxcore/chunked_array.hpp"
+#include "voxcore/error.hpp"
+
+using namespace voxcore;
+namespace fs = std::filesystem;
+
+namespace {
+
+CodecSpec codec(CodecId id, int level = 0) {
+  CodecSpec c;
+  c.id = id;
+  c.level = level;
+  return c;
+}
+
+ArraySpec spec_for(Shape shape, Shape chunks, bool sharded, Shape inner = {}) {
+  ArraySpec s;
+  s.shape = std::move(shape);
+  s.chunk_shape = std::move(chunks);
+  s.dtype = DType::kUInt16;
+  uint16_t fill = 7;
+  s.fill_value.assign(reinterpret_cast<uint8_t*>(&fill), reinterpret_cast<uint8_t*>(&fill) + 2);
+  if (sharded) {
+    CodecSpec sh = codec(CodecId::kSharding);
+    sh.inner_chunk_shape = std::move(inner);
+    sh.inner_codecs = {codec(CodecId::kBytes), codec(CodecId::kZstd, 1)};
+    sh.index_codecs = {codec(CodecId::kBytes), codec(CodecId::kCrc32c)};
+    s.codecs = {sh};
+  } else {
+    s.codecs = {codec(CodecId::kBytes), codec(CodecId::kZstd, 1)};
+  }
+  return s;
+}
+
+// A store in memory that counts calls; optionally batched.
+class MemoryStore : public Store {
+ public:
+  explicit MemoryStore(bool batched) : batched_(batched) {}
+  bool batched() const noexcept override { return batched_; }
+  bool get(const std::string& key, const ByteRange& range, ByteBuffer& out, uint64_t* total) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++gets;
+    auto it = data_.find(key);
+    if (it == data_.end()) return false;
+    const auto& v = it->second;
+    if (total) *total = v.size();
+    std::size_t off = 0, len = v.size();
+    if (range.kind == ByteRange::Kind::kRange) {
+      off = std::min<std::size_t>(range.offset, v.size());
+      len = std::min<std::size_t>(range.length, v.size() - off);
+    } else if (range.kind == ByteRange::Kind::kSuffix) {
+      len = std::min<std::size_t>(range.length, v.size());
+      off = v.size() - len;
+    }
+    out.resize(0);
+    out.append(v.data() + off, len);
+    return true;
+  }
+  void get_many(const std::vector<ByteRequest>& r, std::vector<ByteBuffer>& out, std::vector<uint8_t>& found) override {
+    ++batches;
+    Store::get_many(r, out, found);
+  }
+  void set(const std::string& key, const uint8_t* d, std::size_t n) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    data_[key].assign(d, d + n);
+  }
+  void erase(const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    data_.erase(key);
+  }
+  std::size_t size() const { return data_.size(); }
+  std::map<std::string, std::vector<uint8_t>> data_;
+  int gets = 0, batches = 0;
+
+ private:
+  bool batched_;
+  std::mutex mutex_;
+};
+
+std::vector<uint16_t> ramp(const Shape& s) {
+  std::vector<uint16_t> v(static_cast<std::size_t>(s[0] * s[1] * s[2]));
+  for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<uint16_t>((i * 2654435761u) >> 7);
+  return v;
+}
+
+ArrayView view(std::vector<uint16_t>& v, const Shape& s) { return ArrayView::contiguous(v.data(), DType::kUInt16, s); }
+
+struct Param {
+  bool sharded;
+  bool batched;
+};
+
+class ChunkedArrayTest : public ::testing::TestWithParam<Param> {
+ protected:
+  ArraySpec make_spec() const {
+    return GetParam().sharded ? spec_for({37, 41, 29}, {16, 16, 16}, true, {8, 8, 8})
+                              : spec_for({37, 41, 29}, {8, 16, 5}, false);
+  }
+};
+
+}  // namespace
+
+TEST_P(ChunkedArrayTest, WholeAndPartialRoundTrip) {
+  auto store = std::make_shared<MemoryStore>(GetParam().batched);
+  ChunkedArray a(make_spec(), store);
+  const Shape shape{37, 41, 29};
+  auto data = ramp(shape);
+  a.write({{0, 0, 0}, shape}, view(data, shape));
+  std::vector<uint16_t> back(data.size());
+  a.read_into({{0, 0, 0}, shape}, view(back, shape));
+  EXPECT_EQ(back, data);
+  if (GetParam().batched) EXPECT_GT(store->batches, 0);
+
+  // unaligned partial write, then compare a box read with the expected values
+  const Shape ps{9, 20, 7};
+  std::vector<uint16_t> patch(static_cast<std::size_t>(9 * 20 * 7), 4242);
+  a.write({{3, 5, 11}, ps}, view(patch, ps));
+  for (int64_t z = 0; z < 9; ++z)
+    for (int64_t y = 0; y < 20; ++y)
+      for (int64_t x = 0; x < 7; ++x) data[((3 + z) * 41 + 5 + y) * 29 + 11 + x] = 4242;
+  a.read_into({{0, 0, 0}, shape}, view(back, shape));
+  EXPECT_EQ(back, data);
+
+  // a box that sticks out of the array: the outside is the fill value (7)
+  const Shape bs{10, 10, 10};
+  std::vector<uint16_t> box(1000);
+  a.read_into({{-3, 35, 25}, bs}, view(box, bs));
+  for (int64_t z = 0; z < 10; ++z)
+    for (int64_t y = 0; y < 10; ++y)
+      for (int64_t x = 0; x < 10; ++x) {
+        const int64_t gz = z - 3, gy = 35 + y, gx = 25 + x;
+        const bool inside = gz >= 0 && gy < 41 && gx < 29;
+        EXPECT_EQ(box[(z * 10 + y) * 10 + x], inside ? data[(gz * 41 + gy) * 29 + gx] : 7);
+      }
+}
+
+TEST_P(ChunkedArrayTest, MissingChunksAreFillAndFillChunksAreNotStored) {
+  auto store = std::make_shared<MemoryStore>(GetParam().batched);
+  ChunkedArray a(make_spec(), store);
+  const Shape shape{37, 41, 29};
+  std::vector<uint16_t> out(static_cast<std::size_t>(37 * 41 * 29), 0);
+  a.read_into({{0, 0, 0}, shape}, view(out, shape));
+  for (auto v : out) ASSERT_EQ(v, 7);
+  std::vector<uint16_t> sevens(out.size(), 7);
+  a.write({{0, 0, 0}, shape}, view(sevens, shape));
+  EXPECT_EQ(store->size(), 0u);
+}
+
+TEST_P(ChunkedArrayTest, StridedDestinationAndCache) {
+  auto store = std::make_shared<MemoryStore>(GetParam().batched);
+  auto cache = std::make_shared<ChunkCache>(1 << 20);
+  ChunkedArray a(make_spec(), store, cache);
+  const Shape shape{37, 41, 29};
+  auto data = ramp(shape);
+  a.write({{0, 0, 0}, shape}, view(data, shape));
+  // read into a Fortran-ordered buffer
+  std::vector<uint16_t> f(data.size());
+  ArrayView fv;
+  fv.data = f.data();
+  fv.dtype = DType::kUInt16;
+  fv.shape = shape;
+  fv.byte_strides = {2, 2 * 37, 2 * 37 * 41};
+  for (int rep = 0; rep < 2; ++rep) {  // second pass is served by the cache
+    a.read_into({{0, 0, 0}, shape}, fv);
+    for (int64_t z = 0; z < 37; z += 5)
+      for (int64_t y = 0; y < 41; y += 3)
+        for (int64_t x = 0; x < 29; ++x) ASSERT_EQ(f[z + 37 * (y + 41 * x)], data[(z * 41 + y) * 29 + x]);
+  }
+  EXPECT_GT(cache->size_bytes(), 0u);
+  // a write invalidates cached chunks
+  std::vector<uint16_t> one(1, 9);
+  a.write({{1, 1, 1}, {1, 1, 1}}, view(one, {1, 1, 1}));
+  std::vector<uint16_t> got(1);
+  a.read_into({{1, 1, 1}, {1, 1, 1}}, view(got, {1, 1, 1}));
+  EXPECT_EQ(got[0], 9);
+}
+
+TEST_P(ChunkedArrayTest, ConcurrentDisjointUnalignedWriters) {
+  auto store = std::make_shared<MemoryStore>(GetParam().batched);
+  ChunkedArray a(make_spec(), store);
+  const Shape shape{37, 41, 29};
+  std::vector<uint16_t> expected(static_cast<std::size_t>(37 * 41 * 29), 7);
+  std::vector<std::thread> threads;
+  // 8 slabs along y of uneven width: every slab shares chunks (and shards) with its neighbours
+  const int64_t cuts[9] = {0, 3, 9, 14, 20, 23, 30, 36, 41};
+  for (int t = 0; t < 8; ++t) {
+    for (int64_t z = 0; z < 37; ++z)
+      for (int64_t y = cuts[t]; y < cuts[t + 1]; ++y)
+        for (int64_t x = 0; x < 29; ++x) expected[(z * 41 + y) * 29 + x] = static_cast<uint16_t>(100 + t);
+  }
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      const Shape s{37, cuts[t + 1] - cuts[t], 29};
+      std::vector<uint16_t> slab(static_cast<std::size_t>(s[0] * s[1] * s[2]), static_cast<uint16_t>(100 + t));
+      for (int rep = 0; rep < 3; ++rep) a.write({{0, cuts[t], 0}, s}, view(slab, s));
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::vector<uint16_t> back(expected.size());
+  a.read_into({{0, 0, 0}, shape}, view(back, shape));
+  EXPECT_EQ(back, expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ChunkedArrayTest,
+                         ::testing::Values(Param{false, false}, Param{true, false}, Param{false, true},
+                                           Param{true, true}),
+                         [](const auto& info) {
+                           return std::string(info.param.sharded ? "Sharded" : "Plain") +
+                                  (info.param.batched ? "Batched" : "Direct");
+                         });
+
+TEST(ChunkedArray, RejectsBadArguments) {
+  auto store = std::make_shared<MemoryStore>(false);
+  ChunkedArray a(spec_for({10, 10, 10}, {4, 4, 4}, false), store);
+  std::vector<uint16_t> buf(1000);
+  auto code = [](auto fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kUnavailable;
+  };
+  EXPECT_EQ(code([&] { a.write({{5, 5, 5}, {10, 10, 10}}, view(buf, {10, 10, 10})); }), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code([&] { a.read_into({{0, 0, 0}, {10, 10, 9}}, view(buf, {10, 10, 10})); }), ErrorCode::kInvalidArgument);
+  ArrayView wrong = ArrayView::contiguous(buf.data(), DType::kInt16, {10, 10, 10});
+  EXPECT_EQ(code([&] { a.read_into({{0, 0, 0}, {10, 10, 10}}, wrong); }), ErrorCode::kInvalidArgument);
+  ArraySpec bad = spec_for({10, 10, 10}, {4, 4, 4}, false);
+  bad.fill_value = {1, 2, 3};
+  EXPECT_EQ(code([&] { ChunkedArray(bad, store); }), ErrorCode::kInvalidMetadata);
+}
+
+TEST(ChunkedArray, CorruptChunksRaiseAndNameTheKey) {
+  auto store = std::make_shared<MemoryStore>(false);
+  ChunkedArray a(spec_for({8, 8, 8}, {8, 8, 8}, false), store);
+  std::vector<uint16_t> buf(512, 1);
+  a.write({{0, 0, 0}, {8, 8, 8}}, view(buf, {8, 8, 8}));
+  store->data_["c/0/0/0"].resize(5);  // truncated
+  try {
+    a.read_into({{0, 0, 0}, {8, 8, 8}}, view(buf, {8, 8, 8}));
+    ADD_FAILURE() << "truncated chunk decoded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+  }
+  store->data_["c/0/0/0"].clear();  // empty chunk file: corrupt, not missing
+  EXPECT_THROW(a.read_into({{0, 0, 0}, {8, 8, 8}}, view(buf, {8, 8, 8})), Error);
+}
+
+TEST(ChunkedArray, FileStoreEndToEnd) {
+  const fs::path root = fs::temp_directory_path() / ("voxcore-ca-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  {
+    auto store = std::make_shared<FileStore>(root.string(), false);
+    ChunkedArray a(spec_for({20, 20, 20}, {16, 16, 16}, true, {8, 8, 8}), store);
+    auto data = ramp({20, 20, 20});
+    a.write({{0, 0, 0}, {20, 20, 20}}, view(data, {20, 20, 20}));
+    EXPECT_TRUE(fs::exists(root / "c" / "1" / "1" / "1"));
+    ChunkedArray b(spec_for({20, 20, 20}, {16, 16, 16}, true, {8, 8, 8}), store);
+    std::vector<uint16_t> back(data.size());
+    b.read_into({{0, 0, 0}, {20, 20, 20}}, view(back, {20, 20, 20}));
+    EXPECT_EQ(back, data);
+  }
+  fs::remove_all(root);
+}
