@@ -175,7 +175,7 @@ def _int_field(cfg: dict, name: str, default: int, key: str, codec: str) -> int:
     return value
 
 
-def _blosc(cfg: dict, key: str, codec: str, v3: bool) -> _core.CodecSpec:
+def _blosc(cfg: dict, key: str, codec: str, v3: bool, itemsize: int) -> _core.CodecSpec:
     cname = cfg.get("cname", "lz4")
     if cname not in _BLOSC_CNAMES:
         raise _bad(f"{codec}: unknown cname (key={key}, got={cname!r:.40})")
@@ -187,7 +187,7 @@ def _blosc(cfg: dict, key: str, codec: str, v3: bool) -> _core.CodecSpec:
     elif isinstance(shuffle, bool) or not isinstance(shuffle, int) or shuffle not in (-1, 0, 1, 2):
         raise _bad(f"{codec}.shuffle invalid (key={key}, got={shuffle!r:.40})")
     if shuffle == -1:  # numcodecs AUTOSHUFFLE: bit shuffle for 1-byte items, else byte
-        shuffle = 1
+        shuffle = 2 if itemsize == 1 else 1
     return _codec(
         _core.CodecId.blosc,
         cname=cname,
@@ -198,7 +198,7 @@ def _blosc(cfg: dict, key: str, codec: str, v3: bool) -> _core.CodecSpec:
     )
 
 
-def _bytes_to_bytes_v3(name: str, cfg: dict, key: str) -> _core.CodecSpec | None:
+def _bytes_to_bytes_v3(name: str, cfg: dict, key: str, itemsize: int) -> _core.CodecSpec | None:
     short = name[len("numcodecs."):] if name.startswith("numcodecs.") else name
     if short == "zstd":
         return _codec(_core.CodecId.zstd, level=_int_field(cfg, "level", 0, key, name),
@@ -212,7 +212,7 @@ def _bytes_to_bytes_v3(name: str, cfg: dict, key: str) -> _core.CodecSpec | None
     if short == "crc32c":
         return _codec(_core.CodecId.crc32c)
     if short == "blosc":
-        return _blosc(cfg, key, name, v3=not name.startswith("numcodecs."))
+        return _blosc(cfg, key, name, v3=not name.startswith("numcodecs."), itemsize=itemsize)
     return None
 
 
@@ -259,7 +259,7 @@ def _codecs_v3(codecs: Any, key: str, dtype: np.dtype, chunk_shape: tuple[int, .
                 index_at_end=location == "end",
             ))
         else:
-            spec = _bytes_to_bytes_v3(name, cfg, key)
+            spec = _bytes_to_bytes_v3(name, cfg, key, dtype.itemsize)
             if spec is None:
                 raise UnsupportedError(f"unsupported codec (key={key}, codec={name!r:.60})")
             out.append(spec)
@@ -363,9 +363,9 @@ def parse_v2(doc: dict, attrs: dict | None, key: str = ".zarray") -> ZarrArrayMe
             raise _bad(f"compressor must be an object with an id (key={key})")
         cid = compressor["id"]
         if cid == "blosc":
-            spec = _blosc(compressor, key, "blosc", v3=False)
+            spec = _blosc(compressor, key, "blosc", v3=False, itemsize=stored.itemsize)
         else:
-            spec = _bytes_to_bytes_v3(cid, compressor, key) if cid != "crc32c" else None
+            spec = _bytes_to_bytes_v3(cid, compressor, key, stored.itemsize) if cid != "crc32c" else None
         if spec is None:
             raise UnsupportedError(f"unsupported compressor (key={key}, codec={cid!r:.40})")
         codecs.append(spec)
