@@ -60,7 +60,10 @@ struct ChunkedArray::Impl {
                    "fill value size differs from the dtype size (expected=" + std::to_string(item) +
                        ", got=" + std::to_string(spec.fill_value.size()) + ")");
     chain = CodecChain::prepare(spec.codecs, spec.chunk_shape, spec.dtype, spec.fill_value);
-    shard = chain->sharding();
+    // Per-inner-chunk I/O only when the chain is exactly [sharding_indexed]: a transpose before
+    // it, or bytes->bytes codecs after it, change the shard's byte layout, and then whole shards
+    // go through the chain like ordinary chunks.
+    if (spec.codecs.size() == 1) shard = chain->sharding();
     if (shard) {
       ChunkGrid inner(spec.shape, shard->inner_chunk_shape());
       inner_grid_shape = inner.grid_shape();

@@ -27,6 +27,8 @@ constexpr int64_t kTileSrcBytes = 128;
 constexpr int64_t kTileDstBytes = 128;
 // Tile buffer rows are padded by a cache line so its columns do not all fall in one cache set.
 constexpr int64_t kTilePad = 64;
+// How many source rows ahead the tile gather prefetches.
+constexpr int64_t kPrefetchRows = 8;
 
 struct Item16 {
   uint64_t lo, hi;
@@ -201,6 +203,20 @@ void copy_rows(const Plan& p, Executor* executor) {
   }
 }
 
+// Requests the cache lines of [p, p + n) ahead of use. Tile rows sit in different pages, where
+// the hardware prefetchers do not follow, so without this every row pays a full miss.
+inline void prefetch_run(const uint8_t* p, int64_t n, bool write) {
+  const auto first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
+  const auto last = reinterpret_cast<uintptr_t>(p + n - 1);
+  for (uintptr_t line = first; line <= last; line += 64) {
+    if (write) {
+      __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
+    } else {
+      __builtin_prefetch(reinterpret_cast<const void*>(line), 0);
+    }
+  }
+}
+
 #if defined(__SSE2__)
 template <int E>
 inline __m128i unpack_lo(__m128i a, __m128i b) {
@@ -243,7 +259,9 @@ void tile_out(const uint8_t* buf, int64_t ld, int64_t nb, int64_t na, bool rev, 
   constexpr int V = 16 / static_cast<int>(k);
   if constexpr (V > 1) {
     if (dsa == k) {
+      for (int64_t q = 0; q < V && q < nb; ++q) prefetch_run(d + q * dsb, na * k, true);
       for (; ii + V <= nb; ii += V) {
+        for (int64_t q = ii + V; q < ii + 2 * V && q < nb; ++q) prefetch_run(d + q * dsb, na * k, true);
         const int64_t c = rev ? nb - ii - V : ii;
         int64_t jj = 0;
         for (; jj + V <= na; jj += V) {
@@ -314,7 +332,11 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
       for (int64_t j0 = 0; j0 < na_total; j0 += ba) {
         const int64_t na = std::min(ba, na_total - j0);
         const uint8_t* st = s + j0 * ssa;
+        const uint8_t* run0 = ssb < 0 ? st + (nb - 1) * ssb : st;  // lowest address of a row
+        const int64_t run_bytes = (nb - 1) * std::abs(ssb) + k;
+        for (int64_t jj = 0; jj < kPrefetchRows && jj < na; ++jj) prefetch_run(run0 + jj * ssa, run_bytes, false);
         for (int64_t jj = 0; jj < na; ++jj) {
+          if (jj + kPrefetchRows < na) prefetch_run(run0 + (jj + kPrefetchRows) * ssa, run_bytes, false);
           const uint8_t* row = st + jj * ssa;
           uint8_t* out = buf + jj * ld;
           if (ssb == k) {
