@@ -29,6 +29,17 @@ bool box_inside(const Box& box, const Shape& shape) {
   return true;
 }
 
+// Read-modify-writes of one key are serialised across every handle in the process: the lock is
+// chosen by (store identity, key).
+std::mutex& write_lock(const std::string& identity, const std::string& key) {
+  static std::array<std::mutex, 1024> locks;
+  const std::size_t h = std::hash<std::string>{}(identity) * 31 + std::hash<std::string>{}(key);
+  return locks[h % locks.size()];
+}
+
+// Shards whose index is held (and whose file stays open) at once during a read.
+constexpr std::size_t kShardGroup = 64;
+
 Shape add(const Shape& a, const Shape& b) {
   Shape r(a.size());
   for (std::size_t i = 0; i < a.size(); ++i) r[i] = a[i] + b[i];
@@ -47,7 +58,8 @@ struct ChunkedArray::Impl {
   std::shared_ptr<const CodecChain> chain;
   const ShardLayout* shard = nullptr;
   Shape inner_grid_shape;  // global inner-chunk grid (cache keys of sharded arrays)
-  mutable std::array<std::mutex, 256> stripes;
+  std::string identity;     // of the store, for write locks
+  uint64_t max_chunk_file;  // no encoding of one (outer) chunk is larger than this
   std::mutex batched_write_mutex;
 
   Impl(ArraySpec s, std::shared_ptr<Store> st, std::shared_ptr<ChunkCache> c, Executor* ex)
@@ -64,6 +76,13 @@ struct ChunkedArray::Impl {
     // it, or bytes->bytes codecs after it, change the shard's byte layout, and then whole shards
     // go through the chain like ordinary chunks.
     if (spec.codecs.size() == 1) shard = chain->sharding();
+    identity = store->identity();
+    uint64_t bound = static_cast<uint64_t>(chain->chunk_nbytes()) * 2 + (1u << 20);
+    if (const ShardLayout* layout = chain->sharding()) {
+      bound += static_cast<uint64_t>(layout->index_nbytes()) +
+               static_cast<uint64_t>(layout->num_inner_chunks()) * 1024;
+    }
+    max_chunk_file = bound;
     if (shard) {
       ChunkGrid inner(spec.shape, shard->inner_chunk_shape());
       inner_grid_shape = inner.grid_shape();
@@ -71,9 +90,6 @@ struct ChunkedArray::Impl {
   }
 
   const void* fill_ptr() const { return spec.fill_value.data(); }
-  std::mutex& stripe(int64_t chunk) const {
-    return stripes[static_cast<std::size_t>(chunk * 0x9E3779B97F4A7C15ull >> 56)];
-  }
 
   int64_t inner_cache_key(const Shape& shard_index, const Shape& inner_index) const {
     const Shape& cps = shard->chunks_per_shard();
@@ -94,10 +110,29 @@ struct ChunkedArray::Impl {
     Shape in_chunk, dst_offset, shape;
     bool full;
     int64_t cache_key;
-    bool missing = false;  // known empty (shard index says so)
+    bool missing = false;              // known empty (shard index says so)
+    Store::Snapshot* snap = nullptr;  // read the range from this shard version
+    int64_t inner = -1;                // inner chunk number, for messages
   };
 
+  [[noreturn]] void rethrow_with_key(const Error& e, const ReadTask& t, const char* where) const {
+    std::string what = e.what();
+    what += " (key=" + t.request.key;
+    if (t.inner >= 0) what += ", inner chunk " + std::to_string(t.inner);
+    what += ")";
+    fail(e.code(), where, what, e.sys_errno());
+  }
+
   void place(const ReadTask& t, const uint8_t* bytes, std::size_t size, const ArrayView& dst) const {
+    try {
+      place_unchecked(t, bytes, size, dst);
+    } catch (const Error& e) {
+      rethrow_with_key(e, t, "ChunkedArray::read_into");
+    }
+  }
+
+  void place_unchecked(const ReadTask& t, const uint8_t* bytes, std::size_t size,
+                       const ArrayView& dst) const {
     const CodecChain& codec = *t.codec;
     ArrayView part = dst.subview(t.dst_offset, t.shape);
     if (cache) {
@@ -176,7 +211,9 @@ struct ChunkedArray::Impl {
             return;
           }
           if (place_cached(t, dst)) return;
-          if (!store->get(t.request.key, t.request.range, tl_fetched)) {
+          if (t.snap) {
+            t.snap->read(t.request.range.offset, t.request.range.length, tl_fetched);
+          } else if (!store->get(t.request.key, t.request.range, tl_fetched)) {
             fill_part(t, dst);
             return;
           }
@@ -191,24 +228,24 @@ struct ChunkedArray::Impl {
     fill(dst.subview(t.dst_offset, t.shape), fill_ptr());
   }
 
-  // Index of every overlapped shard: entries, or empty when the shard does not exist.
-  std::vector<std::vector<ShardIndexEntry>> read_indexes(const std::vector<std::string>& keys) const {
+  // The index of each shard in keys (empty: no shard). For a non-batched store each shard is
+  // opened once (snaps) and its index and inner chunks are read from that one version.
+  std::vector<std::vector<ShardIndexEntry>> read_indexes(
+      const std::vector<std::string>& keys, std::vector<std::unique_ptr<Store::Snapshot>>& snaps) const {
     std::vector<std::vector<ShardIndexEntry>> indexes(keys.size());
     const auto n = static_cast<uint64_t>(shard->index_nbytes());
-    const ByteRange range = shard->index_at_end() ? ByteRange::suffix(n) : ByteRange::range(0, n);
     auto decode = [&](std::size_t i, const ByteBuffer& bytes, uint64_t total) {
-      if (bytes.size() != n) {
-        fail(ErrorCode::kCorrupt, "ChunkedArray::read_into",
-             "shard shorter than its index (key=" + keys[i] + ", expected=" + std::to_string(n) +
-                 " index bytes, got=" + std::to_string(bytes.size()) + ")");
-      }
       try {
+        VOXCORE_EXPECT(bytes.size() == n, ErrorCode::kCorrupt, "ChunkedArray::read_into",
+                       "shard shorter than its index (expected=" + std::to_string(n) +
+                           " index bytes, got=" + std::to_string(bytes.size()) + ")");
         shard->decode_index(bytes.data(), bytes.size(), total, indexes[i]);
       } catch (const Error& e) {
         fail(e.code(), "ChunkedArray::read_into", std::string(e.what()) + " (key=" + keys[i] + ")");
       }
     };
     if (store->batched()) {
+      const ByteRange range = shard->index_at_end() ? ByteRange::suffix(n) : ByteRange::range(0, n);
       std::vector<ByteRequest> requests;
       for (const auto& k : keys) requests.push_back({k, range});
       std::vector<ByteBuffer> values;
@@ -217,69 +254,87 @@ struct ChunkedArray::Impl {
       for (std::size_t i = 0; i < keys.size(); ++i) {
         if (found[i]) decode(i, values[i], UINT64_MAX);
       }
-    } else {
-      executor->parallel_for(static_cast<int64_t>(keys.size()), [&](int64_t i) {
-        uint64_t total = UINT64_MAX;
-        if (store->get(keys[i], range, tl_fetched, &total)) decode(i, tl_fetched, total);
-      });
+      return indexes;
     }
+    snaps.resize(keys.size());
+    executor->parallel_for(static_cast<int64_t>(keys.size()), [&](int64_t i) {
+      snaps[i] = store->snapshot(keys[i]);
+      if (!snaps[i]) return;
+      const uint64_t size = snaps[i]->size();
+      const uint64_t offset = shard->index_at_end() ? (size >= n ? size - n : 0) : 0;
+      snaps[i]->read(offset, n, tl_fetched);
+      decode(static_cast<std::size_t>(i), tl_fetched, size);
+    });
     return indexes;
   }
 
-  std::vector<ReadTask> plan_read(const Box& box) const {
+  std::vector<ReadTask> plan_chunks(const Box& box) const {
     std::vector<ReadTask> tasks;
     const auto overlaps = grid.overlaps(box);
-    if (!shard) {
-      tasks.reserve(overlaps.size());
-      for (const auto& o : overlaps) {
-        ReadTask t;
-        t.request = {chunk_key(spec.key_encoding, o.chunk_index), ByteRange::whole()};
-        t.codec = chain.get();
-        t.in_chunk = o.in_chunk;
-        t.dst_offset = o.in_box;
-        t.shape = o.shape;
-        t.full = o.full_chunk;
-        t.cache_key = grid.linear_index(o.chunk_index);
-        tasks.push_back(std::move(t));
-      }
-      return tasks;
-    }
-    std::vector<std::string> keys;
-    keys.reserve(overlaps.size());
-    for (const auto& o : overlaps) keys.push_back(chunk_key(spec.key_encoding, o.chunk_index));
-    const auto indexes = read_indexes(keys);
-    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
-    for (std::size_t s = 0; s < overlaps.size(); ++s) {
-      const auto& o = overlaps[s];
-      for (const auto& io : inner.overlaps(Box{o.in_chunk, o.shape})) {
-        ReadTask t;
-        t.codec = &shard->inner();
-        t.in_chunk = io.in_chunk;
-        t.dst_offset = add(o.in_box, io.in_box);
-        t.shape = io.shape;
-        t.full = io.full_chunk;
-        t.cache_key = inner_cache_key(o.chunk_index, io.chunk_index);
-        if (indexes[s].empty()) {
-          t.missing = true;
-        } else {
-          const ShardIndexEntry& e = indexes[s][static_cast<std::size_t>(inner.linear_index(io.chunk_index))];
-          if (e.empty()) {
-            t.missing = true;
-          } else {
-            t.request = {keys[s], ByteRange::range(e.offset, e.nbytes)};
-          }
-        }
-        tasks.push_back(std::move(t));
-      }
+    tasks.reserve(overlaps.size());
+    for (const auto& o : overlaps) {
+      ReadTask t;
+      t.request = {chunk_key(spec.key_encoding, o.chunk_index), ByteRange::whole(max_chunk_file)};
+      t.codec = chain.get();
+      t.in_chunk = o.in_chunk;
+      t.dst_offset = o.in_box;
+      t.shape = o.shape;
+      t.full = o.full_chunk;
+      t.cache_key = grid.linear_index(o.chunk_index);
+      tasks.push_back(std::move(t));
     }
     return tasks;
+  }
+
+  void read_sharded(const Box& box, const ArrayView& dst) const {
+    const auto overlaps = grid.overlaps(box);
+    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
+    for (std::size_t begin = 0; begin < overlaps.size(); begin += kShardGroup) {
+      const std::size_t end = std::min(overlaps.size(), begin + kShardGroup);
+      std::vector<std::string> keys;
+      for (std::size_t s = begin; s < end; ++s) keys.push_back(chunk_key(spec.key_encoding, overlaps[s].chunk_index));
+      std::vector<std::unique_ptr<Store::Snapshot>> snaps;
+      const auto indexes = read_indexes(keys, snaps);
+      std::vector<ReadTask> tasks;
+      for (std::size_t s = begin; s < end; ++s) {
+        const auto& o = overlaps[s];
+        const std::size_t g = s - begin;
+        for (const auto& io : inner.overlaps(Box{o.in_chunk, o.shape})) {
+          ReadTask t;
+          t.codec = &shard->inner();
+          t.request.key = keys[g];
+          t.in_chunk = io.in_chunk;
+          t.dst_offset = add(o.in_box, io.in_box);
+          t.shape = io.shape;
+          t.full = io.full_chunk;
+          t.cache_key = inner_cache_key(o.chunk_index, io.chunk_index);
+          t.inner = inner.linear_index(io.chunk_index);
+          if (indexes[g].empty()) {
+            t.missing = true;
+          } else {
+            const ShardIndexEntry& e = indexes[g][static_cast<std::size_t>(t.inner)];
+            t.missing = e.empty();
+            if (!t.missing) {
+              t.request.range = ByteRange::range(e.offset, e.nbytes);
+              if (!snaps.empty()) t.snap = snaps[g].get();
+            }
+          }
+          tasks.push_back(std::move(t));
+        }
+      }
+      run_read_tasks(tasks, dst);
+    }
   }
 
   void read_into(const Box& box, const ArrayView& dst) const {
     check_box(box, dst, "ChunkedArray::read_into");
     if (dst.num_elements() == 0) return;
     if (!box_inside(box, spec.shape)) fill(dst, fill_ptr());
-    auto tasks = plan_read(box);
+    if (shard) {
+      read_sharded(box, dst);
+      return;
+    }
+    auto tasks = plan_chunks(box);
     run_read_tasks(tasks, dst);
   }
 
@@ -420,8 +475,13 @@ struct ChunkedArray::Impl {
 
   bool build(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
              std::size_t existing_size, ByteBuffer& out, bool inner_parallel, const std::string& key) const {
-    if (shard) return build_shard(o, src, existing, existing_size, out, inner_parallel, key);
-    return build_chunk(o, src, existing, existing_size, out);
+    try {
+      if (shard) return build_shard(o, src, existing, existing_size, out, inner_parallel, key);
+      return build_chunk(o, src, existing, existing_size, out);
+    } catch (const Error& e) {
+      if (std::string(e.what()).find("key=") != std::string::npos) throw;
+      fail(e.code(), "ChunkedArray::write", std::string(e.what()) + " (key=" + key + ")", e.sys_errno());
+    }
   }
 
   bool needs_existing(const ChunkGrid::Overlap& o) const { return !o.full_chunk; }
@@ -454,11 +514,11 @@ struct ChunkedArray::Impl {
     auto one = [&](int64_t k) {
       const auto& o = overlaps[static_cast<std::size_t>(k)];
       const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
-      std::lock_guard<std::mutex> lock(stripe(grid.linear_index(o.chunk_index)));
+      std::lock_guard<std::mutex> lock(write_lock(identity, key));
       thread_local ByteBuffer existing;
       thread_local ByteBuffer encoded;
       bool have = false;
-      if (needs_existing(o)) have = store->get(key, ByteRange::whole(), existing);
+      if (needs_existing(o)) have = store->get(key, ByteRange::whole(max_chunk_file), existing);
       if (have && existing.empty()) {
         fail(ErrorCode::kCorrupt, "ChunkedArray::write", "empty chunk file (key=" + key + ")");
       }
@@ -491,7 +551,7 @@ struct ChunkedArray::Impl {
         keys[k] = chunk_key(spec.key_encoding, overlaps[begin + k].chunk_index);
         if (needs_existing(overlaps[begin + k])) {
           slot[k] = static_cast<int64_t>(requests.size());
-          requests.push_back({keys[k], ByteRange::whole()});
+          requests.push_back({keys[k], ByteRange::whole(max_chunk_file)});
         }
       }
       std::vector<ByteBuffer> existing;

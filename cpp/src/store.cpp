@@ -1,6 +1,8 @@
 #include "voxcore/store.hpp"
 
 #include <cerrno>
+#include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <atomic>
 #include <random>
@@ -125,8 +127,79 @@ void Store::set_many(const std::vector<std::string>& keys, const std::vector<Byt
   for (std::size_t i = 0; i < keys.size(); ++i) set(keys[i], values[i].data(), values[i].size());
 }
 
+namespace {
+
+class MemorySnapshot : public Store::Snapshot {
+ public:
+  explicit MemorySnapshot(ByteBuffer bytes) : bytes_(std::move(bytes)) {}
+  uint64_t size() const override { return bytes_.size(); }
+  std::size_t read(uint64_t offset, uint64_t length, ByteBuffer& out) override {
+    const uint64_t start = std::min<uint64_t>(offset, bytes_.size());
+    const uint64_t n = std::min<uint64_t>(length, bytes_.size() - start);
+    out.resize(0);
+    out.append(bytes_.data() + start, static_cast<std::size_t>(n));
+    return static_cast<std::size_t>(n);
+  }
+
+ private:
+  ByteBuffer bytes_;
+};
+
+class FileSnapshot : public Store::Snapshot {
+ public:
+  FileSnapshot(int fd, uint64_t size, std::string path) : fd_(fd), size_(size), path_(std::move(path)) {}
+  ~FileSnapshot() override { ::close(fd_); }
+  uint64_t size() const override { return size_; }
+  std::size_t read(uint64_t offset, uint64_t length, ByteBuffer& out) override {
+    const uint64_t start = std::min(offset, size_);
+    const uint64_t n = std::min(length, size_ - start);
+    out.resize(static_cast<std::size_t>(n));
+    pread_all(fd_, out.data(), static_cast<std::size_t>(n), start, path_);
+    return static_cast<std::size_t>(n);
+  }
+
+ private:
+  int fd_;
+  uint64_t size_;
+  std::string path_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store::Snapshot> Store::snapshot(const std::string& key) {
+  ByteBuffer bytes;
+  if (!get(key, ByteRange::whole(), bytes)) return nullptr;
+  return std::make_unique<MemorySnapshot>(std::move(bytes));
+}
+
+std::string Store::identity() const {
+  return "store@" + std::to_string(reinterpret_cast<uintptr_t>(this));
+}
+
 FileStore::FileStore(std::string root, bool durable) : root_(std::move(root)), durable_(durable) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  char* resolved = ::realpath(root_.c_str(), nullptr);
+  canonical_root_ = resolved ? std::string(resolved) : root_;
+  std::free(resolved);
+}
+
+std::string FileStore::identity() const { return "file:" + canonical_root_; }
+
+std::unique_ptr<Store::Snapshot> FileStore::snapshot(const std::string& key) {
+  check_key(key);
+  const std::string path = root_ + "/" + key;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return nullptr;
+    fail_io("FileStore::snapshot", "cannot open", path, errno);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    fail_io("FileStore::snapshot", "cannot read", path, err);
+  }
+  return std::make_unique<FileSnapshot>(fd, static_cast<uint64_t>(st.st_size), path);
 }
 
 bool FileStore::get(const std::string& key, const ByteRange& range, ByteBuffer& out,
@@ -146,7 +219,13 @@ bool FileStore::get(const std::string& key, const ByteRange& range, ByteBuffer& 
   if (total_size) *total_size = size;
   uint64_t offset = 0, length = size;
   switch (range.kind) {
-    case ByteRange::Kind::kWhole: break;
+    case ByteRange::Kind::kWhole:
+      if (size > range.max_size) {
+        fail(ErrorCode::kCorrupt, "FileStore::get",
+             "value larger than any encoding of it can be (key=" + key + ", limit=" +
+                 std::to_string(range.max_size) + ", got=" + std::to_string(size) + " bytes)");
+      }
+      break;
     case ByteRange::Kind::kRange:
       offset = range.offset > size ? size : range.offset;
       length = std::min<uint64_t>(range.length, size - offset);
@@ -216,6 +295,11 @@ bool CallbackStore::get(const std::string& key, const ByteRange& range, ByteBuff
   get_many(requests, values, found);
   if (total_size) *total_size = UINT64_MAX;
   if (!found[0]) return false;
+  if (range.kind == ByteRange::Kind::kWhole && values[0].size() > range.max_size) {
+    fail(ErrorCode::kCorrupt, "CallbackStore::get",
+         "value larger than any encoding of it can be (key=" + key + ", limit=" +
+             std::to_string(range.max_size) + ", got=" + std::to_string(values[0].size()) + " bytes)");
+  }
   out = std::move(values[0]);
   return true;
 }

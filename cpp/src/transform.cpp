@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,19 +17,23 @@
 // One engine serves copy() and permute_flip(): permute_flip only rewrites the source strides and
 // copies. The engine normalises the problem (Plan), then either streams rows (the innermost axis
 // is the fastest one of both views: memcpy or a reversed/strided loop) or, when the two views
-// have different fastest axes, transposes cache-sized tiles through an L1 buffer.
+// have different fastest axes, transposes cache-sized tiles through a per-thread buffer.
 namespace voxcore {
 namespace {
 
 // Below this the pool hand-off costs more than the copy (a decoded chunk stays on its thread).
 constexpr int64_t kParallelBytes = int64_t{2} << 20;
 // Bytes of a source run copied into the tile buffer, and of a destination run written from it.
-constexpr int64_t kTileSrcBytes = 128;
-constexpr int64_t kTileDstBytes = 128;
+constexpr int64_t kTileSrcBytes = 512;
+constexpr int64_t kTileDstBytes = 256;
 // Tile buffer rows are padded by a cache line so its columns do not all fall in one cache set.
 constexpr int64_t kTilePad = 64;
 // How many source rows ahead the tile gather prefetches.
 constexpr int64_t kPrefetchRows = 8;
+// Rows up to this long get software prefetch in row mode.
+constexpr int64_t kPrefetchRowBytes = 4096;
+// Tiled outputs at least this large are written with streaming stores.
+constexpr int64_t kStreamBytes = int64_t{32} << 20;
 
 struct Item16 {
   uint64_t lo, hi;
@@ -39,6 +44,20 @@ inline void move_item(uint8_t* d, const uint8_t* s) {
   T v;
   std::memcpy(&v, s, sizeof(T));
   std::memcpy(d, &v, sizeof(T));
+}
+
+// Requests the cache lines of [p, p + n) ahead of use. Tile rows sit in different pages, where
+// the hardware prefetchers do not follow, so without this every row pays a full miss.
+inline void prefetch_run(const uint8_t* p, int64_t n, bool write) {
+  const auto first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
+  const auto last = reinterpret_cast<uintptr_t>(p + n - 1);
+  for (uintptr_t line = first; line <= last; line += 64) {
+    if (write) {
+      __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
+    } else {
+      __builtin_prefetch(reinterpret_cast<const void*>(line), 0);
+    }
+  }
 }
 
 // A copy problem with size-1 axes dropped, destination strides made non-negative (an axis walked
@@ -177,7 +196,19 @@ void copy_rows(const Plan& p, Executor* executor) {
       Plan q = p;
       q.src += c0 * k;
       q.dst += c0 * k;
-      for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) { std::memcpy(d, s, n); });
+      if (p.rank < 2 || n > kPrefetchRowBytes) {
+        for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) { std::memcpy(d, s, n); });
+        return;
+      }
+      // Short rows in scattered places (a chunk placed into a big array): ask for the row
+      // kPrefetchRows ahead. Past the end of an axis that address is unrelated but harmless.
+      const uintptr_t sa = static_cast<uintptr_t>(p.ss[p.rank - 2] * kPrefetchRows);
+      const uintptr_t da = static_cast<uintptr_t>(p.ds[p.rank - 2] * kPrefetchRows);
+      for_rows(q, r0, r1, [n, sa, da](const uint8_t* s, uint8_t* d) {
+        prefetch_run(reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(s) + sa), n, false);
+        prefetch_run(reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(d) + da), n, true);
+        std::memcpy(d, s, n);
+      });
     });
   } else if (si == -k && di == k) {
     split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
@@ -200,20 +231,6 @@ void copy_rows(const Plan& p, Executor* executor) {
         for (int64_t i = 0; i < n; ++i) move_item<T>(d + i * di, s + i * si);
       });
     });
-  }
-}
-
-// Requests the cache lines of [p, p + n) ahead of use. Tile rows sit in different pages, where
-// the hardware prefetchers do not follow, so without this every row pays a full miss.
-inline void prefetch_run(const uint8_t* p, int64_t n, bool write) {
-  const auto first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
-  const auto last = reinterpret_cast<uintptr_t>(p + n - 1);
-  for (uintptr_t line = first; line <= last; line += 64) {
-    if (write) {
-      __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
-    } else {
-      __builtin_prefetch(reinterpret_cast<const void*>(line), 0);
-    }
   }
 }
 
@@ -290,16 +307,52 @@ void tile_out(const uint8_t* buf, int64_t ld, int64_t nb, int64_t na, bool rev, 
   }
 }
 
+// Tile edges along the source run (b) and the destination run (a), in items of k bytes.
+constexpr int64_t tile_b(int64_t k) { return std::max<int64_t>(kTileSrcBytes / k, 1); }
+constexpr int64_t tile_a(int64_t k) { return std::max<int64_t>(kTileDstBytes / k, 8); }
+// The gather buffer (tile_a rows of one source run) plus the staging buffer (tile_b rows of one
+// destination run), each row padded.
+constexpr int64_t tile_scratch_bytes(int64_t k) {
+  return tile_a(k) * (tile_b(k) * k + kTilePad) + tile_b(k) * (tile_a(k) * k + kTilePad);
+}
+constexpr int64_t kScratchBytes =
+    std::max({tile_scratch_bytes(1), tile_scratch_bytes(2), tile_scratch_bytes(4), tile_scratch_bytes(8),
+              tile_scratch_bytes(16)});
+
+// Per-thread tile scratch, made on a thread's first tiled copy and kept: no allocation per call
+// and no large stack frame on an embedding application's threads.
+uint8_t* tile_scratch() {
+  thread_local std::unique_ptr<uint8_t[]> holder;
+  if (!holder) holder.reset(new uint8_t[kScratchBytes + 64]);
+  const auto addr = reinterpret_cast<uintptr_t>(holder.get());
+  return holder.get() + ((64 - (addr & 63)) & 63);
+}
+
+// Copies n bytes with non-temporal stores: the destination lines are not read first and do not
+// evict the working set. Only for outputs much larger than the caches.
+inline void stream_bytes(uint8_t* dst, const uint8_t* src, int64_t n) {
+#if defined(__SSE2__)
+  int64_t x = std::min<int64_t>(n, (16 - (reinterpret_cast<uintptr_t>(dst) & 15)) & 15);
+  if (x > 0) std::memcpy(dst, src, static_cast<std::size_t>(x));
+  for (; x + 16 <= n; x += 16) {
+    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + x), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + x)));
+  }
+  if (x < n) std::memcpy(dst + x, src + x, static_cast<std::size_t>(n - x));
+#else
+  std::memcpy(dst, src, static_cast<std::size_t>(n));
+#endif
+}
+
 // Tile mode: the destination's fastest axis a differs from the source's fastest axis b. Each
-// tile (bb items along b, ba along a) is gathered source-row by source-row into an L1 buffer,
-// then written destination-row by destination-row. Work units are (outer index, tile row along
-// b); a unit walks all tiles along a.
+// tile (bb items along b, ba along a) is gathered source-row by source-row into a buffer, then
+// transposed destination-row by destination-row: straight into the destination, or, for
+// outputs far larger than the caches, into a staging buffer whose rows are then streamed out.
+// Work units are (outer index, tile row along b); a unit walks all tiles along a.
 template <typename T>
 void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
   constexpr int64_t k = sizeof(T);
-  constexpr int64_t bb = std::max<int64_t>(kTileSrcBytes / k, 1);
-  constexpr int64_t ba = std::max<int64_t>(kTileDstBytes / k, 8);
-  constexpr int64_t ld = bb * k + kTilePad;
+  constexpr int64_t bb = tile_b(k), ba = tile_a(k);
+  constexpr int64_t ld = bb * k + kTilePad, ld_stage = ba * k + kTilePad;
   int outer_axes[kMaxRank];
   int no = 0;
   int64_t outer_count = 1;
@@ -313,9 +366,19 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
   const int64_t ssa = p.ss[a], ssb = p.ss[b], dsa = p.ds[a], dsb = p.ds[b];
   const int64_t tiles_b = (nb_total + bb - 1) / bb;
   const int64_t units = outer_count * tiles_b;
+  const int64_t bytes = outer_count * na_total * nb_total * k;
+#if defined(__SSE2__)
+  const bool stream = bytes >= kStreamBytes && dsa == k;
+#else
+  const bool stream = false;
+#endif
+  const bool rev = ssb == -k;
+  // Each source row of a tile: its lowest address and the bytes it spans.
+  const int64_t run_shift = ssb < 0 ? ssb : 0, run_span = std::abs(ssb);
 
   auto run_units = [&](int64_t lo, int64_t hi) {
-    alignas(64) uint8_t buf[ba * ld];
+    uint8_t* buf = tile_scratch();
+    uint8_t* stage = buf + ba * ld;
     for (int64_t u = lo; u < hi; ++u) {
       int64_t rem = u / tiles_b;
       const int64_t i0 = (u % tiles_b) * bb, nb = std::min(bb, nb_total - i0);
@@ -328,15 +391,15 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
         s += idx * p.ss[ax];
         d += idx * p.ds[ax];
       }
-      const bool rev = ssb == -k;
+      const int64_t run_bytes = (nb - 1) * run_span + k;
+      const uint8_t* run0 = s + (nb - 1) * run_shift;
+      for (int64_t jj = 0; jj < kPrefetchRows && jj < na_total; ++jj) prefetch_run(run0 + jj * ssa, run_bytes, false);
       for (int64_t j0 = 0; j0 < na_total; j0 += ba) {
         const int64_t na = std::min(ba, na_total - j0);
         const uint8_t* st = s + j0 * ssa;
-        const uint8_t* run0 = ssb < 0 ? st + (nb - 1) * ssb : st;  // lowest address of a row
-        const int64_t run_bytes = (nb - 1) * std::abs(ssb) + k;
-        for (int64_t jj = 0; jj < kPrefetchRows && jj < na; ++jj) prefetch_run(run0 + jj * ssa, run_bytes, false);
         for (int64_t jj = 0; jj < na; ++jj) {
-          if (jj + kPrefetchRows < na) prefetch_run(run0 + (jj + kPrefetchRows) * ssa, run_bytes, false);
+          // Rows past this tile belong to the next one.
+          if (j0 + jj + kPrefetchRows < na_total) prefetch_run(run0 + (j0 + jj + kPrefetchRows) * ssa, run_bytes, false);
           const uint8_t* row = st + jj * ssa;
           uint8_t* out = buf + jj * ld;
           if (ssb == k) {
@@ -347,12 +410,20 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
             for (int64_t ii = 0; ii < nb; ++ii) move_item<T>(out + ii * k, row + ii * ssb);
           }
         }
-        tile_out<T>(buf, ld, nb, na, rev, d + j0 * dsa, dsb, dsa);
+        uint8_t* dt = d + j0 * dsa;
+        if (stream) {
+          tile_out<T>(buf, ld, nb, na, rev, stage, ld_stage, k);
+          for (int64_t ii = 0; ii < nb; ++ii) stream_bytes(dt + ii * dsb, stage + ii * ld_stage, na * k);
+        } else {
+          tile_out<T>(buf, ld, nb, na, rev, dt, dsb, dsa);
+        }
       }
     }
+#if defined(__SSE2__)
+    if (stream) _mm_sfence();  // order the streamed stores before the work is reported done
+#endif
   };
 
-  const int64_t bytes = outer_count * na_total * nb_total * k;
   if (executor == nullptr || executor->concurrency() <= 1 || bytes < kParallelBytes || units < 2) {
     run_units(0, units);
     return;

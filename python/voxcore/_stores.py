@@ -30,7 +30,11 @@ class ZarrStoreAdapter:
 
         self.store = store
         self.prefix = prefix.strip("/")
+        if self.prefix:
+            _core.check_key(self.prefix)
         self._proto = default_buffer_prototype()
+        if not getattr(store, "_is_open", True):
+            _sync(store._open())
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
@@ -94,6 +98,22 @@ class FileAdapter:
         self.store = _core.FileStore(root, durable)
 
     def get(self, key: str) -> bytes | None:
+        """A metadata document, refused before reading when it is implausibly large."""
+        import os
+
+        from .errors import LimitExceededError
+        from .formats.zarr import MAX_METADATA_BYTES
+
+        _core.check_key(key)
+        try:
+            size = os.stat(os.path.join(self.root, key)).st_size
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError:
+            return None
+        if size > MAX_METADATA_BYTES:
+            raise LimitExceededError(
+                f"metadata too large (key={key}, limit={MAX_METADATA_BYTES}, got={size} bytes)")
         return self.store.get(key)
 
     def set(self, key: str, value: bytes) -> None:

@@ -212,12 +212,13 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
     store_path = getattr(source, "store_path", None)
     if store_path is not None:  # zarr.Array / zarr.Group
         source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
+    if path:
+        _core.check_key(path.strip("/") if is_zarr_store(source) else path)
     if is_zarr_store(source):
         adapter = ZarrStoreAdapter(source, path or "")
         return _open_node(adapter, f"{type(source).__name__}:{path or ''}", cache_bytes)
     root = os.fspath(source)
     if path:
-        _core.check_key(path)
         root = os.path.join(root, path)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no such directory: {root}")

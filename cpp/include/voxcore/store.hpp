@@ -17,7 +17,9 @@ struct ByteRange {
   Kind kind = Kind::kWhole;
   uint64_t offset = 0;  // kRange
   uint64_t length = 0;  // kRange, kSuffix
-  static ByteRange whole() { return {}; }
+  // kWhole: a value larger than this is refused (kCorrupt) before anything is allocated.
+  uint64_t max_size = UINT64_MAX;
+  static ByteRange whole(uint64_t max_size = UINT64_MAX) { return {Kind::kWhole, 0, 0, max_size}; }
   static ByteRange range(uint64_t offset, uint64_t length) { return {Kind::kRange, offset, length}; }
   static ByteRange suffix(uint64_t length) { return {Kind::kSuffix, 0, length}; }
 };
@@ -52,6 +54,22 @@ class VOXCORE_API Store {
                         std::vector<uint8_t>& found);
   // Default: one set per item.
   virtual void set_many(const std::vector<std::string>& keys, const std::vector<ByteBuffer>& values);
+
+  // Several range reads of one value that all see the same version of it, even while another
+  // writer atomically replaces the value (a FileStore keeps the file open). nullptr when the key
+  // does not exist. The default reads the whole value once.
+  class Snapshot {
+   public:
+    virtual ~Snapshot() = default;
+    virtual uint64_t size() const = 0;
+    // Reads [offset, offset + length) clipped to the value; returns the bytes read.
+    virtual std::size_t read(uint64_t offset, uint64_t length, ByteBuffer& out) = 0;
+  };
+  virtual std::unique_ptr<Snapshot> snapshot(const std::string& key);
+
+  // Identifies the underlying storage, so that writers of the same key through different handles
+  // in one process serialise their read-modify-writes (FileStore: its canonical root).
+  virtual std::string identity() const;
 };
 
 // Files under a root directory. Reads use pread; writes are atomic (unique temp file in the same
@@ -68,9 +86,12 @@ class VOXCORE_API FileStore : public Store {
   void set(const std::string& key, const uint8_t* data, std::size_t size) override;
   void erase(const std::string& key) override;
   bool exists(const std::string& key);
+  std::unique_ptr<Snapshot> snapshot(const std::string& key) override;
+  std::string identity() const override;
 
  private:
   std::string root_;
+  std::string canonical_root_;
   bool durable_;
 };
 

@@ -267,6 +267,8 @@ def _codecs_v3(codecs: Any, key: str, dtype: np.dtype, chunk_shape: tuple[int, .
 
 
 def _dtype_v3(value: Any, key: str) -> np.dtype:
+    if isinstance(value, dict):
+        raise UnsupportedError(f"unsupported data_type extension (key={key}, got={value!r:.60})")
     if not isinstance(value, str) or value not in _V3_DTYPES:
         if isinstance(value, str):
             raise UnsupportedError(f"unsupported data_type (key={key}, got={value!r:.40})")
@@ -292,16 +294,23 @@ def parse_v3(doc: dict, key: str = "zarr.json") -> ZarrArrayMeta:
     if doc.get("node_type") != "array":
         raise _bad(f"node_type is not 'array' (key={key}, got={doc.get('node_type')!r:.20})")
     shape = _int_list(doc.get("shape"), "shape", key, 0)
+    for required in ("shape", "data_type", "chunk_grid", "chunk_key_encoding", "fill_value", "codecs"):
+        if required not in doc:
+            raise _bad(f"{required} is missing (key={key})")
     grid = doc.get("chunk_grid")
-    if not isinstance(grid, dict) or grid.get("name") != "regular":
+    if not isinstance(grid, dict) or not isinstance(grid.get("name"), str):
+        raise _bad(f"chunk_grid must be an object with a name (key={key}, got={grid!r:.60})")
+    if grid.get("name") != "regular":
         raise UnsupportedError(f"only the regular chunk_grid is supported (key={key}, got={grid!r:.60})")
     outer = _int_list(_config(grid, key).get("chunk_shape"), "chunk_grid.chunk_shape", key, 1)
     if len(outer) != len(shape):
         raise _bad(f"chunk_shape rank differs from shape (key={key}, shape={list(shape)}, chunks={list(outer)})")
     dtype = _dtype_v3(doc.get("data_type"), key)
     _check_sizes(shape, outer, dtype.itemsize, key)
-    enc = doc.get("chunk_key_encoding", {"name": "default"})
-    if not isinstance(enc, dict) or enc.get("name") not in ("default", "v2"):
+    enc = doc.get("chunk_key_encoding")
+    if not isinstance(enc, dict) or not isinstance(enc.get("name"), str):
+        raise _bad(f"chunk_key_encoding must be an object with a name (key={key}, got={enc!r:.60})")
+    if enc.get("name") not in ("default", "v2"):
         raise UnsupportedError(f"unsupported chunk_key_encoding (key={key}, got={enc!r:.60})")
     key_v2 = enc["name"] == "v2"
     sep = _config(enc, key).get("separator", "." if key_v2 else "/")
@@ -324,8 +333,8 @@ def parse_v3(doc: dict, key: str = "zarr.json") -> ZarrArrayMeta:
     attrs = doc.get("attributes", {})
     if not isinstance(attrs, dict):
         raise _bad(f"attributes must be an object (key={key})")
-    if "fill_value" not in doc:
-        raise _bad(f"fill_value is missing (key={key})")
+    if doc.get("fill_value") is None:
+        raise _bad(f"fill_value must not be null in Zarr v3 (key={key})")
     return ZarrArrayMeta(
         zarr_format=3, shape=shape, chunks=chunks, shards=shards, dtype=dtype,
         fill_value=_parse_fill(doc.get("fill_value"), dtype, key), codecs=codecs,
@@ -336,6 +345,9 @@ def parse_v3(doc: dict, key: str = "zarr.json") -> ZarrArrayMeta:
 def parse_v2(doc: dict, attrs: dict | None, key: str = ".zarray") -> ZarrArrayMeta:
     if doc.get("zarr_format") != 2:
         raise _bad(f"zarr_format must be 2 (key={key}, got={doc.get('zarr_format')!r:.20})")
+    for required in ("shape", "chunks", "dtype"):
+        if required not in doc:
+            raise _bad(f"{required} is missing (key={key})")
     shape = _int_list(doc.get("shape"), "shape", key, 0)
     chunks = _int_list(doc.get("chunks"), "chunks", key, 1)
     if len(chunks) != len(shape):
