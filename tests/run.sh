@@ -11,6 +11,12 @@ cmake -S . -B build/tests $gen -DCMAKE_BUILD_TYPE=Release -DVOXCORE_BUILD_TESTS=
 cmake --build build/tests -j "$jobs"
 ctest --test-dir build/tests --output-on-failure -j "$jobs"
 
+# The same C++ suite and the fuzz corpus replays against an ASan+UBSan build of the core.
+cmake -S . -B build/asan $gen -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVOXCORE_BUILD_TESTS=ON \
+  -DVOXCORE_CUDA=OFF -DVOXCORE_SANITIZE=address,undefined
+cmake --build build/asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build/asan --output-on-failure -j "$jobs"
+
 # A C++ program outside the tree finds the installed library with find_package(voxcore).
 rm -rf build/consumer build/install
 cmake --install build/tests --prefix build/install --component cpp >/dev/null

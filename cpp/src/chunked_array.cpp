@@ -24,7 +24,8 @@ thread_local ByteBuffer tl_chunk;
 
 bool box_inside(const Box& box, const Shape& shape) {
   for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (box.start[i] < 0 || box.start[i] + box.shape[i] > shape[i]) return false;
+    // start + shape may overflow: compare against what is left of the axis instead
+    if (box.start[i] < 0 || box.start[i] > shape[i] || box.shape[i] > shape[i] - box.start[i]) return false;
   }
   return true;
 }

@@ -31,6 +31,8 @@ ChunkGrid::ChunkGrid(Shape array_shape, Shape chunk_shape)
                    "chunk shape must be >= 1 (chunks=" + shape_str(chunk_shape_) + ")");
     // ceil without overflow
     grid_shape_[i] = array_shape_[i] / chunk_shape_[i] + (array_shape_[i] % chunk_shape_[i] != 0);
+    // The last chunk's end must be representable: origin + chunk never overflows later.
+    (void)checked_mul(grid_shape_[i], chunk_shape_[i], where);
     num_chunks_ = checked_mul(num_chunks_, grid_shape_[i], where);
     chunk_elements_ = checked_mul(chunk_elements_, chunk_shape_[i], where);
   }
