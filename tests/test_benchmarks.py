@@ -40,7 +40,7 @@ def test_benchmarks_smoke(tmp_path):
         if skip is None:
             continue
         name, msg = c.get("name"), skip.get("message", "")
-        assert "could not import" in msg, f"{name} skipped for another reason than a missing peer: {msg}"
+        assert "could not import" in msg, f"{name} skipped, and not for a missing peer: {msg}"
         params = name.partition("[")[2]
         assert not params.startswith(ALWAYS_PRESENT), f"{name} must not skip: {msg}"
         skipped.append(name)

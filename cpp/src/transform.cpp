@@ -24,16 +24,18 @@ namespace {
 // Below this the pool hand-off costs more than the copy (a decoded chunk stays on its thread).
 constexpr int64_t kParallelBytes = int64_t{2} << 20;
 // Bytes of a source run copied into the tile buffer, and of a destination run written from it.
-constexpr int64_t kTileSrcBytes = 512;
-constexpr int64_t kTileDstBytes = 256;
+constexpr int64_t kTileSrcBytes = 1024;
+constexpr int64_t kTileDstBytes = 128;
+constexpr int64_t kLine = 64;  // cache line bytes
 // Tile buffer rows are padded by a cache line so its columns do not all fall in one cache set.
-constexpr int64_t kTilePad = 64;
+constexpr int64_t kTilePad = kLine;
 // How many source rows ahead the tile gather prefetches.
 constexpr int64_t kPrefetchRows = 8;
 // Rows up to this long get software prefetch in row mode.
 constexpr int64_t kPrefetchRowBytes = 4096;
-// Tiled outputs at least this large are written with streaming stores.
+// Outputs at least this large are written with streaming stores, in rows at least this long.
 constexpr int64_t kStreamBytes = int64_t{32} << 20;
+constexpr int64_t kStreamRowBytes = 1024;
 
 struct Item16 {
   uint64_t lo, hi;
@@ -48,10 +50,11 @@ inline void move_item(uint8_t* d, const uint8_t* s) {
 
 // Requests the cache lines of [p, p + n) ahead of use. Tile rows sit in different pages, where
 // the hardware prefetchers do not follow, so without this every row pays a full miss.
-inline void prefetch_run(const uint8_t* p, int64_t n, bool write) {
-  const auto first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{63};
-  const auto last = reinterpret_cast<uintptr_t>(p + n - 1);
-  for (uintptr_t line = first; line <= last; line += 64) {
+// Integer address arithmetic: the address may lie past an axis end (prefetches never fault).
+inline void prefetch_run(const void* p, int64_t n, bool write) {
+  const auto first = reinterpret_cast<uintptr_t>(p) & ~uintptr_t{kLine - 1};
+  const auto last = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(n) - 1;
+  for (uintptr_t line = first; line <= last; line += kLine) {
     if (write) {
       __builtin_prefetch(reinterpret_cast<const void*>(line), 1);
     } else {
@@ -183,6 +186,38 @@ void split_rows(const Plan& p, int64_t bytes, Executor* executor, F&& body) {
   });
 }
 
+// Orders streaming stores before the work is reported done.
+inline void sfence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// Copies n bytes to dst with streaming (non-temporal) stores, for outputs far larger than the
+// caches: no read-for-ownership, no eviction of the working set. Only whole cache lines are
+// streamed (a line also written with ordinary stores is flushed and read again); a partial line
+// at the start takes ordinary stores, and so does one at the end when `last`. Otherwise that
+// partial tail is left unwritten and its length returned: in tile mode it is carried to the
+// next tile of the same row, so every line is written once.
+inline int64_t stream_run(uint8_t* dst, const uint8_t* src, int64_t n, bool last) {
+#if defined(__SSE2__)
+  int64_t x = std::min<int64_t>(n, (kLine - (reinterpret_cast<uintptr_t>(dst) & (kLine - 1))) & (kLine - 1));
+  if (x > 0) std::memcpy(dst, src, static_cast<std::size_t>(x));
+  for (; x + kLine <= n; x += kLine) {
+    for (int q = 0; q < kLine; q += 16) {
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + x + q),
+                       _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + x + q)));
+    }
+  }
+  if (!last) return n - x;
+  if (x < n) std::memcpy(dst + x, src + x, static_cast<std::size_t>(n - x));
+  return 0;
+#else
+  std::memcpy(dst, src, static_cast<std::size_t>(n));
+  return 0;
+#endif
+}
+
 // Row mode: the innermost axis is the fastest one of the destination and of the source.
 template <typename T>
 void copy_rows(const Plan& p, Executor* executor) {
@@ -196,6 +231,13 @@ void copy_rows(const Plan& p, Executor* executor) {
       Plan q = p;
       q.src += c0 * k;
       q.dst += c0 * k;
+      if (bytes >= kStreamBytes && n >= kStreamRowBytes) {
+        // Far larger than the caches: each thread streams its share (memcpy would only switch
+        // to streaming stores for a single call of this whole size).
+        for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) { stream_run(d, s, static_cast<int64_t>(n), true); });
+        sfence();
+        return;
+      }
       if (p.rank < 2 || n > kPrefetchRowBytes) {
         for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) { std::memcpy(d, s, n); });
         return;
@@ -205,8 +247,8 @@ void copy_rows(const Plan& p, Executor* executor) {
       const uintptr_t sa = static_cast<uintptr_t>(p.ss[p.rank - 2] * kPrefetchRows);
       const uintptr_t da = static_cast<uintptr_t>(p.ds[p.rank - 2] * kPrefetchRows);
       for_rows(q, r0, r1, [n, sa, da](const uint8_t* s, uint8_t* d) {
-        prefetch_run(reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(s) + sa), n, false);
-        prefetch_run(reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(d) + da), n, true);
+        prefetch_run(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(s) + sa), n, false);
+        prefetch_run(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(d) + da), n, true);
         std::memcpy(d, s, n);
       });
     });
@@ -310,10 +352,11 @@ void tile_out(const uint8_t* buf, int64_t ld, int64_t nb, int64_t na, bool rev, 
 // Tile edges along the source run (b) and the destination run (a), in items of k bytes.
 constexpr int64_t tile_b(int64_t k) { return std::max<int64_t>(kTileSrcBytes / k, 1); }
 constexpr int64_t tile_a(int64_t k) { return std::max<int64_t>(kTileDstBytes / k, 8); }
-// The gather buffer (tile_a rows of one source run) plus the staging buffer (tile_b rows of one
-// destination run), each row padded.
+// The gather buffer (tile_a rows of one source run), the staging buffer (tile_b rows of one
+// destination run behind room for a carried partial line, see stream_run) and the carry sizes.
 constexpr int64_t tile_scratch_bytes(int64_t k) {
-  return tile_a(k) * (tile_b(k) * k + kTilePad) + tile_b(k) * (tile_a(k) * k + kTilePad);
+  return tile_a(k) * (tile_b(k) * k + kTilePad) + tile_b(k) * (kLine + tile_a(k) * k + kTilePad) +
+         tile_b(k) * int64_t{sizeof(int64_t)};
 }
 constexpr int64_t kScratchBytes =
     std::max({tile_scratch_bytes(1), tile_scratch_bytes(2), tile_scratch_bytes(4), tile_scratch_bytes(8),
@@ -323,24 +366,9 @@ constexpr int64_t kScratchBytes =
 // and no large stack frame on an embedding application's threads.
 uint8_t* tile_scratch() {
   thread_local std::unique_ptr<uint8_t[]> holder;
-  if (!holder) holder.reset(new uint8_t[kScratchBytes + 64]);
+  if (!holder) holder.reset(new uint8_t[kScratchBytes + kLine]);
   const auto addr = reinterpret_cast<uintptr_t>(holder.get());
-  return holder.get() + ((64 - (addr & 63)) & 63);
-}
-
-// Copies n bytes with non-temporal stores: the destination lines are not read first and do not
-// evict the working set. Only for outputs much larger than the caches.
-inline void stream_bytes(uint8_t* dst, const uint8_t* src, int64_t n) {
-#if defined(__SSE2__)
-  int64_t x = std::min<int64_t>(n, (16 - (reinterpret_cast<uintptr_t>(dst) & 15)) & 15);
-  if (x > 0) std::memcpy(dst, src, static_cast<std::size_t>(x));
-  for (; x + 16 <= n; x += 16) {
-    _mm_stream_si128(reinterpret_cast<__m128i*>(dst + x), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + x)));
-  }
-  if (x < n) std::memcpy(dst + x, src + x, static_cast<std::size_t>(n - x));
-#else
-  std::memcpy(dst, src, static_cast<std::size_t>(n));
-#endif
+  return holder.get() + ((kLine - (addr & (kLine - 1))) & (kLine - 1));
 }
 
 // Tile mode: the destination's fastest axis a differs from the source's fastest axis b. Each
@@ -352,7 +380,7 @@ template <typename T>
 void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
   constexpr int64_t k = sizeof(T);
   constexpr int64_t bb = tile_b(k), ba = tile_a(k);
-  constexpr int64_t ld = bb * k + kTilePad, ld_stage = ba * k + kTilePad;
+  constexpr int64_t ld = bb * k + kTilePad, ld_stage = kLine + ba * k + kTilePad;
   int outer_axes[kMaxRank];
   int no = 0;
   int64_t outer_count = 1;
@@ -378,7 +406,8 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
 
   auto run_units = [&](int64_t lo, int64_t hi) {
     uint8_t* buf = tile_scratch();
-    uint8_t* stage = buf + ba * ld;
+    uint8_t* stage = buf + ba * ld;  // row ii's tile bytes start at stage + ii * ld_stage + kLine
+    auto* carry = reinterpret_cast<int64_t*>(stage + bb * ld_stage);
     for (int64_t u = lo; u < hi; ++u) {
       int64_t rem = u / tiles_b;
       const int64_t i0 = (u % tiles_b) * bb, nb = std::min(bb, nb_total - i0);
@@ -394,6 +423,7 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
       const int64_t run_bytes = (nb - 1) * run_span + k;
       const uint8_t* run0 = s + (nb - 1) * run_shift;
       for (int64_t jj = 0; jj < kPrefetchRows && jj < na_total; ++jj) prefetch_run(run0 + jj * ssa, run_bytes, false);
+      if (stream) std::fill(carry, carry + nb, int64_t{0});
       for (int64_t j0 = 0; j0 < na_total; j0 += ba) {
         const int64_t na = std::min(ba, na_total - j0);
         const uint8_t* st = s + j0 * ssa;
@@ -412,16 +442,32 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
         }
         uint8_t* dt = d + j0 * dsa;
         if (stream) {
-          tile_out<T>(buf, ld, nb, na, rev, stage, ld_stage, k);
-          for (int64_t ii = 0; ii < nb; ++ii) stream_bytes(dt + ii * dsb, stage + ii * ld_stage, na * k);
+          // Move each row's carried bytes (the end of the previous tile) in front of this tile.
+          for (int64_t ii = 0; ii < nb; ++ii) {
+            uint8_t* row = stage + ii * ld_stage + kLine;
+            if (carry[ii] > 0) std::memmove(row - carry[ii], row + ba * k - carry[ii], static_cast<std::size_t>(carry[ii]));
+          }
+          tile_out<T>(buf, ld, nb, na, rev, stage + kLine, ld_stage, k);
+          const bool last = j0 + na == na_total;
+          const bool first = j0 == 0;
+          for (int64_t ii = 0; ii < nb; ++ii) {
+            // A row's partial first and last lines take ordinary stores: request them early
+            // (only partial ones: a whole line in the cache would slow its streaming store).
+            if ((first || last) && ii + kPrefetchRows < nb) {
+              const auto ahead = reinterpret_cast<uintptr_t>(dt + (ii + kPrefetchRows) * dsb);
+              const uintptr_t end = ahead + static_cast<uintptr_t>(na * k);
+              if (first && (ahead & (kLine - 1)) != 0) prefetch_run(reinterpret_cast<const void*>(ahead), 1, true);
+              if (last && (end & (kLine - 1)) != 0) prefetch_run(reinterpret_cast<const void*>(end - 1), 1, true);
+            }
+            const int64_t c = carry[ii];
+            carry[ii] = stream_run(dt + ii * dsb - c, stage + ii * ld_stage + kLine - c, c + na * k, last);
+          }
         } else {
           tile_out<T>(buf, ld, nb, na, rev, dt, dsb, dsa);
         }
       }
     }
-#if defined(__SSE2__)
-    if (stream) _mm_sfence();  // order the streamed stores before the work is reported done
-#endif
+    if (stream) sfence();
   };
 
   if (executor == nullptr || executor->concurrency() <= 1 || bytes < kParallelBytes || units < 2) {

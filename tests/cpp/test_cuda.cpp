@@ -126,6 +126,18 @@ TEST(CudaPermuteFlip, MatchesCpu) {
 #endif
 }
 
+TEST(CudaPermuteFlip, RejectsHostMemory) {
+  if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  std::vector<uint16_t> a(64), b(64);
+  try {
+    cuda::permute_flip(ArrayView::contiguous(a.data(), DType::kUInt16, {8, 8}),
+                       ArrayView::contiguous(b.data(), DType::kUInt16, {8, 8}), {1, 0}, {false, false});
+    FAIL() << "host pointers accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  }
+}
+
 TEST(CudaPermuteFlip, LargeTransposeMatchesCpu) {
   if (!cuda::is_available()) GTEST_SKIP() << "no CUDA device";
 #if !defined(VOXCORE_TEST_CUDA_RUNTIME)

@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "voxcore/error.hpp"
@@ -200,6 +201,20 @@ TEST(TransformCopy, ParallelMatchesSerial) {
   }
 }
 
+TEST(TransformCopy, LargeCopyIntoUnalignedDestination) {
+  // Past the streaming-store threshold, into a destination at an odd address, rows and one run.
+  ThreadPool pool(2);
+  for (const Shape& shape : {Shape{9, 2'000'003}, Shape{18'000'005}}) {
+    auto bytes = random_bytes(static_cast<std::size_t>(count(shape)) * 2, 12);
+    std::vector<uint8_t> out(bytes.size() + 3, 0);
+    copy(ArrayView::contiguous(bytes.data(), DType::kUInt16, shape),
+         ArrayView::contiguous(out.data() + 1, DType::kUInt16, shape), &pool);
+    EXPECT_EQ(out[0], 0);
+    EXPECT_EQ(out[bytes.size() + 1], 0);
+    EXPECT_EQ(std::memcmp(out.data() + 1, bytes.data(), bytes.size()), 0);
+  }
+}
+
 TEST(TransformFill, ContiguousStridedAndWide) {
   for (DType dt : kDTypes) {
     const std::size_t item = itemsize(dt);
@@ -328,19 +343,27 @@ TEST(TransformPermuteFlip, ThreadedLargeTranspose) {
 }
 
 TEST(TransformPermuteFlip, StreamedOutputIntoUnalignedView) {
-  // Large enough for the streaming-store path; the destination rows start at odd addresses.
+  // Outputs large enough for the streaming-store path, written into a box of a wider array that
+  // starts at an odd address, so rows start at different offsets within their cache lines.
   ThreadPool pool(2);
-  const Shape shape = {250, 257, 263};
-  auto bytes = random_bytes(static_cast<std::size_t>(count(shape)) * 2, 11);
-  ArrayView src = ArrayView::contiguous(bytes.data(), DType::kUInt16, shape);
-  std::vector<uint8_t> out(static_cast<std::size_t>(264 * 257 * 251) * 2 + 1, 0);
-  ArrayView wide = ArrayView::contiguous(out.data() + 1, DType::kUInt16, {264, 257, 251});
-  ArrayView dst = wide.subview({1, 0, 1}, {263, 257, 250});
-  permute_flip(src, dst, {2, 1, 0}, {true, false, true}, &pool);
-  EXPECT_TRUE(pack(dst) == reference(src, {2, 1, 0}, {true, false, true}));
-  const uint8_t zero[2] = {};
-  EXPECT_TRUE(all_equal(wide.subview({0, 0, 0}, {1, 257, 251}), zero));
-  EXPECT_TRUE(all_equal(wide.subview({0, 0, 0}, {264, 257, 1}), zero));
+  const std::pair<DType, Shape> cases[] = {{DType::kUInt8, {301, 331, 330}},
+                                           {DType::kUInt16, {250, 257, 263}},
+                                           {DType::kComplex128, {127, 129, 131}}};
+  for (const auto& [dt, shape] : cases) {
+    const std::size_t item = itemsize(dt);
+    auto bytes = random_bytes(static_cast<std::size_t>(count(shape)) * item, 11);
+    ArrayView src = ArrayView::contiguous(bytes.data(), dt, shape);
+    const Shape wide_shape = {shape[2] + 1, shape[1], shape[0] + 1};
+    std::vector<uint8_t> out(static_cast<std::size_t>(count(wide_shape)) * item + 1, 0);
+    ArrayView wide = ArrayView::contiguous(out.data() + 1, dt, wide_shape);
+    ArrayView dst = wide.subview({1, 0, 1}, {shape[2], shape[1], shape[0]});
+    permute_flip(src, dst, {2, 1, 0}, {true, false, true}, &pool);
+    EXPECT_TRUE(pack(dst) == reference(src, {2, 1, 0}, {true, false, true})) << dtype_name(dt);
+    const uint8_t zero[16] = {};
+    EXPECT_TRUE(all_equal(wide.subview({0, 0, 0}, {1, shape[1], shape[0] + 1}), zero)) << dtype_name(dt);
+    EXPECT_TRUE(all_equal(wide.subview({0, 0, 0}, {shape[2] + 1, shape[1], 1}), zero)) << dtype_name(dt);
+    EXPECT_EQ(out[0], 0);
+  }
 }
 
 TEST(TransformPermuteFlip, RejectsBadArguments) {
