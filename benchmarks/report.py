@@ -1,0 +1,146 @@
+"""Ratio tables from a pytest-benchmark JSON of benchmarks/bench_zarr.py.
+
+    python3 -m pytest benchmarks --benchmark-enable --benchmark-json=/tmp/bench.json -q
+    python3 benchmarks/report.py /tmp/bench.json
+
+One Markdown table per operation and case: peer, median and min seconds, MiB/s (uncompressed
+bytes / median), "x voxcore" (median / voxcore's median: above 1 means slower than voxcore)
+and "x best" (median / the fastest peer's median; voxcore rows and floors are not peers);
+"load" is the 1-minute load average when the row finished (the reference machine is shared).
+Rows named ``floor: ...`` are hand-rolled codec + copy lower bounds, not peers. A closing list
+names every case where voxcore is slower than the best peer or more than 1.1x its floor.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+MiB = 1024 * 1024
+OPS = {
+    "read": "Whole-array read (open + read all into numpy)",
+    "boxes": "100 random unaligned boxes (one handle, opened outside the timing)",
+    "boxes-cached": "100 random boxes, fresh handle with a 1 GiB decoded-chunk cache each round",
+    "write": "Whole-array write (create + write all; no fsync unless durable=True)",
+    "memcpy": "Memory bandwidth floor",
+}
+PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista"]
+# The floor a voxcore row is held against (None: no floor applies).
+FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one file per chunk",
+             "boxes-cached": None}
+SLACK = 1.1
+
+
+def is_voxcore(peer: str) -> bool:
+    return peer.startswith("voxcore")
+
+
+def is_floor(peer: str) -> bool:
+    return peer.startswith("floor:")
+
+
+def rank(peer: str) -> tuple:
+    if is_floor(peer):
+        return (2, peer)
+    base = peer.split()[0]
+    return (0 if is_voxcore(peer) else 1,
+            PEER_ORDER.index(base) if base in PEER_ORDER else 99, peer)
+
+
+def load(path: Path):
+    doc = json.loads(path.read_text())
+    rows = []
+    for b in doc["benchmarks"]:
+        info, st = b["extra_info"], b["stats"]
+        rows.append(dict(op=info["op"], case=info["case"], peer=info["peer"],
+                         median=st["median"], min=st["min"], max=st["max"], rounds=st["rounds"],
+                         nbytes=info["nbytes"], load=info.get("loadavg_1m")))
+    return doc, rows
+
+
+def reference(rows):
+    """voxcore's like-for-like row of a group: plain 'voxcore', else its cache row."""
+    vox = [r for r in rows if is_voxcore(r["peer"])]
+    for r in vox:
+        if r["peer"] == "voxcore":
+            return r
+    return vox[0] if vox else None
+
+
+def best_peer(rows):
+    peers = [r for r in rows if not is_voxcore(r["peer"]) and not is_floor(r["peer"])]
+    return min(peers, key=lambda r: r["median"]) if peers else None
+
+
+def table(rows) -> list[str]:
+    ref, best = reference(rows), best_peer(rows)
+    out = ["| peer | median s | min s | MiB/s | x voxcore | x best peer | n | load |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: rank(r["peer"])):
+        xv = f"{r['median'] / ref['median']:.2f}" if ref else ""
+        xb = f"{r['median'] / best['median']:.2f}" if best else ""
+        name = f"**{r['peer']}**" if r is ref else r["peer"]
+        out.append(f"| {name} | {r['median']:.4f} | {r['min']:.4f} | "
+                   f"{r['nbytes'] / MiB / r['median']:.0f} | {xv} | {xb} | {r['rounds']} | "
+                   f"{'' if r['load'] is None else r['load']} |")
+    return out
+
+
+def findings(groups) -> list[str]:
+    out = []
+    for (op, case), rows in groups.items():
+        ref, best = reference(rows), best_peer(rows)
+        if ref is None:
+            continue
+        if best and ref["median"] > best["median"]:
+            out.append(f"- {op} {case}: voxcore {ref['median']:.4f} s is "
+                       f"{ref['median'] / best['median']:.2f}x the best peer "
+                       f"({best['peer']}, {best['median']:.4f} s)")
+        key = FLOOR_FOR.get(op)
+        floors = [r for r in rows if is_floor(r["peer"]) and key and key in r["peer"]]
+        for f in floors:
+            if ref["median"] > SLACK * f["median"]:
+                out.append(f"- {op} {case}: voxcore is {ref['median'] / f['median']:.2f}x the "
+                           f"floor ({f['peer']}, {f['median']:.4f} s)")
+    return out or ["- none"]
+
+
+def render(doc, rows) -> str:
+    mi = doc.get("machine_info", {})
+    vb = mi.get("voxcore_bench", {})
+    lines = [f"# voxcore Zarr benchmarks, {vb.get('size', '?')}^3 uint16",
+             "",
+             f"- machine: {vb.get('cpu_model', mi.get('cpu', {}).get('brand_raw', '?'))}, "
+             f"{vb.get('nproc', '?')} cores, {vb.get('mem_total_gib', '?')} GiB; "
+             f"python {mi.get('python_version', '?')}; voxcore threads "
+             f"{vb.get('voxcore_threads', '?')}",
+             f"- voxcore core: {vb.get('voxcore_core', '?')}",
+             f"- load average at start {vb.get('loadavg_start')}, at end {vb.get('loadavg_end')}",
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in vb.get("versions", {}).items()
+                                        if v),
+             f"- run: {doc.get('datetime', '?')}",
+             ""]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["op"], r["case"]), []).append(r)
+    for op, title in OPS.items():
+        cases = [k for k in groups if k[0] == op]
+        for key in cases:
+            lines += [f"## {title}: {key[1]}" if key[1] != "-" else f"## {title}", ""]
+            lines += table(groups[key]) + [""]
+    lines += [f"## Where voxcore is slower than the best peer or above {SLACK}x its floor", ""]
+    lines += findings(groups)
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("json", type=Path, help="pytest-benchmark --benchmark-json output")
+    args = ap.parse_args()
+    doc, rows = load(args.json)
+    print(render(doc, rows), end="")
+
+
+if __name__ == "__main__":
+    main()
