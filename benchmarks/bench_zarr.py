@@ -154,8 +154,9 @@ def test_write_whole(benchmark, peer, kw, case, volume, workdir, size):
     p = make_peer(peer.split()[0], **kw)
     path = workdir / "written" / f"{case.key}-{peer.replace(' ', '_')}.zarr"
 
-    def clear():  # untimed: every round creates the array from nothing
-        shutil.rmtree(path, ignore_errors=True)
+    def clear():  # untimed: every round creates the array from nothing, with no dirty pages
+        shutil.rmtree(path, ignore_errors=True)  # of earlier rounds still being written back
+        os.sync()
 
     run(benchmark, lambda: p.write(path, case, volume), setup=clear, op="write", case=case,
         size=size, peer=peer, nbytes=volume.nbytes, quiet=not peer.startswith("voxcore"))
@@ -221,6 +222,7 @@ def test_floor_write(benchmark, case, files, floors, volume, workdir, size):
     def clear():
         if outdir is not None:
             shutil.rmtree(outdir, ignore_errors=True)
+            os.sync()
 
     nbytes = run(benchmark, lambda: floors.encode_whole(volume, case.codec, outdir),
                  setup=clear, op="write", case=case, size=size,

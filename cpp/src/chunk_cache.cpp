@@ -1,6 +1,8 @@
 #include "voxcore/chunk_cache.hpp"
 
 #include <atomic>
+#include <cstdlib>
+#include <vector>
 #include <list>
 #include <mutex>
 #include <unordered_map>
@@ -86,6 +88,58 @@ std::size_t ChunkCache::capacity_bytes() const noexcept { return impl_->capacity
 std::size_t ChunkCache::size_bytes() const {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   return impl_->size;
+}
+
+namespace {
+
+// Recycled chunk buffers by exact size, newest first (their pages are still mapped and warm).
+class BufferPool {
+ public:
+  BufferPool() {
+    if (const char* env = std::getenv("VOXCORE_BUFFER_POOL_BYTES")) {
+      limit_ = static_cast<std::size_t>(std::strtoull(env, nullptr, 10));
+    }
+  }
+
+  std::unique_ptr<ByteBuffer> take(std::size_t size) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.find(size);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    auto buffer = std::move(it->second.back());
+    it->second.pop_back();
+    held_ -= buffer->capacity();
+    return buffer;
+  }
+
+  void give(ByteBuffer* buffer) noexcept {
+    std::unique_ptr<ByteBuffer> owned(buffer);
+    try {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (held_ + owned->capacity() > limit_) return;  // freed on return
+      held_ += owned->capacity();
+      free_[owned->size()].push_back(std::move(owned));
+    } catch (...) {  // allocation failure in the map: just free the buffer
+    }
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::size_t, std::vector<std::unique_ptr<ByteBuffer>>> free_;
+  std::size_t held_ = 0;
+  std::size_t limit_ = std::size_t{256} << 20;
+};
+
+BufferPool& buffer_pool() {
+  static BufferPool* pool = new BufferPool();  // never destroyed: buffers may outlive statics
+  return *pool;
+}
+
+}  // namespace
+
+std::shared_ptr<ByteBuffer> ChunkCache::allocate(std::size_t size) {
+  std::unique_ptr<ByteBuffer> buffer = buffer_pool().take(size);
+  if (!buffer) buffer = std::make_unique<ByteBuffer>(size);
+  return std::shared_ptr<ByteBuffer>(buffer.release(), [](ByteBuffer* b) { buffer_pool().give(b); });
 }
 
 uint64_t ChunkCache::new_owner_id() noexcept {

@@ -137,7 +137,7 @@ struct ChunkedArray::Impl {
     const CodecChain& codec = *t.codec;
     ArrayView part = dst.subview(t.dst_offset, t.shape);
     if (cache) {
-      auto decoded = std::make_shared<ByteBuffer>(static_cast<std::size_t>(codec.chunk_nbytes()));
+      auto decoded = ChunkCache::allocate(static_cast<std::size_t>(codec.chunk_nbytes()));
       ArrayView whole = ArrayView::contiguous(decoded->data(), spec.dtype, codec.chunk_shape());
       codec.decode_into(bytes, size, whole);
       copy(whole.subview(t.in_chunk, t.shape), part);

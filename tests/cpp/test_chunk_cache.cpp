@@ -29,3 +29,17 @@ TEST(ChunkCache, EvictsLeastRecentlyUsed) {
   cache.clear();
   EXPECT_EQ(cache.size_bytes(), 0u);
 }
+
+TEST(ChunkCache, AllocatedBuffersAreRecycled) {
+  const uint8_t* first = nullptr;
+  {
+    auto a = ChunkCache::allocate(12345);
+    ASSERT_EQ(a->size(), 12345u);
+    first = a->data();
+  }  // back to the pool
+  auto b = ChunkCache::allocate(12345);
+  EXPECT_EQ(b->data(), first);
+  EXPECT_EQ(b->size(), 12345u);
+  auto c = ChunkCache::allocate(777);  // other sizes get their own memory
+  EXPECT_NE(c->data(), first);
+}

@@ -29,6 +29,12 @@ class VOXCORE_API ChunkCache {
   // A fresh owner id for an array that shares this cache.
   static uint64_t new_owner_id() noexcept;
 
+  // A buffer of size bytes (contents undefined) for a decoded chunk. When its last reference
+  // goes (evicted, or its cache destroyed) the memory returns to a process-wide pool of recycled
+  // buffers, so a cache that churns does not page-fault fresh memory for every decode. The pool
+  // keeps at most VOXCORE_BUFFER_POOL_BYTES (default 256 MiB; 0 disables it).
+  static std::shared_ptr<ByteBuffer> allocate(std::size_t size);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
