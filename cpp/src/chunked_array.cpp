@@ -4,6 +4,7 @@
 #include <array>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "detail/checked.hpp"
 #include "voxcore/error.hpp"
@@ -63,6 +64,33 @@ struct ChunkedArray::Impl {
   uint64_t max_chunk_file;  // no encoding of one (outer) chunk is larger than this
   std::mutex batched_write_mutex;
 
+  // Decoded shard indexes by shard, valid for one version of the shard file (used with a cache).
+  class IndexCache {
+   public:
+    bool get(int64_t shard, const std::string& version, std::vector<ShardIndexEntry>& out) const {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = map_.find(shard);
+      if (it == map_.end() || it->second.first != version) return false;
+      out = it->second.second;
+      return true;
+    }
+    void put(int64_t shard, const std::string& version, const std::vector<ShardIndexEntry>& entries) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (map_.size() >= kMaxShards) map_.clear();  // bounded; rebuilt from files on demand
+      map_[shard] = {version, entries};
+    }
+    void erase(int64_t shard) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      map_.erase(shard);
+    }
+
+   private:
+    static constexpr std::size_t kMaxShards = 4096;
+    mutable std::mutex mutex_;
+    std::unordered_map<int64_t, std::pair<std::string, std::vector<ShardIndexEntry>>> map_;
+  };
+  mutable IndexCache index_cache;
+
   Impl(ArraySpec s, std::shared_ptr<Store> st, std::shared_ptr<ChunkCache> c, Executor* ex)
       : spec(std::move(s)), store(std::move(st)), cache(std::move(c)),
         executor(ex ? ex : &default_executor()), grid(spec.shape, spec.chunk_shape) {
@@ -114,6 +142,7 @@ struct ChunkedArray::Impl {
     bool missing = false;              // known empty (shard index says so)
     Store::Snapshot* snap = nullptr;  // read the range from this shard version
     int64_t inner = -1;                // inner chunk number, for messages
+    ChunkCache::Value cached;          // already decoded (looked up while planning)
   };
 
   [[noreturn]] void rethrow_with_key(const Error& e, const ReadTask& t, const char* where) const {
@@ -156,7 +185,7 @@ struct ChunkedArray::Impl {
 
   bool place_cached(const ReadTask& t, const ArrayView& dst) const {
     if (!cache) return false;
-    auto hit = cache->get(owner, t.cache_key);
+    auto hit = t.cached ? t.cached : cache->get(owner, t.cache_key);
     if (!hit) return false;
     ArrayView whole = ArrayView::contiguous(const_cast<uint8_t*>(hit->data()), spec.dtype,
                                             t.codec->chunk_shape());
@@ -181,7 +210,7 @@ struct ChunkedArray::Impl {
         std::vector<ByteRequest> requests;
         for (std::size_t i = begin; i < end; ++i) {
           if (tasks[i].missing) continue;
-          if (cache && cache->get(owner, tasks[i].cache_key)) continue;
+          if (tasks[i].cached || (cache && cache->get(owner, tasks[i].cache_key))) continue;
           todo.push_back(i);
           requests.push_back(tasks[i].request);
         }
@@ -232,7 +261,8 @@ struct ChunkedArray::Impl {
   // The index of each shard in keys (empty: no shard). For a non-batched store each shard is
   // opened once (snaps) and its index and inner chunks are read from that one version.
   std::vector<std::vector<ShardIndexEntry>> read_indexes(
-      const std::vector<std::string>& keys, std::vector<std::unique_ptr<Store::Snapshot>>& snaps) const {
+      const std::vector<std::string>& keys, const std::vector<int64_t>& shard_ids,
+      const std::vector<uint8_t>& need, std::vector<std::unique_ptr<Store::Snapshot>>& snaps) const {
     std::vector<std::vector<ShardIndexEntry>> indexes(keys.size());
     const auto n = static_cast<uint64_t>(shard->index_nbytes());
     auto decode = [&](std::size_t i, const ByteBuffer& bytes, uint64_t total) {
@@ -248,23 +278,32 @@ struct ChunkedArray::Impl {
     if (store->batched()) {
       const ByteRange range = shard->index_at_end() ? ByteRange::suffix(n) : ByteRange::range(0, n);
       std::vector<ByteRequest> requests;
-      for (const auto& k : keys) requests.push_back({k, range});
+      std::vector<std::size_t> which;
+      for (std::size_t i = 0; i < keys.size(); ++i) {
+        if (!need[i]) continue;
+        requests.push_back({keys[i], range});
+        which.push_back(i);
+      }
       std::vector<ByteBuffer> values;
       std::vector<uint8_t> found;
       store->get_many(requests, values, found);
-      for (std::size_t i = 0; i < keys.size(); ++i) {
-        if (found[i]) decode(i, values[i], UINT64_MAX);
+      for (std::size_t j = 0; j < which.size(); ++j) {
+        if (found[j]) decode(which[j], values[j], UINT64_MAX);
       }
       return indexes;
     }
     snaps.resize(keys.size());
     executor->parallel_for(static_cast<int64_t>(keys.size()), [&](int64_t i) {
+      if (!need[i]) return;
       snaps[i] = store->snapshot(keys[i]);
       if (!snaps[i]) return;
+      const std::string version = cache ? snaps[i]->version() : std::string();
+      if (!version.empty() && index_cache.get(shard_ids[i], version, indexes[i])) return;
       const uint64_t size = snaps[i]->size();
       const uint64_t offset = shard->index_at_end() ? (size >= n ? size - n : 0) : 0;
       snaps[i]->read(offset, n, tl_fetched);
       decode(static_cast<std::size_t>(i), tl_fetched, size);
+      if (!version.empty()) index_cache.put(shard_ids[i], version, indexes[i]);
     });
     return indexes;
   }
@@ -292,16 +331,36 @@ struct ChunkedArray::Impl {
     ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
     for (std::size_t begin = 0; begin < overlaps.size(); begin += kShardGroup) {
       const std::size_t end = std::min(overlaps.size(), begin + kShardGroup);
-      std::vector<std::string> keys;
-      for (std::size_t s = begin; s < end; ++s) keys.push_back(chunk_key(spec.key_encoding, overlaps[s].chunk_index));
+      const std::size_t n = end - begin;
+      std::vector<std::string> keys(n);
+      std::vector<int64_t> shard_ids(n);
+      std::vector<std::vector<ChunkGrid::Overlap>> parts(n);
+      std::vector<std::vector<ChunkCache::Value>> hits(n);
+      std::vector<uint8_t> need(n, 1);
+      for (std::size_t g = 0; g < n; ++g) {
+        const auto& o = overlaps[begin + g];
+        keys[g] = chunk_key(spec.key_encoding, o.chunk_index);
+        shard_ids[g] = grid.linear_index(o.chunk_index);
+        parts[g] = inner.overlaps(Box{o.in_chunk, o.shape});
+        if (!cache) continue;
+        // A shard whose needed inner chunks are all decoded already needs no I/O at all.
+        bool all = true;
+        for (const auto& io : parts[g]) {
+          hits[g].push_back(cache->get(owner, inner_cache_key(o.chunk_index, io.chunk_index)));
+          all = all && hits[g].back() != nullptr;
+        }
+        need[g] = all ? 0 : 1;
+      }
       std::vector<std::unique_ptr<Store::Snapshot>> snaps;
-      const auto indexes = read_indexes(keys, snaps);
+      const auto indexes = read_indexes(keys, shard_ids, need, snaps);
       std::vector<ReadTask> tasks;
       for (std::size_t s = begin; s < end; ++s) {
         const auto& o = overlaps[s];
         const std::size_t g = s - begin;
-        for (const auto& io : inner.overlaps(Box{o.in_chunk, o.shape})) {
+        for (std::size_t p = 0; p < parts[g].size(); ++p) {
+          const auto& io = parts[g][p];
           ReadTask t;
+          if (cache) t.cached = hits[g][p];
           t.codec = &shard->inner();
           t.request.key = keys[g];
           t.in_chunk = io.in_chunk;
@@ -310,7 +369,9 @@ struct ChunkedArray::Impl {
           t.full = io.full_chunk;
           t.cache_key = inner_cache_key(o.chunk_index, io.chunk_index);
           t.inner = inner.linear_index(io.chunk_index);
-          if (indexes[g].empty()) {
+          if (t.cached) {
+            t.missing = false;
+          } else if (indexes[g].empty()) {
             t.missing = true;
           } else {
             const ShardIndexEntry& e = indexes[g][static_cast<std::size_t>(t.inner)];
@@ -493,6 +554,7 @@ struct ChunkedArray::Impl {
       cache->erase(owner, grid.linear_index(o.chunk_index));
       return;
     }
+    index_cache.erase(grid.linear_index(o.chunk_index));
     ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
     for (const auto& io : inner.overlaps(Box{o.in_chunk, o.shape})) {
       cache->erase(owner, inner_cache_key(o.chunk_index, io.chunk_index));

@@ -147,7 +147,13 @@ class MemorySnapshot : public Store::Snapshot {
 
 class FileSnapshot : public Store::Snapshot {
  public:
-  FileSnapshot(int fd, uint64_t size, std::string path) : fd_(fd), size_(size), path_(std::move(path)) {}
+  FileSnapshot(int fd, const struct stat& st, std::string path)
+      : fd_(fd), size_(static_cast<uint64_t>(st.st_size)), path_(std::move(path)) {
+    version_ = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+               std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+               std::to_string(st.st_mtim.tv_nsec);
+  }
+  std::string version() const override { return version_; }
   ~FileSnapshot() override { ::close(fd_); }
   uint64_t size() const override { return size_; }
   std::size_t read(uint64_t offset, uint64_t length, ByteBuffer& out) override {
@@ -162,6 +168,7 @@ class FileSnapshot : public Store::Snapshot {
   int fd_;
   uint64_t size_;
   std::string path_;
+  std::string version_;
 };
 
 }  // namespace
@@ -199,7 +206,7 @@ std::unique_ptr<Store::Snapshot> FileStore::snapshot(const std::string& key) {
     ::close(fd);
     fail_io("FileStore::snapshot", "cannot read", path, err);
   }
-  return std::make_unique<FileSnapshot>(fd, static_cast<uint64_t>(st.st_size), path);
+  return std::make_unique<FileSnapshot>(fd, st, path);
 }
 
 bool FileStore::get(const std::string& key, const ByteRange& range, ByteBuffer& out,

@@ -64,6 +64,9 @@ class VOXCORE_API Store {
     virtual uint64_t size() const = 0;
     // Reads [offset, offset + length) clipped to the value; returns the bytes read.
     virtual std::size_t read(uint64_t offset, uint64_t length, ByteBuffer& out) = 0;
+    // Identifies this version of the value (a FileStore: inode, size, mtime), so that what was
+    // derived from it (a shard index) can be reused while it is unchanged. Empty: unknown.
+    virtual std::string version() const { return {}; }
   };
   virtual std::unique_ptr<Snapshot> snapshot(const std::string& key);
 
