@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from voxcore._sample import body_with_noise
 
 MiB = 1024 * 1024
 CHUNK = (64, 64, 64)
@@ -41,19 +42,7 @@ def make_volume(n: int, seed: int = SEED) -> np.ndarray:
     low /= low.std() + 1e-12
     field = ndi.zoom(low, n / m, order=1, grid_mode=True, mode="nearest")
     field = np.ascontiguousarray(field[:n, :n, :n], dtype=np.float32)
-    c = (n - 1) / 2.0
-    ax = np.arange(n, dtype=np.float32) - np.float32(c)
-    rz = (ax / np.float32(0.45 * n)) ** 2
-    ry = (ax / np.float32(0.40 * n)) ** 2
-    rx = (ax / np.float32(0.42 * n)) ** 2
-    r2 = rz[:, None, None] + ry[None, :, None] + rx[None, None, :]
-    field *= np.float32(300.0)
-    field += np.float32(1000.0)
-    np.putmask(field, r2 > 1.0, np.float32(20.0))
-    del r2
-    field += rng.standard_normal(field.shape, dtype=np.float32) * np.float32(15.0)
-    np.clip(field, 0, 65535, out=field)
-    return field.astype(np.uint16)
+    return body_with_noise(field, rng)  # voxcore._sample: same operations, same bytes
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,32 @@ Scratch& scratch(int depth) {
   return s[depth];
 }
 
+// Calls fn(i, s.sub) for every inner chunk i of a shard (C order), s.sub viewing that inner
+// chunk of `stored` (the shard in stored axis order).
+template <typename Fn>
+void for_each_inner_chunk(const Shape& inner_shape, const Shape& per_shard, int64_t count,
+                          const ArrayView& stored, Scratch& s, Fn&& fn) {
+  const int rank = stored.rank();
+  s.sub.data = stored.data;
+  s.sub.dtype = stored.dtype;
+  s.sub.shape.assign(inner_shape.begin(), inner_shape.end());
+  s.sub.byte_strides.assign(stored.byte_strides.begin(), stored.byte_strides.end());
+  s.coord.assign(static_cast<std::size_t>(rank), 0);
+  s.step.resize(static_cast<std::size_t>(rank));
+  for (int d = 0; d < rank; ++d) s.step[d] = inner_shape[d] * stored.byte_strides[d];
+  auto* base = static_cast<uint8_t*>(stored.data);
+  for (int64_t i = 0; i < count; ++i) {
+    uint8_t* p = base;
+    for (int d = 0; d < rank; ++d) p += s.coord[d] * s.step[d];
+    s.sub.data = p;
+    fn(i, s.sub);
+    for (int d = rank - 1; d >= 0; --d) {
+      if (++s.coord[d] < per_shard[d]) break;
+      s.coord[d] = 0;
+    }
+  }
+}
+
 void set_contiguous(ArrayView& v, void* data, DType dtype, const Shape& shape) {
   v.data = data;
   v.dtype = dtype;
@@ -626,49 +652,33 @@ void CodecChain::Impl::decode_shard(const uint8_t* src, std::size_t size,
   const uint64_t lo = layout.at_end_ ? 0 : index_nbytes;
   const uint64_t hi = layout.at_end_ ? size - index_nbytes : size;
 
-  const int rank = stored.rank();
-  s.sub.data = stored.data;
-  s.sub.dtype = stored.dtype;
-  s.sub.shape.assign(layout.inner_shape_.begin(), layout.inner_shape_.end());
-  s.sub.byte_strides.assign(stored.byte_strides.begin(), stored.byte_strides.end());
-  s.coord.assign(static_cast<std::size_t>(rank), 0);
-  s.step.resize(static_cast<std::size_t>(rank));
-  for (int d = 0; d < rank; ++d) s.step[d] = layout.inner_shape_[d] * stored.byte_strides[d];
   const Impl& inner = *layout.inner_->impl_;
-
-  auto* base = static_cast<uint8_t*>(stored.data);
-  for (int64_t i = 0; i < layout.num_; ++i) {
-    uint8_t* p = base;
-    for (int d = 0; d < rank; ++d) p += s.coord[d] * s.step[d];
-    s.sub.data = p;
+  for_each_inner_chunk(layout.inner_shape_, layout.per_shard_, layout.num_, stored, s,
+                       [&](int64_t i, const ArrayView& sub) {
     const ShardIndexEntry& e = s.entries[static_cast<std::size_t>(i)];
     if (e.empty()) {
-      voxcore::fill(s.sub, fill.data());
-    } else {
-      if (e.offset < lo || e.offset + e.nbytes > hi) {
-        detail::corrupt(CodecId::kSharding,
-                        "inner chunk overlaps the shard index (entry=" + std::to_string(i) +
-                            ", offset=" + std::to_string(e.offset) + ", nbytes=" +
-                            std::to_string(e.nbytes) + ", data region=[" + std::to_string(lo) +
-                            ", " + std::to_string(hi) + "))");
-      }
-      try {
-        inner.decode(src + e.offset, static_cast<std::size_t>(e.nbytes), s.sub);
-      } catch (const Error& err) {
-        std::string what = err.what();
-        if (!what.empty() && what[0] == '[') {
-          const std::size_t close = what.find("] ");
-          if (close != std::string::npos) what.erase(0, close + 2);
-        }
-        fail(err.code(), kDecodeWhere,
-             "sharding_indexed: inner chunk " + shape_str(s.coord) + ": " + what);
-      }
+      voxcore::fill(sub, fill.data());
+      return;
     }
-    for (int d = rank - 1; d >= 0; --d) {
-      if (++s.coord[d] < layout.per_shard_[d]) break;
-      s.coord[d] = 0;
+    if (e.offset < lo || e.offset + e.nbytes > hi) {
+      detail::corrupt(CodecId::kSharding,
+                      "inner chunk overlaps the shard index (entry=" + std::to_string(i) +
+                          ", offset=" + std::to_string(e.offset) + ", nbytes=" +
+                          std::to_string(e.nbytes) + ", data region=[" + std::to_string(lo) +
+                          ", " + std::to_string(hi) + "))");
     }
-  }
+    try {
+      inner.decode(src + e.offset, static_cast<std::size_t>(e.nbytes), sub);
+    } catch (const Error& err) {
+      std::string what = err.what();
+      if (!what.empty() && what[0] == '[') {
+        const std::size_t close = what.find("] ");
+        if (close != std::string::npos) what.erase(0, close + 2);
+      }
+      fail(err.code(), kDecodeWhere,
+           "sharding_indexed: inner chunk " + shape_str(s.coord) + ": " + what);
+    }
+  });
 }
 
 // ---- encode --------------------------------------------------------------------------------
@@ -715,31 +725,14 @@ void CodecChain::Impl::encode_shard(const ArrayView& stored, ByteBuffer& out) co
   if (!layout.at_end_) out.resize(base + index_nbytes);
   s.entries.assign(static_cast<std::size_t>(layout.num_), ShardIndexEntry{});
 
-  const int rank = stored.rank();
-  s.sub.data = stored.data;
-  s.sub.dtype = stored.dtype;
-  s.sub.shape.assign(layout.inner_shape_.begin(), layout.inner_shape_.end());
-  s.sub.byte_strides.assign(stored.byte_strides.begin(), stored.byte_strides.end());
-  s.coord.assign(static_cast<std::size_t>(rank), 0);
-  s.step.resize(static_cast<std::size_t>(rank));
-  for (int d = 0; d < rank; ++d) s.step[d] = layout.inner_shape_[d] * stored.byte_strides[d];
   const Impl& inner = *layout.inner_->impl_;
-
-  auto* src_base = static_cast<uint8_t*>(stored.data);
-  for (int64_t i = 0; i < layout.num_; ++i) {
-    uint8_t* p = src_base;
-    for (int d = 0; d < rank; ++d) p += s.coord[d] * s.step[d];
-    s.sub.data = p;
-    if (!all_equal(s.sub, fill.data())) {
-      const std::size_t offset = out.size() - base;
-      inner.encode_append(s.sub, out);
-      s.entries[static_cast<std::size_t>(i)] = {offset, out.size() - base - offset};
-    }
-    for (int d = rank - 1; d >= 0; --d) {
-      if (++s.coord[d] < layout.per_shard_[d]) break;
-      s.coord[d] = 0;
-    }
-  }
+  for_each_inner_chunk(layout.inner_shape_, layout.per_shard_, layout.num_, stored, s,
+                       [&](int64_t i, const ArrayView& sub) {
+    if (all_equal(sub, fill.data())) return;  // stays empty: the fill value
+    const std::size_t offset = out.size() - base;
+    inner.encode_append(sub, out);
+    s.entries[static_cast<std::size_t>(i)] = {offset, out.size() - base - offset};
+  });
   if (layout.at_end_) {
     const std::size_t pos = out.size();
     out.resize(pos + index_nbytes);

@@ -32,6 +32,13 @@ def synthetic_volume(n: int = 256, seed: int = 0) -> np.ndarray:
     for axis in range(3):
         field = _box_blur(field, max(n // m, 1) * 2, axis)
     field /= field.std() + 1e-12
+    return body_with_noise(field, rng)
+
+
+def body_with_noise(field: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scales a unit-variance float32 field (n, n, n) into an ellipsoid body of ~1000 +- 300 on a
+    background of 20, adds Gaussian noise (sigma 15) and returns uint16. Modifies field."""
+    n = field.shape[0]
     c = (n - 1) / 2.0
     ax = np.arange(n, dtype=np.float32) - np.float32(c)
     r2 = ((ax / np.float32(0.45 * n)) ** 2)[:, None, None] + \
