@@ -206,8 +206,8 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         The node inside a store.
     cache_bytes : int, optional
         Size of a decoded-chunk LRU cache in the core (repeated/overlapping reads decode once).
-        Writes through this handle keep it current; it assumes no other process rewrites the
-        array meanwhile.
+        Writes through this handle keep it current; it assumes no other handle or process
+        rewrites the array meanwhile.
     durable : bool
         For local directories: fsync writes (atomic rename either way).
     """
