@@ -210,7 +210,9 @@ struct ChunkedArray::Impl {
         std::vector<ByteRequest> requests;
         for (std::size_t i = begin; i < end; ++i) {
           if (tasks[i].missing) continue;
-          if (tasks[i].cached || (cache && cache->get(owner, tasks[i].cache_key))) continue;
+          // Hold the hit: it must not be evicted between this lookup and its placement.
+          if (!tasks[i].cached && cache) tasks[i].cached = cache->get(owner, tasks[i].cache_key);
+          if (tasks[i].cached) continue;
           todo.push_back(i);
           requests.push_back(tasks[i].request);
         }
@@ -222,7 +224,7 @@ struct ChunkedArray::Impl {
         executor->parallel_for(static_cast<int64_t>(end - begin), [&](int64_t k) {
           const ReadTask& t = tasks[begin + k];
           const int64_t j = slot[k];
-          if (j < 0) {
+          if (j < 0) {  // known empty, or decoded already (held in t.cached)
             if (t.missing || !place_cached(t, dst)) fill_part(t, dst);
             return;
           }
