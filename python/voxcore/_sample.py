@@ -27,10 +27,15 @@ def synthetic_volume(n: int = 256, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     m = max(n // 8, 4)
     low = rng.standard_normal((m, m, m), dtype=np.float32)
-    idx = (np.arange(n) * m) // n
+    # Smooth at half resolution (8x less work), then repeat to full size: the field varies on a
+    # scale of ~16 voxels, so the 2-voxel steps are far below the noise.
+    half = n // 2 if n >= 64 and n % 2 == 0 else n
+    idx = (np.arange(half) * m) // half
     field = low[idx][:, idx][:, :, idx]
     for axis in range(3):
-        field = _box_blur(field, max(n // m, 1) * 2, axis)
+        field = _box_blur(field, max(half // m, 1) * 2, axis)
+    if half != n:
+        field = field.repeat(2, 0).repeat(2, 1).repeat(2, 2)
     field /= field.std() + 1e-12
     return body_with_noise(field, rng)
 
