@@ -1,6 +1,6 @@
 """The benchmark data: the peers harness's volume, cases and random boxes, unchanged.
 
-Same algorithm, seeds and case names as /work/shared/peers/peers.py (``make_volume``,
+Same algorithm, seeds and case names as the shared peers harness (../shared/peers/peers.py) (``make_volume``,
 ``zarr_cases``, the 100 boxes of section ``random``), so that numbers here line up with the
 peers baseline.
 """

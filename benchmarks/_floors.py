@@ -3,7 +3,7 @@
 Not peers. The chunk bytes are already in RAM (no file I/O, no metadata, no Zarr logic); the
 codecs are numcodecs (python-zstandard when installed), which release the GIL, so N Python
 threads decode N chunks at once. A reader close to these numbers has little left to win;
-the same recipes as the ``floor:`` rows of /work/shared/peers/peers.py.
+the same recipes as the ``floor:`` rows of the shared peers harness (../shared/peers/peers.py).
 """
 from __future__ import annotations
 

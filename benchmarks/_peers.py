@@ -1,4 +1,4 @@
-"""How each tool is driven, one adapter per peer, written after /work/shared/peers/peers.py.
+"""How each tool is driven, one adapter per peer, written after the shared peers harness (../shared/peers/peers.py).
 
 Every adapter has the same four operations:
 
