@@ -10,6 +10,7 @@
 #include "voxcore/dtype.hpp"
 #include "voxcore/error.hpp"
 #include "voxcore/grid.hpp"
+#include "voxcore/pyramid.hpp"
 #include "voxcore/store.hpp"
 #include "voxcore/thread_pool.hpp"
 #include "voxcore/transform.hpp"

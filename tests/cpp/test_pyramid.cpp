@@ -1,0 +1,447 @@
+#include "voxcore/pyramid.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "voxcore/error.hpp"
+#include "voxcore/thread_pool.hpp"
+
+namespace voxcore {
+namespace {
+
+__extension__ typedef __int128 Int128;
+
+const Method kMethods[] = {Method::kMean, Method::kGaussian, Method::kMode,
+                           Method::kNearest, Method::kMin, Method::kMax};
+
+const char* method_name(Method m) {
+  switch (m) {
+    case Method::kMean: return "mean";
+    case Method::kGaussian: return "gaussian";
+    case Method::kMode: return "mode";
+    case Method::kNearest: return "nearest";
+    case Method::kMin: return "min";
+    case Method::kMax: return "max";
+  }
+  return "?";
+}
+
+template <typename T> DType dtype_of();
+template <> DType dtype_of<uint8_t>() { return DType::kUInt8; }
+template <> DType dtype_of<int8_t>() { return DType::kInt8; }
+template <> DType dtype_of<uint16_t>() { return DType::kUInt16; }
+template <> DType dtype_of<int16_t>() { return DType::kInt16; }
+template <> DType dtype_of<uint32_t>() { return DType::kUInt32; }
+template <> DType dtype_of<int32_t>() { return DType::kInt32; }
+template <> DType dtype_of<uint64_t>() { return DType::kUInt64; }
+template <> DType dtype_of<int64_t>() { return DType::kInt64; }
+template <> DType dtype_of<float>() { return DType::kFloat32; }
+template <> DType dtype_of<double>() { return DType::kFloat64; }
+
+int64_t count(const Shape& shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+}
+
+bool next(std::vector<int64_t>& idx, const Shape& shape) {
+  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+    if (++idx[i] < shape[i]) return true;
+    idx[i] = 0;
+  }
+  return false;
+}
+
+template <typename T>
+T get(const ArrayView& v, const std::vector<int64_t>& idx) {
+  const auto* p = static_cast<const uint8_t*>(v.data);
+  for (int i = 0; i < v.rank(); ++i) p += idx[i] * v.byte_strides[i];
+  T x;
+  std::memcpy(&x, p, sizeof(T));
+  return x;
+}
+
+template <typename T>
+bool is_nan(T x) {
+  return x != x;
+}
+
+// ---- the naive reference: every output voxel, every voxel of its window ----
+
+template <typename T>
+T ref_reduce(std::vector<T> w, Method method) {
+  switch (method) {
+    case Method::kMean: {
+      if constexpr (std::is_floating_point<T>::value) {
+        double s = 0;
+        for (T x : w) s += x;
+        return static_cast<T>(s / static_cast<double>(w.size()));
+      } else {
+        Int128 s = 0;
+        for (T x : w) s += x;
+        const Int128 c = static_cast<Int128>(w.size());
+        const Int128 q = s >= 0 ? (2 * s + c) / (2 * c) : -((-2 * s + c) / (2 * c));
+        return static_cast<T>(q);
+      }
+    }
+    case Method::kMin:
+    case Method::kMax: {
+      for (T x : w) {
+        if (is_nan(x)) return x;
+      }
+      return method == Method::kMin ? *std::min_element(w.begin(), w.end()) : *std::max_element(w.begin(), w.end());
+    }
+    case Method::kMode: {
+      T best{};
+      std::size_t best_n = 0;
+      for (T v : w) {
+        std::size_t n = 0;
+        for (T x : w) n += (x == v || (is_nan(x) && is_nan(v)));
+        // NaN is ordered above every number.
+        const bool smaller = is_nan(best) ? !is_nan(v) : (!is_nan(v) && v < best);
+        if (n > best_n || (n == best_n && smaller)) {
+          best = v;
+          best_n = n;
+        }
+      }
+      return best;
+    }
+    default:
+      return w[0];  // kNearest: the first voxel of the window
+  }
+}
+
+template <typename T>
+std::vector<T> reference(const ArrayView& src, const std::vector<int64_t>& f, Method method) {
+  const Shape out_shape = downsampled_shape(src.shape, f);
+  const int rank = src.rank();
+  std::vector<T> out;
+  if (count(out_shape) == 0) return out;
+  std::vector<int64_t> o(rank, 0);
+  do {
+    if (method == Method::kGaussian) {
+      // Product of per-axis normalised weights (sigma = f/2, 3 sigma, replicate edges).
+      std::vector<std::vector<std::pair<int64_t, double>>> taps(rank);
+      for (int a = 0; a < rank; ++a) {
+        if (f[a] == 1) {
+          taps[a].push_back({o[a], 1.0});
+          continue;
+        }
+        const double sigma = f[a] / 2.0, c = o[a] * f[a] + (f[a] - 1) / 2.0;
+        double sum = 0;
+        for (int64_t k = -1000; k <= 1000; ++k) {
+          const double x = k - c;
+          if (std::abs(x) > 3 * sigma) continue;
+          const double g = std::exp(-x * x / (2 * sigma * sigma));
+          taps[a].push_back({std::clamp<int64_t>(k, 0, src.shape[a] - 1), g});
+          sum += g;
+        }
+        for (auto& t : taps[a]) t.second /= sum;
+      }
+      double acc = 0;
+      std::vector<int64_t> t(rank, 0), tn(rank), idx(rank);
+      for (int a = 0; a < rank; ++a) tn[a] = static_cast<int64_t>(taps[a].size());
+      do {
+        double w = 1;
+        for (int a = 0; a < rank; ++a) {
+          idx[a] = taps[a][t[a]].first;
+          w *= taps[a][t[a]].second;
+        }
+        acc += w * static_cast<double>(get<T>(src, idx));
+      } while (next(t, tn));
+      if constexpr (std::is_floating_point<T>::value) {
+        out.push_back(static_cast<T>(acc));
+      } else {
+        const double r = std::round(acc);
+        out.push_back(r <= static_cast<double>(std::numeric_limits<T>::lowest())  ? std::numeric_limits<T>::lowest()
+                      : r >= static_cast<double>(std::numeric_limits<T>::max()) ? std::numeric_limits<T>::max()
+                                                                                 : static_cast<T>(r));
+      }
+      continue;
+    }
+    Shape win(rank);
+    for (int a = 0; a < rank; ++a) win[a] = std::min(f[a], src.shape[a] - o[a] * f[a]);
+    std::vector<int64_t> w(rank, 0), idx(rank);
+    std::vector<T> vals;
+    do {
+      for (int a = 0; a < rank; ++a) idx[a] = o[a] * f[a] + w[a];
+      vals.push_back(get<T>(src, idx));
+    } while (next(w, win));
+    out.push_back(ref_reduce<T>(vals, method));
+  } while (next(o, out_shape));
+  return out;
+}
+
+// ---- test data ----
+
+template <typename T>
+T random_value(std::mt19937_64& rng, bool small) {
+  if (small) return static_cast<T>(rng() % 4);  // many ties for mode
+  if constexpr (std::is_floating_point<T>::value) {
+    // Multiples of 1/8 in [-512, 512): every window sum is exact in double, in any order.
+    return static_cast<T>(static_cast<double>(static_cast<int64_t>(rng() % 8192) - 4096) / 8);
+  } else {
+    return static_cast<T>(rng());  // the full range: sums must not overflow
+  }
+}
+
+// A source of `shape` in one of three layouts: C-contiguous, every other element of the last axis,
+// or that with axis 0 reversed (negative stride).
+template <typename T>
+ArrayView make_source(std::vector<T>& storage, const Shape& shape, int layout, std::mt19937_64& rng, bool small) {
+  Shape base = shape;
+  if (layout > 0) base.back() *= 2;
+  storage.resize(static_cast<std::size_t>(std::max<int64_t>(1, count(base))));
+  for (T& x : storage) x = random_value<T>(rng, small);
+  ArrayView v = ArrayView::contiguous(storage.data(), dtype_of<T>(), base);
+  if (layout > 0) {
+    v.shape = shape;
+    v.byte_strides.back() *= 2;
+  }
+  if (layout == 2) v = v.flipped(0);
+  return v;
+}
+
+template <typename T>
+void expect_matches(const std::vector<T>& got, const std::vector<T>& want, Method method, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    if (is_nan(want[i])) {
+      ASSERT_TRUE(is_nan(got[i])) << what << " at " << i;
+    } else if (method == Method::kGaussian) {
+      // Same formula, different summation order; computed in double, so 64-bit integers beyond
+      // 2^53 are only as exact as a double (errors scale with the inputs, not the result).
+      const double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
+      const double tol = std::is_floating_point<T>::value ? 1e-5 * (1 + std::abs(w)) : sizeof(T) < 8 ? 1.0
+                                                                  : 1e-14 * static_cast<double>(std::numeric_limits<T>::max());
+      ASSERT_NEAR(g, w, tol) << what << " at " << i;
+    } else {
+      ASSERT_EQ(got[i], want[i]) << what << " at " << i;
+    }
+  }
+}
+
+template <typename T>
+void check_against_reference(Executor* executor) {
+  const std::vector<Shape> shapes = {{7}, {8}, {5, 7}, {4, 6}, {5, 6, 7}, {3, 4, 5, 7}, {2, 3, 1, 9}};
+  std::mt19937_64 rng(42);
+  for (const Shape& shape : shapes) {
+    const int rank = static_cast<int>(shape.size());
+    std::vector<std::vector<int64_t>> factor_sets(4, std::vector<int64_t>(rank));
+    for (int a = 0; a < rank; ++a) {
+      factor_sets[0][a] = 1;
+      factor_sets[1][a] = 2;
+      factor_sets[2][a] = 3;
+      factor_sets[3][a] = a == 0 ? 1 : (a % 2 ? 2 : 3);  // mixed, e.g. {1,2,3,2}
+    }
+    for (const auto& f : factor_sets) {
+      for (int layout = 0; layout < 3; ++layout) {
+        for (bool small : {false, true}) {
+          std::vector<T> storage;
+          const ArrayView src = make_source<T>(storage, shape, layout, rng, small);
+          const Shape out_shape = downsampled_shape(shape, f);
+          for (Method method : kMethods) {
+            std::vector<T> out(static_cast<std::size_t>(count(out_shape)));
+            downsample(src, ArrayView::contiguous(out.data(), dtype_of<T>(), out_shape), f, method, executor);
+            std::string what = std::string(dtype_name(dtype_of<T>())) + " " + method_name(method) + " rank " +
+                               std::to_string(rank) + " layout " + std::to_string(layout) + " f0 " +
+                               std::to_string(f[0]) + " f_last " + std::to_string(f.back());
+            expect_matches<T>(out, reference<T>(src, f, method), method, what);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(DownsampleReference, UInt8) { check_against_reference<uint8_t>(nullptr); }
+TEST(DownsampleReference, UInt16) { check_against_reference<uint16_t>(nullptr); }
+TEST(DownsampleReference, Int16) { check_against_reference<int16_t>(nullptr); }
+TEST(DownsampleReference, Int8) { check_against_reference<int8_t>(nullptr); }
+TEST(DownsampleReference, UInt32) { check_against_reference<uint32_t>(nullptr); }
+TEST(DownsampleReference, Int64) { check_against_reference<int64_t>(nullptr); }
+TEST(DownsampleReference, UInt64) { check_against_reference<uint64_t>(nullptr); }
+TEST(DownsampleReference, Float32) { check_against_reference<float>(nullptr); }
+TEST(DownsampleReference, Float64) { check_against_reference<double>(nullptr); }
+
+// Large enough to be split across the pool; a strided destination too.
+TEST(DownsampleReference, ParallelAndStridedDestination) {
+  ThreadPool pool(4);
+  std::mt19937_64 rng(7);
+  const Shape shape = {21, 70, 401};
+  const std::vector<int64_t> f = {2, 2, 2};
+  std::vector<uint16_t> storage;
+  const ArrayView src = make_source<uint16_t>(storage, shape, 0, rng, false);
+  const Shape out_shape = downsampled_shape(shape, f);
+  for (Method method : kMethods) {
+    if (method == Method::kGaussian) continue;  // the product-weight reference is too slow here
+    std::vector<uint16_t> out(static_cast<std::size_t>(count(out_shape)) * 2);
+    ArrayView dst = ArrayView::contiguous(out.data(), DType::kUInt16, out_shape);
+    for (auto& s : dst.byte_strides) s *= 2;
+    dst.byte_strides.back() = 4;
+    downsample(src, dst, f, method, &pool);
+    std::vector<uint16_t> got;
+    std::vector<int64_t> idx(3, 0);
+    do got.push_back(get<uint16_t>(dst, idx)); while (next(idx, out_shape));
+    expect_matches<uint16_t>(got, reference<uint16_t>(src, f, method), method, method_name(method));
+  }
+  // Gaussian: pooled equals single-threaded.
+  std::vector<uint16_t> a(static_cast<std::size_t>(count(out_shape))), b(a.size());
+  downsample(src, ArrayView::contiguous(a.data(), DType::kUInt16, out_shape), f, Method::kGaussian, &pool);
+  ThreadPool one(1);
+  downsample(src, ArrayView::contiguous(b.data(), DType::kUInt16, out_shape), f, Method::kGaussian, &one);
+  EXPECT_EQ(a, b);
+}
+
+// ---- specific promises ----
+
+template <typename T>
+std::vector<T> run1(std::vector<T> in, int64_t f, Method method) {
+  const Shape out_shape = downsampled_shape({static_cast<int64_t>(in.size())}, {f});
+  std::vector<T> out(static_cast<std::size_t>(out_shape[0]));
+  downsample(ArrayView::contiguous(in.data(), dtype_of<T>(), {static_cast<int64_t>(in.size())}),
+             ArrayView::contiguous(out.data(), dtype_of<T>(), out_shape), {f}, method);
+  return out;
+}
+
+TEST(DownsampleMean, RoundsHalfAwayFromZero) {
+  EXPECT_EQ(run1<uint8_t>({1, 2}, 2, Method::kMean), std::vector<uint8_t>{2});
+  EXPECT_EQ(run1<uint8_t>({1, 1, 2}, 3, Method::kMean), std::vector<uint8_t>{1});
+  EXPECT_EQ(run1<uint8_t>({1, 2, 2}, 3, Method::kMean), std::vector<uint8_t>{2});
+  EXPECT_EQ(run1<int16_t>({-1, -2}, 2, Method::kMean), std::vector<int16_t>{-2});
+  EXPECT_EQ(run1<int16_t>({-1, 2}, 2, Method::kMean), std::vector<int16_t>{1});
+  EXPECT_EQ(run1<int32_t>({-1, -1, -2}, 3, Method::kMean), std::vector<int32_t>{-1});
+  // The partial window at the end averages only what exists.
+  EXPECT_EQ(run1<uint16_t>({1, 2, 4, 6, 9}, 2, Method::kMean), (std::vector<uint16_t>{2, 5, 9}));
+  EXPECT_EQ(run1<float>({1, 2, 4}, 2, Method::kMean), (std::vector<float>{1.5f, 4.0f}));
+}
+
+TEST(DownsampleMean, NoOverflowAtExtremes) {
+  const uint64_t u = std::numeric_limits<uint64_t>::max();
+  EXPECT_EQ(run1<uint64_t>({u, u, u, u - 1}, 4, Method::kMean), std::vector<uint64_t>{u});
+  EXPECT_EQ(run1<uint64_t>({u, u - 2}, 2, Method::kMean), std::vector<uint64_t>{u - 1});
+  const int64_t lo = std::numeric_limits<int64_t>::min(), hi = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(run1<int64_t>({lo, lo, lo}, 3, Method::kMean), std::vector<int64_t>{lo});
+  EXPECT_EQ(run1<int64_t>({hi, hi}, 2, Method::kMean), std::vector<int64_t>{hi});
+  EXPECT_EQ(run1<int64_t>({lo, hi}, 2, Method::kMean), std::vector<int64_t>{-1});  // -0.5
+  EXPECT_EQ(run1<int8_t>({-128, -128, -128}, 3, Method::kMean), std::vector<int8_t>{-128});
+  EXPECT_EQ(run1<int8_t>({127, 127}, 2, Method::kMean), std::vector<int8_t>{127});
+  EXPECT_EQ(run1<int8_t>({-128, 127}, 2, Method::kMean), std::vector<int8_t>{-1});
+  // A big u16 window still sums exactly (wider than the 32-bit fast accumulator allows).
+  std::vector<uint16_t> big(70000, 65535);
+  EXPECT_EQ(run1<uint16_t>(big, 70000, Method::kMean), std::vector<uint16_t>{65535});
+  std::vector<uint8_t> bytes(1000, 255);
+  EXPECT_EQ(run1<uint8_t>(bytes, 1000, Method::kMean), std::vector<uint8_t>{255});
+}
+
+TEST(DownsampleMode, TiesGoToSmallest) {
+  EXPECT_EQ(run1<uint8_t>({3, 1, 3, 1}, 4, Method::kMode), std::vector<uint8_t>{1});
+  EXPECT_EQ(run1<int16_t>({5, -2, -2, 5, 7, 7}, 6, Method::kMode), std::vector<int16_t>{-2});
+  EXPECT_EQ(run1<int32_t>({9, 4, 9, 4, 9}, 5, Method::kMode), std::vector<int32_t>{9});
+  EXPECT_EQ(run1<uint16_t>({9, 8, 7}, 2, Method::kMode), (std::vector<uint16_t>{8, 7}));
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(run1<double>({nan, 1.0}, 2, Method::kMode), std::vector<double>{1.0});
+  EXPECT_TRUE(std::isnan(run1<double>({nan, nan, 1.0}, 3, Method::kMode)[0]));
+}
+
+TEST(DownsampleNaN, PropagatesThroughMinMaxMean) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (Method m : {Method::kMin, Method::kMax, Method::kMean}) {
+    for (const std::vector<float>& in : {std::vector<float>{nan, 1, 2}, {1, nan, 2}, {1, 2, nan}}) {
+      EXPECT_TRUE(std::isnan(run1<float>(in, 3, m)[0])) << method_name(m);
+    }
+    const auto out = run1<float>({nan, 1, 2, 3}, 2, m);  // only the NaN's window
+    EXPECT_TRUE(std::isnan(out[0]));
+    EXPECT_FALSE(std::isnan(out[1]));
+  }
+  EXPECT_EQ(run1<float>({2, -1, 5}, 3, Method::kMin), std::vector<float>{-1});
+  EXPECT_EQ(run1<float>({2, -1, 5}, 3, Method::kMax), std::vector<float>{5});
+}
+
+TEST(DownsampleNearest, TakesTheFirstVoxelOfEachWindow) {
+  EXPECT_EQ(run1<int32_t>({0, 1, 2, 3, 4, 5, 6}, 3, Method::kNearest), (std::vector<int32_t>{0, 3, 6}));
+}
+
+TEST(DownsampleGaussian, ConstantStaysConstant) {
+  const Shape shape = {9, 10, 5};
+  const std::vector<int64_t> f = {2, 3, 1};
+  const Shape out_shape = downsampled_shape(shape, f);
+  std::vector<uint16_t> in(static_cast<std::size_t>(count(shape)), 1234), out(count(out_shape));
+  downsample(ArrayView::contiguous(in.data(), DType::kUInt16, shape),
+             ArrayView::contiguous(out.data(), DType::kUInt16, out_shape), f, Method::kGaussian);
+  for (uint16_t v : out) ASSERT_EQ(v, 1234);
+  std::vector<float> fin(in.size(), 0.7f), fout(out.size());
+  downsample(ArrayView::contiguous(fin.data(), DType::kFloat32, shape),
+             ArrayView::contiguous(fout.data(), DType::kFloat32, out_shape), f, Method::kGaussian);
+  for (float v : fout) ASSERT_NEAR(v, 0.7f, 1e-6f);
+}
+
+TEST(DownsampleGaussian, ImpulseKeepsItsMass) {
+  // Each output voxel stands for prod(f) input voxels, so sum(out) * prod(f) ~ the impulse.
+  for (int64_t fac : {2, 3, 4}) {
+    const Shape shape = {40, 41};
+    const std::vector<int64_t> f = {fac, fac};
+    const Shape out_shape = downsampled_shape(shape, f);
+    std::vector<double> in(static_cast<std::size_t>(count(shape)), 0.0), out(count(out_shape));
+    in[20 * 41 + 21] = 1.0;
+    downsample(ArrayView::contiguous(in.data(), DType::kFloat64, shape),
+               ArrayView::contiguous(out.data(), DType::kFloat64, out_shape), f, Method::kGaussian);
+    const double mass = std::accumulate(out.begin(), out.end(), 0.0) * static_cast<double>(fac * fac);
+    EXPECT_NEAR(mass, 1.0, 0.05) << fac;
+    for (double v : out) EXPECT_GE(v, 0.0);
+  }
+}
+
+TEST(DownsampleGaussian, ClampsIntegers) {
+  EXPECT_EQ(run1<uint8_t>({255, 255, 255, 255, 255}, 2, Method::kGaussian), (std::vector<uint8_t>{255, 255, 255}));
+  EXPECT_EQ(run1<int8_t>({-128, -128, -128}, 2, Method::kGaussian), (std::vector<int8_t>{-128, -128}));
+}
+
+TEST(DownsampleArguments, BadArgumentsThrow) {
+  std::vector<uint8_t> in(24), out(24);
+  const ArrayView src = ArrayView::contiguous(in.data(), DType::kUInt8, {4, 6});
+  const auto expect_code = [](ErrorCode code, const std::function<void()>& fn) {
+    try {
+      fn();
+      ADD_FAILURE() << "no throw";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), code) << e.what();
+    }
+  };
+  const auto dst = [&](DType t, Shape s) { return ArrayView::contiguous(out.data(), t, s); };
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt8, {2, 2}), {2, 2}, Method::kMean); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt16, {2, 3}), {2, 2}, Method::kMean); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt8, {2, 3}), {2}, Method::kMean); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt8, {4, 6}), {0, 1}, Method::kMean); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt8, {2, 3}), {2, -2}, Method::kMax); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt8, {6}), {4}, Method::kMean); });
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsampled_shape({4, 6}, {2}); });
+  const ArrayView bsrc = ArrayView::contiguous(in.data(), DType::kBool, {4, 6});
+  expect_code(ErrorCode::kUnsupported, [&] { downsample(bsrc, dst(DType::kBool, {2, 3}), {2, 2}, Method::kMean); });
+}
+
+TEST(DownsampleShape, CeilPerAxis) {
+  EXPECT_EQ(downsampled_shape({512, 7, 1, 0}, {2, 2, 3, 2}), (Shape{256, 4, 1, 0}));
+  EXPECT_EQ(downsampled_shape({}, {}), Shape{});
+}
+
+TEST(DownsampleShape, EmptyAndScalar) {
+  std::vector<float> in(1, 3.5f), out(1, 0.0f);
+  downsample(ArrayView::contiguous(in.data(), DType::kFloat32, {}), ArrayView::contiguous(out.data(), DType::kFloat32, {}),
+             {}, Method::kMean);
+  EXPECT_EQ(out[0], 3.5f);
+  downsample(ArrayView::contiguous(in.data(), DType::kFloat32, {0, 3}),
+             ArrayView::contiguous(out.data(), DType::kFloat32, {0, 2}), {2, 2}, Method::kGaussian);
+}
+
+}  // namespace
+}  // namespace voxcore
