@@ -28,7 +28,7 @@ import _peers
 from _data import CASES, MiB, Case
 from _floors import Floors, chunk_set
 
-ROUNDS = {"read": 7, "boxes": 7, "boxes-cached": 7, "write": 5, "floor": 7}
+ROUNDS = {"read": 7, "boxes": 7, "boxes-cached": 7, "write": 5, "floor": 7, "downsample": 7}
 # Run order (conftest.py sorts by it): per operation and case, voxcore, the peers and the floor
 # run back to back, so rows that are compared with each other see the same machine load.
 RUN_ORDER = (("test_floor_memcpy",), ("test_read_whole", "test_floor_read"),

@@ -23,11 +23,12 @@ OPS = {
     "boxes-cached": "100 random boxes, fresh handle with a 1 GiB decoded-chunk cache each round",
     "write": "Whole-array write (create + write all; no fsync unless durable=True)",
     "memcpy": "Memory bandwidth floor",
+    "downsample": "In-memory pyramid: 3 levels of 2x2x2 mean from the volume (no I/O)",
 }
 PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista"]
 # The floor a voxcore row is held against (None: no floor applies).
 FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one file per chunk",
-             "boxes-cached": None}
+             "boxes-cached": None, "downsample": None}
 SLACK = 1.1
 
 

@@ -6,10 +6,12 @@ namespace py = pybind11;
 void init_errors(py::module_& m);
 void init_array(py::module_& m);
 void init_transform(py::module_& m);
+void init_pyramid(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "voxcore's compiled core (C++): codecs, stores, chunked arrays, transforms.";
   init_errors(m);
   init_array(m);
   init_transform(m);
+  init_pyramid(m);
 }

@@ -27,6 +27,23 @@ def set_num_threads(n: int) -> None:
     _core.set_num_threads(int(n))
 
 
+def downsample(array, factors, method: str = "mean"):
+    """Reduce a numpy array by integer factors per axis in the C++ core (GIL released).
+
+    factors: one int for every axis, or a sequence per axis. method: "mean" (integers round half
+    away from zero), "gaussian", "mode" (labels; ties -> smallest value), "nearest" (array[::f]),
+    "min", "max". The result has shape ceil(shape / factors); partial edge windows use the
+    voxels that exist.
+    """
+    import numpy as np
+
+    arr = np.asarray(array)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    f = [int(factors)] * arr.ndim if np.isscalar(factors) else [int(x) for x in factors]
+    return _core.downsample(arr, f, method)
+
+
 def get_num_threads() -> int:
     """The number of threads the core uses."""
     return _core.get_num_threads()
@@ -35,5 +52,5 @@ def get_num_threads() -> int:
 __all__ = [
     "CorruptDataError", "CudaError", "Image", "InvalidArgumentError", "InvalidMetadataError",
     "LimitExceededError", "UnavailableError", "UnsafePathError", "UnsupportedError", "VoxcoreError",
-    "create_array", "get_num_threads", "open", "set_num_threads",
+    "create_array", "downsample", "get_num_threads", "open", "set_num_threads",
 ]

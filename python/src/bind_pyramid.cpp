@@ -1,0 +1,48 @@
+// Bindings for pyramid.hpp: downsample a numpy array by integer factors.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "buffers.hpp"
+#include "voxcore/error.hpp"
+#include "voxcore/pyramid.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+voxcore::Method method_from_name(const std::string& name) {
+  if (name == "mean") return voxcore::Method::kMean;
+  if (name == "gaussian") return voxcore::Method::kGaussian;
+  if (name == "mode") return voxcore::Method::kMode;
+  if (name == "nearest") return voxcore::Method::kNearest;
+  if (name == "min") return voxcore::Method::kMin;
+  if (name == "max") return voxcore::Method::kMax;
+  voxcore::fail(voxcore::ErrorCode::kInvalidArgument, "downsample",
+                "unknown method (expected mean|gaussian|mode|nearest|min|max, got=" + name + ")");
+}
+
+}  // namespace
+
+void init_pyramid(py::module_& m) {
+  m.def(
+      "downsample",
+      [](const py::array& src, const std::vector<int64_t>& factors, const std::string& method) {
+        const voxcore::Method how = method_from_name(method);
+        const voxcore::ArrayView sv = voxcore::python::view_of(src, false);
+        const voxcore::Shape shape = voxcore::downsampled_shape(sv.shape, factors);
+        py::array out(voxcore::python::numpy_dtype(sv.dtype), std::vector<py::ssize_t>(shape.begin(), shape.end()));
+        const voxcore::ArrayView dv = voxcore::python::view_of(out, true);
+        {
+          py::gil_scoped_release release;
+          voxcore::downsample(sv, dv, factors, how, &voxcore::default_executor());
+        }
+        return out;
+      },
+      py::arg("src"), py::arg("factors"), py::arg("method") = "mean",
+      R"doc(Reduce src by integer factors per axis; returns a new C-contiguous array of shape
+ceil(src.shape / factors). method: mean (integers round half away from zero), gaussian, mode
+(ties -> smallest), nearest (src[::f]), min, max. Partial edge windows use what exists.)doc");
+}
