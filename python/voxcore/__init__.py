@@ -18,6 +18,7 @@ from .errors import (
     VoxcoreError,
 )
 from .image import Image, create_array, open
+from .pyramid import Level, MemoryImage, Pyramid, build_pyramid, from_array, save
 
 __version__ = "0.1.0"
 
@@ -52,5 +53,6 @@ def get_num_threads() -> int:
 __all__ = [
     "CorruptDataError", "CudaError", "Image", "InvalidArgumentError", "InvalidMetadataError",
     "LimitExceededError", "UnavailableError", "UnsafePathError", "UnsupportedError", "VoxcoreError",
-    "create_array", "downsample", "get_num_threads", "open", "set_num_threads",
+    "Level", "MemoryImage", "Pyramid", "build_pyramid", "create_array", "downsample", "from_array",
+    "get_num_threads", "open", "save", "set_num_threads",
 ]

@@ -1,0 +1,148 @@
+"""OME-NGFF (OME-Zarr) 0.4 / 0.5 multiscales metadata: build it and read it back.
+
+Rules (see FORMATS.md, "OME-NGFF multiscales"):
+
+- ``axes``: 2-5 entries, unique names, order time -> channel -> space, 2-3 space axes, each with
+  ``name``, ``type`` (space|time|channel) and, when known, a UDUNITS-2 ``unit``.
+- ``datasets``: paths "0", "1", ... from highest to lowest resolution; each has exactly one
+  ``scale`` then one ``translation`` transform, each with one value per axis.
+- 0.4: the multiscales list sits in the group's ``.zattrs`` and each entry carries
+  ``"version": "0.4"``. 0.5: it sits in ``zarr.json`` ``attributes.ome`` next to
+  ``"version": "0.5"`` and the entries carry no version.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from ..errors import InvalidArgumentError, InvalidMetadataError
+
+VERSIONS = ("0.4", "0.5")
+
+# The axis names voxcore knows the type of. Any other name is refused: OME allows custom types,
+# but a wrong guess (space vs time) gives a wrong pyramid, so the caller must use these names.
+AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+
+# UDUNITS-2 names the NGFF spec lists for space and time axes.
+SPACE_UNITS = {
+    "angstrom", "attometer", "centimeter", "decimeter", "exameter", "femtometer", "foot",
+    "gigameter", "hectometer", "inch", "kilometer", "megameter", "meter", "micrometer", "mile",
+    "millimeter", "nanometer", "parsec", "petameter", "picometer", "terameter", "yard",
+    "yoctometer", "yottameter", "zeptometer", "zettameter",
+}
+TIME_UNITS = {
+    "attosecond", "centisecond", "day", "decisecond", "exasecond", "femtosecond", "gigasecond",
+    "hectosecond", "hour", "kilosecond", "megasecond", "microsecond", "millisecond", "minute",
+    "nanosecond", "petasecond", "picosecond", "second", "terasecond", "yoctosecond",
+    "yottasecond", "zeptosecond", "zettasecond",
+}
+
+_ORDER = {"time": 0, "channel": 1, "space": 2}
+
+
+def default_dims(ndim: int) -> tuple[str, ...]:
+    """Axis names by rank: the last 2-3 axes are space (z, y, x); earlier ones are c, then t.
+
+    2 -> (y, x); 3 -> (z, y, x); 4 -> (c, z, y, x); 5 -> (t, c, z, y, x).
+    """
+    table = {2: ("y", "x"), 3: ("z", "y", "x"), 4: ("c", "z", "y", "x"), 5: ("t", "c", "z", "y", "x")}
+    if ndim not in table:
+        raise InvalidArgumentError(f"OME-Zarr images have 2 to 5 axes (got rank={ndim})")
+    return table[ndim]
+
+
+def check_axes(dims: Sequence[str], units: Sequence[str | None] | None = None) -> list[dict]:
+    """Validate axis names (and units) and return the OME ``axes`` list."""
+    dims = tuple(dims)
+    if not 2 <= len(dims) <= 5:
+        raise InvalidArgumentError(f"OME-Zarr images have 2 to 5 axes (got={len(dims)})")
+    if len(set(dims)) != len(dims):
+        raise InvalidArgumentError(f"axis names must be unique (got={dims})")
+    bad = [d for d in dims if d not in AXIS_TYPES]
+    if bad:
+        raise InvalidArgumentError(f"unknown axis names {bad} (use t, c, z, y, x)")
+    types = [AXIS_TYPES[d] for d in dims]
+    if [_ORDER[t] for t in types] != sorted(_ORDER[t] for t in types):
+        raise InvalidArgumentError(f"axes must be ordered time, channel, space (got={dims})")
+    if types.count("time") > 1 or types.count("channel") > 1:
+        raise InvalidArgumentError(f"at most one time and one channel axis (got={dims})")
+    if not 2 <= types.count("space") <= 3:
+        raise InvalidArgumentError(f"OME-Zarr needs 2 or 3 space axes (got={dims})")
+    if units is None:
+        units = (None,) * len(dims)
+    units = tuple(units)
+    if len(units) != len(dims):
+        raise InvalidArgumentError(f"units length differs from dims (expected={len(dims)}, got={len(units)})")
+    axes = []
+    for name, typ, unit in zip(dims, types, units):
+        axis: dict[str, Any] = {"name": name, "type": typ}
+        if unit is not None:
+            allowed = SPACE_UNITS if typ == "space" else TIME_UNITS if typ == "time" else set()
+            if unit not in allowed:
+                raise InvalidArgumentError(
+                    f"unit {unit!r} is not a UDUNITS-2 {typ} unit the NGFF spec allows (axis={name})")
+            axis["unit"] = unit
+        axes.append(axis)
+    return axes
+
+
+def check_vector(values: Any, n: int, name: str, positive: bool = False) -> tuple[float, ...]:
+    try:
+        t = tuple(float(v) for v in values)
+    except TypeError:
+        raise InvalidArgumentError(f"{name} must be a sequence of numbers (got={values!r:.60})") from None
+    if len(t) != n:
+        raise InvalidArgumentError(f"{name} length differs from dims (expected={n}, got={len(t)})")
+    if not all(math.isfinite(v) for v in t) or (positive and not all(v > 0 for v in t)):
+        raise InvalidArgumentError(f"{name} must be finite{' and > 0' if positive else ''} (got={t})")
+    return t
+
+
+def multiscale(axes: list[dict], levels: Sequence[tuple[Sequence[float], Sequence[float]]],
+               version: str, name: str | None = None, method: str | None = None,
+               method_version: str | None = None) -> dict:
+    """One ``multiscales`` entry. levels: (scale, translation) per level, highest resolution first."""
+    if version not in VERSIONS:
+        raise InvalidArgumentError(f"version must be one of {VERSIONS} (got={version!r})")
+    entry: dict[str, Any] = {}
+    if version == "0.4":
+        entry["version"] = "0.4"
+    if name is not None:
+        entry["name"] = str(name)
+    entry["axes"] = axes
+    entry["datasets"] = [
+        {"path": str(i), "coordinateTransformations": [
+            {"type": "scale", "scale": [float(v) for v in scale]},
+            {"type": "translation", "translation": [float(v) for v in translation]},
+        ]}
+        for i, (scale, translation) in enumerate(levels)
+    ]
+    if method is not None:
+        entry["type"] = method
+        entry["metadata"] = {"method": "voxcore.downsample", "version": method_version,
+                             "kwargs": {"method": method}}
+    return entry
+
+
+def group_attributes(entry: dict, version: str) -> dict:
+    """The group attributes for one multiscale: .zattrs content (0.4) or zarr.json attributes (0.5)."""
+    if version == "0.4":
+        return {"multiscales": [entry]}
+    return {"ome": {"version": "0.5", "multiscales": [entry]}}
+
+
+def read_multiscales(attrs: dict) -> tuple[str, list[dict]]:
+    """(version, multiscales) from group attributes of either version."""
+    if isinstance(attrs.get("ome"), dict):
+        ome = attrs["ome"]
+        version = ome.get("version")
+        ms = ome.get("multiscales")
+    else:
+        ms = attrs.get("multiscales")
+        version = ms[0].get("version") if isinstance(ms, list) and ms and isinstance(ms[0], dict) else None
+    if not isinstance(ms, list) or not ms:
+        raise InvalidMetadataError("no OME multiscales in the group attributes")
+    if not isinstance(version, str):
+        raise InvalidMetadataError(f"OME version missing or not a string (got={version!r:.20})")
+    return version, ms
