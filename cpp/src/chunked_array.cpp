@@ -418,27 +418,35 @@ struct ChunkedArray::Impl {
 
   // ---- writing ---------------------------------------------------------------------------------
 
-  // New bytes for one chunk: `existing` are its current bytes (nullptr: none). Returns false
-  // when the chunk should be erased (all fill and write_empty_chunks is off).
-  bool build_chunk(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
-                   std::size_t existing_size, ByteBuffer& out) const {
-    ArrayView part = src.subview(o.in_box, o.shape);
-    if (o.full_chunk) {
+  // Encodes one chunk (or inner chunk) of `codec` after writing `part` (the new values of
+  // [in_chunk, in_chunk + part.shape)) over it; `existing` are its current bytes (nullptr: none,
+  // i.e. fill). Returns false when the chunk should be erased (all fill and write_empty_chunks
+  // is off).
+  bool merge_encode(const CodecChain& codec, const ArrayView& part, bool full, const Shape& in_chunk,
+                    const uint8_t* existing, std::size_t existing_size, ByteBuffer& out) const {
+    if (full) {
       if (!spec.write_empty_chunks && all_equal(part, fill_ptr())) return false;
-      chain->encode(part, out);
+      codec.encode(part, out);
       return true;
     }
-    tl_chunk.resize(static_cast<std::size_t>(chain->chunk_nbytes()));
-    ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, chain->chunk_shape());
+    tl_chunk.resize(static_cast<std::size_t>(codec.chunk_nbytes()));
+    ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, codec.chunk_shape());
     if (existing) {
-      chain->decode_into(existing, existing_size, whole);
+      codec.decode_into(existing, existing_size, whole);
     } else {
       voxcore::fill(whole, fill_ptr());
     }
-    copy(part, whole.subview(o.in_chunk, o.shape));
+    copy(part, whole.subview(in_chunk, part.shape));
     if (!spec.write_empty_chunks && all_equal(whole, fill_ptr())) return false;
-    chain->encode(whole, out);
+    codec.encode(whole, out);
     return true;
+  }
+
+  // New bytes for one chunk (see merge_encode).
+  bool build_chunk(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
+                   std::size_t existing_size, ByteBuffer& out) const {
+    return merge_encode(*chain, src.subview(o.in_box, o.shape), o.full_chunk, o.in_chunk, existing,
+                        existing_size, out);
   }
 
   // New bytes for one shard (see build_chunk). Inner chunks run on the executor when
@@ -462,8 +470,7 @@ struct ChunkedArray::Impl {
     std::vector<const ChunkGrid::Overlap*> touched(static_cast<std::size_t>(n_inner), nullptr);
     const auto inner_overlaps = inner.overlaps(Box{o.in_chunk, o.shape});
     for (const auto& io : inner_overlaps) touched[static_cast<std::size_t>(inner.linear_index(io.chunk_index))] = &io;
-    // Inner chunks that lie entirely outside the array stay empty.
-    Shape shard_origin = grid.chunk_origin(o.chunk_index);
+    // Inner chunks that are neither touched nor stored (e.g. outside the array) stay empty.
     std::vector<ByteBuffer> encoded(static_cast<std::size_t>(n_inner));
     std::vector<uint8_t> present(static_cast<std::size_t>(n_inner), 0);
     auto work = [&](int64_t i) {
@@ -478,33 +485,17 @@ struct ChunkedArray::Impl {
         }
         return;
       }
-      ArrayView part = src.subview(add(o.in_box, io->in_box), io->shape);
-      const bool full_inner = io->full_chunk;
-      if (full_inner) {
-        if (!spec.write_empty_chunks && all_equal(part, fill_ptr())) return;
-        inner_chain.encode(part, encoded[i]);
-        present[i] = 1;
-        return;
-      }
-      tl_chunk.resize(static_cast<std::size_t>(inner_chain.chunk_nbytes()));
-      ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, inner_chain.chunk_shape());
-      if (had) {
-        const auto& e = old_index[static_cast<std::size_t>(i)];
-        inner_chain.decode_into(existing + e.offset, static_cast<std::size_t>(e.nbytes), whole);
-      } else {
-        voxcore::fill(whole, fill_ptr());
-      }
-      copy(part, whole.subview(io->in_chunk, io->shape));
-      if (!spec.write_empty_chunks && all_equal(whole, fill_ptr())) return;
-      inner_chain.encode(whole, encoded[i]);
-      present[i] = 1;
+      const ShardIndexEntry* e = had ? &old_index[static_cast<std::size_t>(i)] : nullptr;
+      present[i] = merge_encode(inner_chain, src.subview(add(o.in_box, io->in_box), io->shape),
+                                io->full_chunk, io->in_chunk, e ? existing + e->offset : nullptr,
+                                e ? static_cast<std::size_t>(e->nbytes) : 0, encoded[i])
+                       ? 1 : 0;
     };
     if (inner_parallel) {
       executor->parallel_for(n_inner, work);
     } else {
       for (int64_t i = 0; i < n_inner; ++i) work(i);
     }
-    (void)shard_origin;
     std::vector<ShardIndexEntry> index(static_cast<std::size_t>(n_inner));
     uint64_t total = 0;
     bool any = false;
