@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -518,6 +519,108 @@ void downsample(const ArrayView& src, const ArrayView& dst, const std::vector<in
     case DType::kFloat64: return run_typed<double>(p, method, bytes, executor);
     default: break;
   }
+}
+
+}  // namespace voxcore
+
+namespace voxcore {
+namespace {
+
+// Runs parallel_for items one after another on the calling thread (work inside one block).
+class InlineExecutor final : public Executor {
+ public:
+  void parallel_for(int64_t n, const std::function<void(int64_t)>& fn) override {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  }
+  int concurrency() const override { return 1; }
+};
+
+// Target bytes of src per block: small enough that a block and its reductions stay in L2.
+constexpr int64_t kBlockBytes = int64_t{1} << 19;
+
+// The part of `v` covering [lo[a], hi[a]) on the first `axes` axes (the rest whole).
+ArrayView sub_view(const ArrayView& v, const int64_t* lo, const int64_t* hi, int axes) {
+  ArrayView s = v;
+  auto* p = static_cast<uint8_t*>(v.data);
+  for (int a = 0; a < axes; ++a) {
+    p += lo[a] * v.byte_strides[a];
+    s.shape[a] = hi[a] - lo[a];
+  }
+  s.data = p;
+  return s;
+}
+
+}  // namespace
+
+void downsample_levels(const ArrayView& src, const std::vector<ArrayView>& dsts,
+                       const std::vector<std::vector<int64_t>>& steps, Method method, Executor* executor) {
+  constexpr const char* kWhere = "downsample_levels";
+  if (dsts.size() != steps.size()) {
+    fail(ErrorCode::kInvalidArgument, kWhere,
+         "one step per level expected (levels=" + std::to_string(dsts.size()) +
+             ", steps=" + std::to_string(steps.size()) + ")");
+  }
+  if (executor == nullptr) executor = &default_executor();
+  const int rank = src.rank();
+  // Validate every level up front: a bad level must not leave earlier ones half-written.
+  std::vector<int64_t> cum(static_cast<std::size_t>(rank), 1);
+  std::vector<std::vector<int64_t>> cums;  // cumulative factor of level k+1
+  Shape shape = src.shape;
+  for (std::size_t k = 0; k < dsts.size(); ++k) {
+    const Shape expected = downsampled_shape(shape, steps[k]);
+    if (dsts[k].shape != expected || dsts[k].dtype != src.dtype ||
+        dsts[k].byte_strides.size() != dsts[k].shape.size()) {
+      fail(ErrorCode::kInvalidArgument, kWhere,
+           "level " + std::to_string(k + 1) + " has the wrong shape, dtype or strides");
+    }
+    for (int a = 0; a < rank; ++a) cum[a] *= steps[k][a];
+    cums.push_back(cum);
+    shape = expected;
+  }
+  if (dsts.empty()) return;
+  const bool blocked = method != Method::kGaussian && rank >= 1 && src.num_elements() > 0 &&
+                       src.byte_strides.size() == src.shape.size();
+  if (!blocked) {
+    downsample(src, dsts[0], steps[0], method, executor);
+    for (std::size_t k = 1; k < dsts.size(); ++k) downsample(dsts[k - 1], dsts[k], steps[k], method, executor);
+    return;
+  }
+  // Block sizes: multiples of the total factor on axis 0 (and axis 1 for rank >= 3).
+  const int axes = rank >= 3 ? 2 : 1;
+  int64_t inner_bytes = static_cast<int64_t>(itemsize(src.dtype));
+  for (int a = axes; a < rank; ++a) inner_bytes *= src.shape[a];
+  int64_t block[2] = {cum[0], axes == 2 ? cum[1] : 1};
+  const int grow = axes - 1;  // the axis whose block grows toward kBlockBytes
+  const int64_t unit = (axes == 2 ? block[0] : 1) * block[grow] * inner_bytes;
+  block[grow] *= std::max<int64_t>(1, kBlockBytes / std::max<int64_t>(1, unit));
+  if (grow == 1 && block[1] >= src.shape[1]) {
+    // Small planes: whole rows of axis 1 per block, grow along axis 0 instead.
+    block[1] = src.shape[1];
+    block[0] *= std::max<int64_t>(1, kBlockBytes / std::max<int64_t>(1, block[0] * block[1] * inner_bytes));
+  }
+  int64_t count[2] = {1, 1};
+  for (int a = 0; a < axes; ++a) {
+    block[a] = std::min(block[a], src.shape[a]);
+    count[a] = (src.shape[a] + block[a] - 1) / block[a];
+  }
+  const int64_t total = count[0] * count[1];
+  InlineExecutor inline_exec;
+  executor->parallel_for(total, [&](int64_t b) {
+    int64_t lo[2] = {(b / count[1]) * block[0], (b % count[1]) * block[1]};
+    int64_t hi[2] = {std::min(lo[0] + block[0], src.shape[0]), axes == 2 ? std::min(lo[1] + block[1], src.shape[1]) : 0};
+    ArrayView prev = sub_view(src, lo, hi, axes);
+    for (std::size_t k = 0; k < dsts.size(); ++k) {
+      int64_t l[2], h[2];
+      for (int a = 0; a < axes; ++a) {
+        // Block starts are multiples of every cumulative factor, so the level-k block is exact.
+        l[a] = lo[a] / cums[k][a];
+        h[a] = std::min((hi[a] + cums[k][a] - 1) / cums[k][a], dsts[k].shape[a]);
+      }
+      const ArrayView out = sub_view(dsts[k], l, h, axes);
+      downsample(prev, out, steps[k], method, &inline_exec);
+      prev = out;
+    }
+  });
 }
 
 }  // namespace voxcore

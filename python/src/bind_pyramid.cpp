@@ -45,4 +45,27 @@ void init_pyramid(py::module_& m) {
       R"doc(Reduce src by integer factors per axis; returns a new C-contiguous array of shape
 ceil(src.shape / factors). method: mean (integers round half away from zero), gaussian, mode
 (ties -> smallest), nearest (src[::f]), min, max. Partial edge windows use what exists.)doc");
+  m.def(
+      "downsample_levels",
+      [](const py::array& src, const std::vector<std::vector<int64_t>>& steps, const std::string& method) {
+        const voxcore::Method how = method_from_name(method);
+        const voxcore::ArrayView sv = voxcore::python::view_of(src, false);
+        py::list outs;
+        std::vector<voxcore::ArrayView> views;
+        voxcore::Shape shape = sv.shape;
+        for (const auto& step : steps) {
+          shape = voxcore::downsampled_shape(shape, step);
+          py::array out(voxcore::python::numpy_dtype(sv.dtype), std::vector<py::ssize_t>(shape.begin(), shape.end()));
+          views.push_back(voxcore::python::view_of(out, true));
+          outs.append(out);
+        }
+        {
+          py::gil_scoped_release release;
+          voxcore::downsample_levels(sv, views, steps, how, &voxcore::default_executor());
+        }
+        return outs;
+      },
+      py::arg("src"), py::arg("steps"), py::arg("method") = "mean",
+      R"doc(Several levels in one pass: a list of new arrays, level k+1 = level k reduced by steps[k]
+(factors relative to the previous level). Same values as calling downsample level by level.)doc");
 }

@@ -18,7 +18,8 @@ from .errors import (
     VoxcoreError,
 )
 from .image import Image, create_array, open
-from .pyramid import Level, MemoryImage, Pyramid, build_pyramid, from_array, save
+from ._stream import PyramidWriter
+from .pyramid import Level, MemoryImage, Pyramid, build_pyramid, create, from_array, save
 
 __version__ = "0.1.0"
 
@@ -53,6 +54,6 @@ def get_num_threads() -> int:
 __all__ = [
     "CorruptDataError", "CudaError", "Image", "InvalidArgumentError", "InvalidMetadataError",
     "LimitExceededError", "UnavailableError", "UnsafePathError", "UnsupportedError", "VoxcoreError",
-    "Level", "MemoryImage", "Pyramid", "build_pyramid", "create_array", "downsample", "from_array",
+    "Level", "MemoryImage", "Pyramid", "PyramidWriter", "build_pyramid", "create", "create_array", "downsample", "from_array",
     "get_num_threads", "open", "save", "set_num_threads",
 ]

@@ -12,6 +12,7 @@ from . import _core
 from ._indexing import select
 from ._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
 from .errors import InvalidArgumentError, InvalidMetadataError
+from .formats import ngff
 from .formats import zarr as zmeta
 
 
@@ -27,6 +28,9 @@ class Image:
         self._meta = meta
         self._source = source
         self.attrs = attrs if attrs is not None else meta.attributes
+        self._ome: dict | None = None  # the parsed multiscale when opened from an OME-Zarr group
+        self._levels: list[ImageLevel] = []
+        self._labels: list[str] = []
 
     # -- description ------------------------------------------------------------------------
     @property
@@ -47,9 +51,54 @@ class Image:
 
     @property
     def dims(self) -> tuple[str, ...]:
-        """Axis names: the array's dimension_names, else 'dim_0', 'dim_1', ..."""
+        """Axis names: OME axes, else the array's dimension_names, else 'dim_0', 'dim_1', ..."""
+        if self._ome is not None:
+            return tuple(a["name"] for a in self._ome["axes"])
         names = self._meta.dims or (None,) * self.ndim
         return tuple(n if n is not None else f"dim_{i}" for i, n in enumerate(names))
+
+    # -- OME-Zarr ----------------------------------------------------------------------------
+    @property
+    def levels(self) -> list[ImageLevel]:
+        """OME-Zarr resolution levels, finest first (path, shape, scale, translation, chunks).
+        A plain array is its own single level."""
+        if self._levels:
+            return list(self._levels)
+        return [ImageLevel("", (1.0,) * self.ndim, (0.0,) * self.ndim, self)]
+
+    @property
+    def axes(self) -> list[dict]:
+        """OME axes: name, type (space|time|channel) and unit (None when not given)."""
+        if self._ome is not None:
+            return [dict(a) for a in self._ome["axes"]]
+        return [{"name": d, "type": ngff.AXIS_TYPES.get(d), "unit": None} for d in self.dims]
+
+    @property
+    def scale(self) -> tuple[float, ...]:
+        """Voxel size of level 0 (1 per axis for a plain array)."""
+        return self.levels[0].scale
+
+    @property
+    def translation(self) -> tuple[float, ...]:
+        """Position of level 0's first voxel centre (0 per axis for a plain array)."""
+        return self.levels[0].translation
+
+    @property
+    def units(self) -> tuple[str | None, ...]:
+        return tuple(a["unit"] for a in self.axes)
+
+    @property
+    def labels(self) -> list[str]:
+        """Names of the label images under labels/ (open one with open(path, path="labels/NAME"))."""
+        return list(self._labels)
+
+    @property
+    def ome(self) -> dict | None:
+        """dims, scale, translation, units and name of an OME-Zarr image (None otherwise)."""
+        if self._ome is None:
+            return None
+        return {"dims": self.dims, "scale": self.scale, "translation": self.translation, "units": self.units,
+                "name": self._ome.get("name"), "type": self._ome.get("type"), "version": self._ome["version"]}
 
     @property
     def chunks(self) -> tuple[int, ...]:
@@ -81,7 +130,8 @@ class Image:
         return self.shape[0]
 
     # -- reading ----------------------------------------------------------------------------
-    def read(self, region: Any = None, *, out: np.ndarray | None = None, pad: bool = False) -> np.ndarray:
+    def read(self, region: Any = None, *, out: np.ndarray | None = None, pad: bool = False,
+             level: int = 0) -> np.ndarray:
         """Read a region into a numpy array.
 
         Parameters
@@ -93,7 +143,14 @@ class Image:
         pad : bool
             If True, slices are taken literally (not clipped): what lies outside the array is
             the fill value. Unit steps only.
+        level : int
+            OME-Zarr resolution level (0 = finest); region is in that level's voxels.
         """
+        if level:
+            levels = self.levels
+            if not 0 <= int(level) < len(levels):
+                raise InvalidArgumentError(f"level out of range (levels={len(levels)}, got={level})")
+            return levels[int(level)].image.read(region, out=out, pad=pad)
         sel = select(region, self.shape, self.dims, pad=pad)
         result_shape = tuple(s if st == 1 else len(range(0, s, abs(st)))
                              for s, st, in zip(sel.shape, sel.steps))
@@ -164,30 +221,61 @@ class Image:
 
 # ---- opening --------------------------------------------------------------------------------
 
-def _level0_path(attrs: dict) -> str | None:
-    ome = attrs.get("ome", attrs)
-    ms = ome.get("multiscales") if isinstance(ome, dict) else None
-    if not ms:
-        return None
+class ImageLevel:
+    """One level of an OME-Zarr image: its array and where its voxels lie."""
+
+    def __init__(self, path: str, scale: tuple[float, ...], translation: tuple[float, ...], image: "Image"):
+        self.path = path
+        self.scale = scale
+        self.translation = translation
+        self.image = image
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.image.shape
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self.image.chunks
+
+    @property
+    def shards(self) -> tuple[int, ...] | None:
+        return self.image.shards
+
+    def __repr__(self) -> str:
+        return f"<voxcore.ImageLevel {self.path} shape={self.shape} scale={self.scale} translation={self.translation}>"
+
+
+def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_depth: int) -> Image:
+    ms = ngff.parse_multiscale(node)
+    levels = []
+    for lv in ms["levels"]:
+        _core.check_key(lv["path"])
+        img = _open_node(adapter.sub(lv["path"]), f"{source}/{lv['path']}", cache_bytes, 0)
+        if img.ndim != len(ms["axes"]):
+            raise InvalidMetadataError(
+                f"level {lv['path']} rank differs from the axes (expected={len(ms['axes'])}, got={img.ndim})")
+        levels.append(ImageLevel(lv["path"], lv["scale"], lv["translation"], img))
+    base = levels[0].image
+    base.attrs = {k: v for k, v in node.items() if k != "_zarr_format"}
+    base._ome = ms
+    base._levels = levels
+    labels_node = None
     try:
-        path = ms[0]["datasets"][0]["path"]
-    except (KeyError, IndexError, TypeError):
-        raise InvalidMetadataError("multiscales[0].datasets[0].path is missing") from None
-    if not isinstance(path, str):
-        raise InvalidMetadataError(f"multiscales dataset path must be a string (got={path!r:.40})")
-    _core.check_key(path)
-    return path
+        labels_node = zmeta.read_metadata(adapter.sub("labels").get)
+    except (FileNotFoundError, InvalidMetadataError):
+        labels_node = None
+    base._labels = ngff.read_labels(labels_node) if isinstance(labels_node, dict) else []
+    return base
 
 
-def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 2) -> Image:
+def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 1) -> Image:
     node = zmeta.read_metadata(adapter.get)
-    if isinstance(node, dict):  # a group: OME-Zarr level 0
-        path = _level0_path(node)
-        if path is None or max_depth == 0:
+    if isinstance(node, dict):  # a group: OME-Zarr multiscales
+        ome = node.get("ome") if isinstance(node.get("ome"), dict) else node
+        if max_depth == 0 or not ome.get("multiscales"):
             raise FileNotFoundError(f"{source} is a Zarr group without OME-Zarr multiscales")
-        img = _open_node(adapter.sub(path), f"{source}/{path}", cache_bytes, max_depth - 1)
-        img.attrs = {k: v for k, v in node.items() if k != "_zarr_format"}
-        return img
+        return _open_ome(adapter, source, node, cache_bytes, max_depth)
     cache = _core.ChunkCache(int(cache_bytes)) if cache_bytes else None
     core = _core.ChunkedArray(node.array_spec(), adapter.core_store(), cache)
     return Image(core, node, source)

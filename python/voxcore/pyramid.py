@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import _core
+from . import _core, _stream
 from .errors import InvalidArgumentError
 from .formats import ngff
 
@@ -30,22 +30,31 @@ AUTO_CHUNK = 64
 
 @dataclass
 class Level:
-    """One resolution level: its data and where its voxels lie."""
+    """One resolution level: where its voxels lie, and its data once computed.
 
-    data: np.ndarray
+    data is None for a level of a streamed pyramid (built from an on-disk or lazy source):
+    :func:`save` computes it slab by slab while writing.
+    """
+
+    data: Any
     scale: tuple[float, ...]
     translation: tuple[float, ...]
     factors: tuple[int, ...]  # cumulative, relative to level 0, one per axis
+    shape: tuple[int, ...] = ()
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+    def __post_init__(self):
+        if not self.shape:
+            self.shape = tuple(int(s) for s in self.data.shape)
 
 
 class MemoryImage:
-    """A numpy array with OME axes, voxel size (scale), origin (translation) and units."""
+    """An array with OME axes, voxel size (scale), origin (translation) and units.
 
-    def __init__(self, data: np.ndarray, dims, scale, translation, units, name):
+    data is a numpy array, a device array (cupy) or a lazy array (voxcore.Image, dask, zarr,
+    anything with shape, dtype and slicing) that is read slab by slab when saved.
+    """
+
+    def __init__(self, data: Any, dims, scale, translation, units, name):
         self.data = data
         self.dims = dims
         self.scale = scale
@@ -55,11 +64,15 @@ class MemoryImage:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return tuple(int(s) for s in self.data.shape)
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return np.dtype(self.data.dtype)
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.data, np.ndarray)
 
     def __repr__(self) -> str:
         return f"<voxcore.MemoryImage shape={self.shape} dtype={self.dtype} dims={self.dims} scale={self.scale}>"
@@ -77,6 +90,11 @@ class Pyramid:
     def dims(self) -> tuple[str, ...]:
         return self.image.dims
 
+    @property
+    def streamed(self) -> bool:
+        """True when the coarser levels are computed while saving (a lazy or on-disk source)."""
+        return any(lv.data is None for lv in self.levels)
+
     def __len__(self) -> int:
         return len(self.levels)
 
@@ -84,23 +102,47 @@ class Pyramid:
         return f"<voxcore.Pyramid method={self.method} shapes={[lv.shape for lv in self.levels]}>"
 
 
+def _is_lazy(obj: Any) -> bool:
+    """An array read on demand (voxcore.Image, dask, zarr, h5py ...) rather than converted."""
+    return (not isinstance(obj, np.ndarray) and hasattr(obj, "shape") and hasattr(obj, "dtype")
+            and hasattr(obj, "__getitem__") and not hasattr(obj, "__cuda_array_interface__"))
+
+
 def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[float] | None = None,
                translation: Sequence[float] | None = None, units: Sequence[str | None] | None = None,
                name: str | None = None) -> MemoryImage:
-    """An in-memory image from a numpy array (not copied when already a native-order ndarray).
+    """An image from an array, with OME axes and voxel geometry.
+
+    array: numpy (not copied when native-order), cupy (stays on the device), an on-disk or lazy
+    array (voxcore.Image, dask, zarr: read slab by slab when saved, never whole), or anything
+    with __array__ / DLPack. A voxcore.Image opened from OME-Zarr lends its own dims, scale,
+    translation and units unless given.
 
     dims default by rank: (y, x), (z, y, x), (c, z, y, x), (t, c, z, y, x): the last 2-3 axes are
     space, earlier ones channel then time. scale defaults to 1 per axis, translation to 0, units
     to none. units are UDUNITS-2 names ("micrometer", "second"); channel axes take None.
     """
-    arr = np.asarray(array)
-    if not arr.dtype.isnative:
+    geo = getattr(array, "ome", None)
+    if geo is not None:
+        dims = geo["dims"] if dims is None else dims
+        scale = geo["scale"] if scale is None else scale
+        translation = geo["translation"] if translation is None else translation
+        units = geo["units"] if units is None else units
+        name = geo.get("name") if name is None else name
+    if hasattr(array, "__cuda_array_interface__") or _is_lazy(array):
+        arr = array
+    elif hasattr(array, "__array__") or not hasattr(array, "__dlpack__"):
+        arr = np.asarray(array)
+    else:
+        arr = np.from_dlpack(array)
+    if isinstance(arr, np.ndarray) and not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    dims = ngff.default_dims(arr.ndim) if dims is None else tuple(str(d) for d in dims)
-    if len(dims) != arr.ndim:
-        raise InvalidArgumentError(f"dims length differs from the array rank (expected={arr.ndim}, got={len(dims)})")
+    ndim = len(arr.shape)
+    dims = ngff.default_dims(ndim) if dims is None else tuple(str(d) for d in dims)
+    if len(dims) != ndim:
+        raise InvalidArgumentError(f"dims length differs from the array rank (expected={ndim}, got={len(dims)})")
     ngff.check_axes(dims, units)
-    n = arr.ndim
+    n = ndim
     scale_t = ngff.check_vector((1.0,) * n if scale is None else scale, n, "scale", positive=True)
     trans_t = ngff.check_vector((0.0,) * n if translation is None else translation, n, "translation")
     units_t = (None,) * n if units is None else tuple(units)
@@ -177,12 +219,16 @@ def _pos_int(v: Any) -> int:
 
 
 def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean") -> Pyramid:
-    """Downsampled levels of an image, each computed from the previous one in the C++ core.
+    """Downsampled levels of an image, computed in the C++ core.
 
-    image : a :func:`from_array` image (or a numpy array, with default dims).
+    image : a :func:`from_array` image, or any array :func:`from_array` takes (default dims).
+        In memory (numpy): every level is computed now, in one pass over level 0 (cupy: on the
+        device). On disk or lazy (voxcore.Image, dask, zarr): only the plan is made; :func:`save`
+        streams level 0 and computes the other levels in bounded memory while writing.
     factors : cumulative factors per level relative to level 0 (level 0 itself is implied):
         a list of ints (applied to the space axes only), a list of dicts {axis: factor}
-        (missing axes 1; time/channel axes refused), or "auto" (see ``_auto_factors``).
+        (missing axes 1; time/channel axes refused), or "auto" (halve the space axes until the
+        level fits one 64-voxel chunk; anisotropic data first halves only its finer axes).
         Each level's factors must be multiples of the previous level's.
     method : mean | gaussian | mode | nearest | min | max (labels: mode or nearest).
     """
@@ -193,16 +239,17 @@ def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean") -> Py
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS} (got={method!r:.30})")
     flist = _factor_list(image, factors)
-    window = method in WINDOW_METHODS
-    s0, t0 = image.scale, image.translation
-    levels = [Level(image.data, s0, t0, (1,) * len(s0))]
-    for f in flist:
-        prev = levels[-1]
-        step = tuple(a // b for a, b in zip(f, prev.factors))
-        data = downsample(prev.data, step, method)
-        scale = tuple(s * k for s, k in zip(s0, f))
-        trans = tuple(t + (k - 1) / 2 * s for t, k, s in zip(t0, f, s0)) if window else t0
-        levels.append(Level(data, scale, trans, f))
+    specs = _stream.plan_levels(image.shape, image.scale, image.translation, flist,
+                                method in WINDOW_METHODS, (1,) * len(image.shape), None)
+    levels = [Level(None, sp.scale, sp.translation, sp.factors, sp.shape) for sp in specs]
+    levels[0].data = image.data
+    if image.in_memory:
+        datas = _core.downsample_levels(image.data, [list(sp.step) for sp in specs[1:]], method)
+        for lv, d in zip(levels[1:], datas):
+            lv.data = d
+    elif hasattr(image.data, "__cuda_array_interface__"):
+        for prev, (lv, sp) in zip(levels, zip(levels[1:], specs[1:])):
+            lv.data = downsample(prev.data, sp.step, method)
     return Pyramid(image, levels, method)
 
 
@@ -216,69 +263,270 @@ def _per_axis(v: Any, n: int, name: str, dims) -> tuple[int, ...]:
     return t
 
 
-def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: Any = None,
-         codec: str | None = "zstd", overwrite: bool = False) -> str:
-    """Write a pyramid (or a single image) as an OME-Zarr group; returns the path.
+class _Target:
+    """Where a save or create writes: a local directory or a zarr-python store (with a prefix)."""
 
-    version "0.5": Zarr v3 arrays with dimension_names, group zarr.json with attributes.ome.
-    version "0.4": Zarr v2 arrays with dimension_separator "/", .zgroup and .zattrs.
-    chunks / shards: an int (space axes; time/channel axes get 1) or one per axis, clipped to
-    each level's shape; shards (0.5 only) must be multiples of chunks. The level arrays are
-    written first and the group metadata last (atomically), so a failed save leaves no valid
-    OME group.
-    """
-    from . import __version__, create_array
+    def __init__(self, path: Any, overwrite: bool, store_path: str | None = None):
+        from ._stores import FileAdapter, ZarrStoreAdapter, _sync, is_zarr_store
 
-    if version not in ngff.VERSIONS:
-        raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
-    if isinstance(obj, np.ndarray):
-        obj = from_array(obj)
-    if isinstance(obj, MemoryImage):
-        obj = Pyramid(obj, [Level(obj.data, obj.scale, obj.translation, (1,) * obj.data.ndim)], None)
-    if not isinstance(obj, Pyramid):
-        raise InvalidArgumentError(f"save takes a Pyramid or an image (got={type(obj).__name__})")
-    img = obj.image
-    n = len(img.dims)
-    chunk_t = _per_axis(chunks, n, "chunks", img.dims)
-    shard_t = None if shards is None else _per_axis(shards, n, "shards", img.dims)
+        sp = getattr(path, "store_path", None)
+        if sp is not None:  # a zarr.Group
+            path, store_path = sp.store, "/".join(p for p in (sp.path, store_path) if p)
+        markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
+        if is_zarr_store(path):
+            self.store, self.prefix = path, (store_path or "").strip("/")
+            self.adapter = ZarrStoreAdapter(path, self.prefix)
+            self.label = f"{type(path).__name__}:{self.prefix}"
+            if any(self.adapter.get(k) is not None for k in markers):
+                if not overwrite:
+                    raise FileExistsError(f"a Zarr node exists at {self.label} (pass overwrite=True)")
+                _sync(path.delete_dir(self.prefix)) if self.prefix else _sync(path.clear())
+            return
+        root = os.fspath(path)
+        if store_path:
+            root = os.path.join(root, store_path)
+        if os.path.exists(root):
+            if not overwrite:
+                raise FileExistsError(f"{root} exists (pass overwrite=True)")
+            if not os.path.isdir(root) or (os.listdir(root) and not any(
+                    os.path.exists(os.path.join(root, k)) for k in markers)):
+                raise FileExistsError(f"{root} is not a Zarr node; refusing to overwrite it")
+            shutil.rmtree(root)
+        os.makedirs(root)
+        self.store, self.prefix, self.label = root, "", root
+        self.adapter = FileAdapter(root)
+
+    def array(self, sub: str, shape, dtype, chunks, shards, codec, level, v3: bool, dims):
+        from . import create_array
+
+        path = "/".join(p for p in (self.prefix, sub) if p)
+        return create_array(self.store, shape, dtype, chunks=chunks, shards=shards, codec=codec, level=level,
+                            zarr_format=3 if v3 else 2, dims=dims if v3 else None,
+                            dimension_separator=None if v3 else "/", path=path)
+
+    def group(self, sub: str, attrs: dict, v3: bool) -> None:
+        """Write a group's metadata document(s); each is one atomic set."""
+        key = (lambda k: f"{sub}/{k}" if sub else k)  # noqa: E731
+        dump = lambda d: json.dumps(d, indent=2, allow_nan=False).encode()  # noqa: E731
+        if v3:
+            self.adapter.set(key("zarr.json"), dump({"zarr_format": 3, "node_type": "group", "attributes": attrs}))
+        else:
+            self.adapter.set(key(".zgroup"), dump({"zarr_format": 2}))
+            self.adapter.set(key(".zattrs"), dump(attrs))
+
+
+def _storage(chunks: Any, shards: Any, version: str, dims) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    n = len(dims)
+    chunk_t = _per_axis(chunks, n, "chunks", dims)
+    shard_t = None if shards is None else _per_axis(shards, n, "shards", dims)
+    if any(c < 1 for c in chunk_t):
+        raise InvalidArgumentError(f"chunks must be >= 1 (got={chunk_t})")
     if shard_t is not None:
         if version != "0.5":
             raise InvalidArgumentError("shards need version='0.5' (Zarr v3)")
-        if any(s % c for s, c in zip(shard_t, chunk_t)):
+        if any(s < 1 or s % c for s, c in zip(shard_t, chunk_t)):
             raise InvalidArgumentError(f"shards must be multiples of chunks (chunks={chunk_t}, shards={shard_t})")
+    return chunk_t, shard_t
+
+
+def _read_slab(source: Any, prefix: tuple[int, ...], z0: int, z1: int) -> np.ndarray:
+    index = prefix + (slice(z0, z1),)
+    read = getattr(source, "read", None)
+    from .image import Image
+
+    if isinstance(source, Image):
+        return read(index)
+    return np.asarray(source[index])
+
+
+def _write_levels(target: _Target, sub: str, pyr: Pyramid, chunk_t, shard_t, codec, level, v3: bool,
+                  progress: bool) -> dict:
+    """Write a pyramid's level arrays under `sub`; returns its multiscales entry."""
+    from . import __version__
+
+    img = pyr.image
+    specs = _stream.plan_levels(img.shape, img.scale, img.translation, [lv.factors for lv in pyr.levels[1:]],
+                                pyr.method in WINDOW_METHODS, chunk_t, shard_t)
+    for sp, lv in zip(specs, pyr.levels):
+        if sp.shape != lv.shape:
+            raise InvalidArgumentError(f"level shapes do not follow from their factors (got={lv.shape})")
     axes = ngff.check_axes(img.dims, img.units)
-    entry = ngff.multiscale(axes, [(lv.scale, lv.translation) for lv in obj.levels], version,
-                            name=img.name, method=obj.method,
-                            method_version=__version__ if obj.method else None)
+    entry = ngff.multiscale(axes, [(lv.scale, lv.translation) for lv in pyr.levels], "0.5" if v3 else "0.4",
+                            name=img.name, method=pyr.method,
+                            method_version=__version__ if pyr.method else None)
+    arrays = [target.array("/".join(p for p in (sub, str(i)) if p), sp.shape, img.dtype, sp.chunks, sp.shards,
+                           codec, level, v3, img.dims) for i, sp in enumerate(specs)]
+    label = f"{target.label}/{sub}" if sub else target.label
+    if not pyr.streamed:
+        bar = _stream.Progress(len(arrays), f"{label}: levels", progress)
+        for arr, lv in zip(arrays, pyr.levels):
+            data = lv.data.get() if hasattr(lv.data, "__cuda_array_interface__") else lv.data
+            arr.write(np.asarray(data))
+            bar.advance(1)
+        bar.close()
+        return entry
+    source = img.data
+    axis = next(i for i, d in enumerate(img.dims) if ngff.AXIS_TYPES[d] == "space")
+    prefixes = list(np.ndindex(*img.shape[:axis]))
+    extent = img.shape[axis]
+    bar = _stream.Progress(len(prefixes) * extent, f"{label}: planes", progress)
+    writer = _stream.PyramidWriter(arrays, specs, img.dims, img.dtype, pyr.method or "nearest", progress=bar)
+    # Read whole source chunks along the stream axis when a slab of them fits the budget.
+    depth = writer.slab_depth
+    src_chunks = getattr(source, "chunks", None)
+    try:
+        cz = int(src_chunks[axis]) if src_chunks is not None and not isinstance(src_chunks[axis], tuple) else 0
+    except (TypeError, ValueError, IndexError):
+        cz = 0
+    plane_bytes = int(np.prod(img.shape[axis + 1:], dtype=np.int64)) * img.dtype.itemsize
+    if cz > 0:
+        both = depth * cz // np.gcd(depth, cz)
+        if both * plane_bytes <= _stream.SLAB_BUDGET_BYTES:
+            depth = both
+    with writer:
+        for prefix in prefixes:
+            for z0 in range(0, extent, depth):
+                z1 = min(extent, z0 + depth)
+                writer.push(_read_slab(source, prefix, z0, z1), prefix, z0)
+    return entry
 
-    root = os.fspath(path)
-    if os.path.exists(root):
-        if not overwrite:
-            raise FileExistsError(f"{root} exists (pass overwrite=True)")
-        if not os.path.isdir(root) or (os.listdir(root) and not any(
-                os.path.exists(os.path.join(root, k)) for k in ("zarr.json", ".zgroup", ".zarray", ".zattrs"))):
-            raise FileExistsError(f"{root} is not a Zarr node; refusing to overwrite it")
-        shutil.rmtree(root)
-    os.makedirs(root)
 
+def _label_images(labels: Any, pyr: Pyramid) -> list[tuple[str, MemoryImage, dict]]:
+    """(name, image, image-label extras) per label image; each must match level 0's grid."""
+    if labels is None:
+        return []
+    if not isinstance(labels, dict):
+        raise InvalidArgumentError("labels must be a dict {name: array or {'data': array, 'colors': ...}}")
+    img = pyr.image
+    out = []
+    for name, item in labels.items():
+        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+            raise InvalidArgumentError(f"label names must be plain names (got={name!r:.40})")
+        extra: dict = {}
+        if isinstance(item, dict):
+            extra = {k: v for k, v in item.items() if k in ("colors", "properties")}
+            unknown = set(item) - {"data", "colors", "properties"}
+            if unknown or "data" not in item:
+                raise InvalidArgumentError(f"label {name}: keys are data, colors, properties (got={sorted(item)})")
+            item = item["data"]
+        data = item.image.data if isinstance(item, Pyramid) else item.data if isinstance(item, MemoryImage) else item
+        lab = from_array(data, dims=img.dims, scale=img.scale, translation=img.translation, units=img.units,
+                         name=name)
+        if not np.issubdtype(lab.dtype, np.integer):
+            raise InvalidArgumentError(f"label {name} must have an integer dtype (got={lab.dtype})")
+        if lab.shape != img.shape:
+            raise InvalidArgumentError(f"label {name} must have level 0's shape (expected={img.shape}, got={lab.shape})")
+        out.append((name, lab, extra))
+    return out
+
+
+def _image_label(extra: dict, version: str) -> dict:
+    meta: dict[str, Any] = {}
+    if version == "0.4":
+        meta["version"] = "0.4"
+    colors = extra.get("colors")
+    if colors:
+        meta["colors"] = [{"label-value": int(v), "rgba": [int(c) for c in rgba]} for v, rgba in colors.items()]
+    if extra.get("properties"):
+        meta["properties"] = list(extra["properties"])
+    meta["source"] = {"image": "../../"}
+    return meta
+
+
+def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: Any = None,
+         codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
+         labels: dict | None = None, label_method: str = "mode", progress: bool = False) -> str:
+    """Write a pyramid (or a single image) as an OME-Zarr group; returns where it was written.
+
+    obj : a :func:`build_pyramid` result, or an image / array (written as one level). A pyramid
+        built from an on-disk or lazy source is streamed: level 0 is read and written one slab
+        at a time, the coarser levels computed as it goes; memory stays near one chunk-deep
+        slab per level, however large the source.
+    path : a directory, or a zarr-python store / zarr.Group (written through the store).
+    version : "0.5" (Zarr v3, dimension_names, attributes.ome) or "0.4" (Zarr v2, .zattrs,
+        dimension_separator "/").
+    chunks / shards : an int (space axes; time/channel axes get 1) or one per axis, clipped to
+        each level's shape; shards (0.5 only) must be multiples of chunks.
+    codec, level : "zstd" (level 1 unless given), "blosc-lz4", "gzip", "lz4", "zlib" or None.
+    labels : {name: integer array of level 0's shape} written under labels/ as pyramids with the
+        same factors, reduced by label_method ("mode" or "nearest", never a mean).
+    progress : show a progress bar on stderr.
+
+    The level arrays are written first and the group metadata last, so a failed save leaves
+    no valid OME group.
+    """
+    if version not in ngff.VERSIONS:
+        raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
+    if not isinstance(obj, (Pyramid, MemoryImage)):
+        obj = from_array(obj)
+    if isinstance(obj, MemoryImage):
+        obj = Pyramid(obj, [Level(obj.data, obj.scale, obj.translation, (1,) * len(obj.shape), obj.shape)], None)
+    img = obj.image
+    chunk_t, shard_t = _storage(chunks, shards, version, img.dims)
+    if label_method not in ("mode", "nearest"):
+        raise InvalidArgumentError(f"label_method must be mode or nearest (got={label_method!r:.20})")
+    label_imgs = _label_images(labels, obj)
     v3 = version == "0.5"
-    for i, lv in enumerate(obj.levels):
-        c = tuple(max(1, min(k, s)) for k, s in zip(chunk_t, lv.shape))
-        sh = None
-        if shard_t is not None:
-            sh = tuple(min(k, -(-s // ci) * ci) for k, s, ci in zip(shard_t, lv.shape, c))
-            sh = tuple(-(-k // ci) * ci for k, ci in zip(sh, c))
-        arr = create_array(os.path.join(root, str(i)), lv.shape, lv.data.dtype, chunks=c, shards=sh,
-                           codec=codec, zarr_format=3 if v3 else 2, dims=img.dims if v3 else None,
-                           dimension_separator=None if v3 else "/")
-        arr.write(lv.data)
+    target = _Target(path, overwrite)
+    entry = _write_levels(target, "", obj, chunk_t, shard_t, codec, level, v3, progress)
+    if label_imgs:
+        factors = [lv.factors for lv in obj.levels[1:]]
+        for name, lab, extra in label_imgs:
+            lp = build_pyramid(lab, factors, label_method) if factors else \
+                Pyramid(lab, [Level(lab.data, lab.scale, lab.translation, (1,) * len(lab.shape), lab.shape)], None)
+            lentry = _write_levels(target, f"labels/{name}", lp, chunk_t, shard_t, codec, level, v3, progress)
+            attrs = ngff.group_attributes(lentry, version)
+            extra_attrs = _image_label(extra, version)
+            (attrs["ome"] if v3 else attrs)["image-label"] = extra_attrs
+            target.group(f"labels/{name}", attrs, v3)
+        names = [n for n, _, _ in label_imgs]
+        target.group("labels", {"ome": {"version": "0.5", "labels": names}} if v3 else {"labels": names}, v3)
+    target.group("", ngff.group_attributes(entry, version), v3)
+    return target.label
 
-    attrs = ngff.group_attributes(entry, version)
-    store = _core.FileStore(root)
-    dump = lambda d: json.dumps(d, indent=2, allow_nan=False).encode()  # noqa: E731
-    if v3:
-        store.set("zarr.json", dump({"zarr_format": 3, "node_type": "group", "attributes": attrs}))
-    else:
-        store.set(".zgroup", dump({"zarr_format": 2}))
-        store.set(".zattrs", dump(attrs))
-    return root
+
+def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] | None = None,
+           scale: Sequence[float] | None = None, translation: Sequence[float] | None = None,
+           units: Sequence[str | None] | None = None, name: str | None = None, chunks: Any = 64,
+           shards: Any = None, codec: str | None = "zstd", level: int | None = None,
+           pyramid: Any = (), method: str = "mean", version: str = "0.5",
+           overwrite: bool = False) -> _stream.PyramidWriter:
+    """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
+
+    Returns a writer: ``w.write_plane(plane, t=, c=, z=)`` takes planes in acquisition order
+    (increasing z within each (t, c) volume; volumes may interleave) and keeps only one slab per
+    level per volume in flight; ``w.get_data(t=, c=, z=, level=)`` reads back; ``w.close()``
+    (or leaving a ``with`` block) finishes every level. pyramid: the levels' factors as for
+    :func:`build_pyramid` (ints, dicts or "auto"; () for level 0 only).
+
+    All metadata is written now: if the process dies mid-acquisition, every written chunk is
+    readable and the group is a valid OME-Zarr whose unwritten parts are the fill value (0).
+    """
+    from . import __version__
+
+    if version not in ngff.VERSIONS:
+        raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method must be one of {METHODS} (got={method!r:.30})")
+    shape = tuple(int(s) for s in shape)
+    if any(s < 1 for s in shape):
+        raise InvalidArgumentError(f"shape must be positive (got={shape})")
+    dtype = np.dtype(dtype)
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)) or dtype.itemsize < 1 \
+            or dtype == np.float16:
+        raise InvalidArgumentError(f"dtype must be an integer or float32/float64 type (got={dtype})")
+    geometry = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, (0,) * len(shape))
+    img = from_array(geometry, dims=dims, scale=scale, translation=translation, units=units, name=name)
+    flist = _factor_list(img, pyramid) if (isinstance(pyramid, str) or len(pyramid)) else []
+    chunk_t, shard_t = _storage(chunks, shards, version, img.dims)
+    specs = _stream.plan_levels(shape, img.scale, img.translation, flist, method in WINDOW_METHODS, chunk_t,
+                                shard_t)
+    v3 = version == "0.5"
+    target = _Target(path, overwrite)
+    arrays = [target.array(str(i), sp.shape, dtype, sp.chunks, sp.shards, codec, level, v3, img.dims)
+              for i, sp in enumerate(specs)]
+    axes = ngff.check_axes(img.dims, img.units)
+    entry = ngff.multiscale(axes, [(sp.scale, sp.translation) for sp in specs], version, name=name,
+                            method=method if flist else None, method_version=__version__ if flist else None)
+    target.group("", ngff.group_attributes(entry, version), v3)
+    return _stream.PyramidWriter(arrays, specs, img.dims, dtype, method)

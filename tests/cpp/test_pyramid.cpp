@@ -406,17 +406,18 @@ TEST(DownsampleGaussian, ClampsIntegers) {
   EXPECT_EQ(run1<int8_t>({-128, -128, -128}, 2, Method::kGaussian), (std::vector<int8_t>{-128, -128}));
 }
 
+void expect_code(ErrorCode code, const std::function<void()>& fn) {
+  try {
+    fn();
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what();
+  }
+}
+
 TEST(DownsampleArguments, BadArgumentsThrow) {
   std::vector<uint8_t> in(24), out(24);
   const ArrayView src = ArrayView::contiguous(in.data(), DType::kUInt8, {4, 6});
-  const auto expect_code = [](ErrorCode code, const std::function<void()>& fn) {
-    try {
-      fn();
-      ADD_FAILURE() << "no throw";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), code) << e.what();
-    }
-  };
   const auto dst = [&](DType t, Shape s) { return ArrayView::contiguous(out.data(), t, s); };
   expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt8, {2, 2}), {2, 2}, Method::kMean); });
   expect_code(ErrorCode::kInvalidArgument, [&] { downsample(src, dst(DType::kUInt16, {2, 3}), {2, 2}, Method::kMean); });
@@ -441,6 +442,63 @@ TEST(DownsampleShape, EmptyAndScalar) {
   EXPECT_EQ(out[0], 3.5f);
   downsample(ArrayView::contiguous(in.data(), DType::kFloat32, {0, 3}),
              ArrayView::contiguous(out.data(), DType::kFloat32, {0, 2}), {2, 2}, Method::kGaussian);
+}
+
+// downsample_levels equals level-after-level downsample(), for every method, odd shapes
+// (partial blocks and partial windows), ranks 1-4, uneven steps and a pool that splits blocks.
+template <typename T>
+void check_levels(const Shape& shape, const std::vector<std::vector<int64_t>>& steps, Executor* executor) {
+  std::mt19937_64 rng(11);
+  std::vector<T> in(static_cast<std::size_t>(count(shape)));
+  for (auto& v : in) v = static_cast<T>(rng() % 50);
+  const ArrayView src = ArrayView::contiguous(in.data(), dtype_of<T>(), shape);
+  for (Method method : kMethods) {
+    std::vector<std::vector<T>> fused(steps.size()), plain(steps.size());
+    std::vector<ArrayView> fused_views, plain_views;
+    Shape s = shape;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      s = downsampled_shape(s, steps[k]);
+      fused[k].assign(static_cast<std::size_t>(count(s)), T(0));
+      plain[k].assign(fused[k].size(), T(1));
+      fused_views.push_back(ArrayView::contiguous(fused[k].data(), dtype_of<T>(), s));
+      plain_views.push_back(ArrayView::contiguous(plain[k].data(), dtype_of<T>(), s));
+    }
+    downsample_levels(src, fused_views, steps, method, executor);
+    ArrayView prev = src;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      downsample(prev, plain_views[k], steps[k], method, executor);
+      prev = plain_views[k];
+      EXPECT_EQ(fused[k], plain[k]) << method_name(method) << " level " << k + 1;
+    }
+  }
+}
+
+TEST(DownsampleLevels, EqualsLevelByLevel) {
+  ThreadPool pool(3);
+  check_levels<uint16_t>({37, 50, 61}, {{2, 2, 2}, {2, 2, 2}, {2, 2, 2}}, &pool);
+  check_levels<uint8_t>({9, 130, 129}, {{1, 2, 2}, {1, 2, 2}, {3, 2, 2}}, &pool);
+  check_levels<float>({5, 3, 40, 41}, {{1, 2, 2, 2}, {1, 1, 2, 2}}, &pool);
+  check_levels<int32_t>({1001}, {{2}, {3}, {2}}, &pool);
+  check_levels<int64_t>({70, 300}, {{2, 2}, {2, 2}}, &pool);
+  check_levels<double>({300, 2, 3}, {{2, 2, 2}, {2, 1, 2}, {4, 1, 1}}, nullptr);
+}
+
+TEST(DownsampleLevels, BadInput) {
+  std::vector<uint16_t> in(64), a(16), b(4);
+  const ArrayView src = ArrayView::contiguous(in.data(), DType::kUInt16, {8, 8});
+  const ArrayView l1 = ArrayView::contiguous(a.data(), DType::kUInt16, {4, 4});
+  expect_code(ErrorCode::kInvalidArgument, [&] {
+    downsample_levels(src, {l1}, {{2, 2}, {2, 2}}, Method::kMean);  // a step without a level
+  });
+  expect_code(ErrorCode::kInvalidArgument, [&] {
+    downsample_levels(src, {l1, ArrayView::contiguous(b.data(), DType::kUInt16, {2, 3})}, {{2, 2}, {2, 2}},
+                      Method::kMean);  // level 2 has the wrong shape
+  });
+  expect_code(ErrorCode::kInvalidArgument, [&] {
+    downsample_levels(src, {ArrayView::contiguous(a.data(), DType::kInt16, {4, 4})}, {{2, 2}}, Method::kMax);
+  });
+  expect_code(ErrorCode::kInvalidArgument, [&] { downsample_levels(src, {l1}, {{2, 0}}, Method::kMean); });
+  downsample_levels(src, {}, {}, Method::kMean);  // no levels: nothing to do
 }
 
 }  // namespace

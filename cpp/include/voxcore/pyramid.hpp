@@ -36,6 +36,16 @@ enum class Method {
 VOXCORE_API void downsample(const ArrayView& src, const ArrayView& dst, const std::vector<int64_t>& factors,
                             Method method, Executor* executor = nullptr);
 
+// Several levels in one pass over src: dsts[0] = src reduced by steps[0], dsts[k] = dsts[k-1]
+// reduced by steps[k] (steps are relative to the previous level, not cumulative). Equal to calling
+// downsample() level after level. For every method but kGaussian the work is cut into blocks of
+// src aligned to the cumulative factors along the first two axes; each block is reduced through
+// all levels while it is in cache, blocks run in parallel. kGaussian, whose taps cross block
+// edges, runs level by level. dsts[k] must have shape downsampled_shape(level k, steps[k]).
+VOXCORE_API void downsample_levels(const ArrayView& src, const std::vector<ArrayView>& dsts,
+                                   const std::vector<std::vector<int64_t>>& steps, Method method,
+                                   Executor* executor = nullptr);
+
 // ceil(shape[i] / factors[i]) per axis. kInvalidArgument when the sizes differ or a factor < 1.
 VOXCORE_API Shape downsampled_shape(const Shape& shape, const std::vector<int64_t>& factors);
 

@@ -146,3 +146,78 @@ def read_multiscales(attrs: dict) -> tuple[str, list[dict]]:
     if not isinstance(version, str):
         raise InvalidMetadataError(f"OME version missing or not a string (got={version!r:.20})")
     return version, ms
+
+
+def _transforms(cts: Any, n: int, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(scale, translation) from a coordinateTransformations list: one scale, then an optional
+    translation, each with one finite value per axis."""
+    if not isinstance(cts, list) or not cts:
+        raise InvalidMetadataError(f"{where}.coordinateTransformations must be a non-empty list")
+    scale: tuple[float, ...] | None = None
+    trans: tuple[float, ...] = (0.0,) * n
+    for i, t in enumerate(cts):
+        kind = t.get("type") if isinstance(t, dict) else None
+        if kind not in ("scale", "translation") or (kind == "scale") != (i == 0) or i > 1:
+            raise InvalidMetadataError(
+                f"{where}.coordinateTransformations must be a scale then an optional translation (got={cts!r:.80})")
+        values = t.get(kind)
+        if not isinstance(values, list) or len(values) != n or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+            raise InvalidMetadataError(f"{where}.{kind} must be {n} finite numbers (got={values!r:.60})")
+        if kind == "scale":
+            scale = tuple(float(v) for v in values)
+        else:
+            trans = tuple(float(v) for v in values)
+    return scale, trans
+
+
+def parse_multiscale(attrs: dict) -> dict:
+    """The first multiscale of a group, checked: version, name, type, axes (name, type, unit)
+    and datasets (path, scale, translation), the top-level transformations folded in."""
+    version, ms = read_multiscales(attrs)
+    m = ms[0]
+    if not isinstance(m, dict):
+        raise InvalidMetadataError("multiscales[0] must be an object")
+    axes = m.get("axes")
+    if not isinstance(axes, list) or not 2 <= len(axes) <= 5:
+        raise InvalidMetadataError(f"multiscales[0].axes must list 2 to 5 axes (got={axes!r:.60})")
+    out_axes = []
+    for i, a in enumerate(axes):
+        if isinstance(a, str):  # 0.3 style: names only
+            a = {"name": a}
+        if not isinstance(a, dict) or not isinstance(a.get("name"), str):
+            raise InvalidMetadataError(f"multiscales[0].axes[{i}] needs a string name (got={a!r:.40})")
+        typ = a.get("type", AXIS_TYPES.get(a["name"]))
+        unit = a.get("unit")
+        if unit is not None and not isinstance(unit, str):
+            raise InvalidMetadataError(f"multiscales[0].axes[{i}].unit must be a string (got={unit!r:.40})")
+        out_axes.append({"name": a["name"], "type": typ, "unit": unit})
+    if len({a["name"] for a in out_axes}) != len(out_axes):
+        raise InvalidMetadataError(f"multiscales[0].axes names must be unique (got={[a['name'] for a in out_axes]})")
+    n = len(out_axes)
+    datasets = m.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise InvalidMetadataError("multiscales[0].datasets must be a non-empty list")
+    top = m.get("coordinateTransformations")
+    gscale, gtrans = _transforms(top, n, "multiscales[0]") if top is not None else ((1.0,) * n, (0.0,) * n)
+    levels = []
+    for i, d in enumerate(datasets):
+        where = f"multiscales[0].datasets[{i}]"
+        if not isinstance(d, dict) or not isinstance(d.get("path"), str) or not d["path"]:
+            raise InvalidMetadataError(f"{where}.path must be a non-empty string")
+        scale, trans = _transforms(d.get("coordinateTransformations"), n, where)
+        levels.append({
+            "path": d["path"],
+            "scale": tuple(s * g for s, g in zip(scale, gscale)),
+            "translation": tuple(t * g + h for t, g, h in zip(trans, gscale, gtrans)),
+        })
+    return {"version": version, "name": m.get("name"), "type": m.get("type"), "axes": out_axes, "levels": levels}
+
+
+def read_labels(attrs: dict) -> list[str]:
+    """The label names a labels/ group lists (either version)."""
+    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
+    names = ome.get("labels", [])
+    if not isinstance(names, list) or not all(isinstance(x, str) and x for x in names):
+        raise InvalidMetadataError(f"labels must be a list of names (got={names!r:.60})")
+    return names
