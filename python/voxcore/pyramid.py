@@ -198,6 +198,11 @@ def _factor_list(img: MemoryImage, factors: Any) -> list[tuple[int, ...]]:
             if nonspace:
                 raise InvalidArgumentError(f"time/channel axes are never downsampled (got={nonspace})")
             f = tuple(_pos_int(item.get(d, 1)) for d in dims)
+        elif isinstance(item, (tuple, list)):
+            f = tuple(_pos_int(v) for v in item)
+            if len(f) != len(dims) or any(f[i] != 1 for i in range(len(dims)) if i not in space):
+                raise InvalidArgumentError(
+                    f"per-axis factors need one per axis and 1 on time/channel axes (dims={dims}, got={f})")
         else:
             k = _pos_int(item)
             f = tuple(k if i in space else 1 for i in range(len(dims)))
@@ -227,7 +232,7 @@ def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean") -> Py
         streams level 0 and computes the other levels in bounded memory while writing.
     factors : cumulative factors per level relative to level 0 (level 0 itself is implied):
         a list of ints (applied to the space axes only), a list of dicts {axis: factor}
-        (missing axes 1; time/channel axes refused), or "auto" (halve the space axes until the
+        (missing axes 1; time/channel axes refused), a list of per-axis tuples, or "auto" (halve the space axes until the
         level fits one 64-voxel chunk; anisotropic data first halves only its finer axes).
         Each level's factors must be multiples of the previous level's.
     method : mean | gaussian | mode | nearest | min | max (labels: mode or nearest).
