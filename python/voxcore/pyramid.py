@@ -271,7 +271,7 @@ def _per_axis(v: Any, n: int, name: str, dims) -> tuple[int, ...]:
 class _Target:
     """Where a save or create writes: a local directory or a zarr-python store (with a prefix)."""
 
-    def __init__(self, path: Any, overwrite: bool, store_path: str | None = None):
+    def __init__(self, path: Any, overwrite: bool, durable: bool = True, store_path: str | None = None):
         from ._stores import FileAdapter, ZarrStoreAdapter, _sync, is_zarr_store
 
         sp = getattr(path, "store_path", None)
@@ -279,7 +279,7 @@ class _Target:
             path, store_path = sp.store, "/".join(p for p in (sp.path, store_path) if p)
         markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
         if is_zarr_store(path):
-            self.store, self.prefix = path, (store_path or "").strip("/")
+            self.store, self.prefix, self.durable = path, (store_path or "").strip("/"), True
             self.adapter = ZarrStoreAdapter(path, self.prefix)
             self.label = f"{type(path).__name__}:{self.prefix}"
             if any(self.adapter.get(k) is not None for k in markers):
@@ -299,7 +299,8 @@ class _Target:
             shutil.rmtree(root)
         os.makedirs(root)
         self.store, self.prefix, self.label = root, "", root
-        self.adapter = FileAdapter(root)
+        self.durable = durable
+        self.adapter = FileAdapter(root, durable)
 
     def array(self, sub: str, shape, dtype, chunks, shards, codec, level, v3: bool, dims):
         from . import create_array
@@ -307,7 +308,7 @@ class _Target:
         path = "/".join(p for p in (self.prefix, sub) if p)
         return create_array(self.store, shape, dtype, chunks=chunks, shards=shards, codec=codec, level=level,
                             zarr_format=3 if v3 else 2, dims=dims if v3 else None,
-                            dimension_separator=None if v3 else "/", path=path)
+                            dimension_separator=None if v3 else "/", path=path, durable=self.durable)
 
     def group(self, sub: str, attrs: dict, v3: bool) -> None:
         """Write a group's metadata document(s); each is one atomic set."""
@@ -440,7 +441,8 @@ def _image_label(extra: dict, version: str) -> dict:
 
 def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: Any = None,
          codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
-         labels: dict | None = None, label_method: str = "mode", progress: bool = False) -> str:
+         labels: dict | None = None, label_method: str = "mode", progress: bool = False,
+         durable: bool = True) -> str:
     """Write a pyramid (or a single image) as an OME-Zarr group; returns where it was written.
 
     obj : a :func:`build_pyramid` result, or an image / array (written as one level). A pyramid
@@ -456,6 +458,7 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     labels : {name: integer array of level 0's shape} written under labels/ as pyramids with the
         same factors, reduced by label_method ("mode" or "nearest", never a mean).
     progress : show a progress bar on stderr.
+    durable : local directories: fsync every file written (atomic renames either way).
 
     The level arrays are written first and the group metadata last, so a failed save leaves
     no valid OME group.
@@ -472,7 +475,7 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         raise InvalidArgumentError(f"label_method must be mode or nearest (got={label_method!r:.20})")
     label_imgs = _label_images(labels, obj)
     v3 = version == "0.5"
-    target = _Target(path, overwrite)
+    target = _Target(path, overwrite, durable)
     entry = _write_levels(target, "", obj, chunk_t, shard_t, codec, level, v3, progress)
     if label_imgs:
         factors = [lv.factors for lv in obj.levels[1:]]
@@ -495,7 +498,7 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
            units: Sequence[str | None] | None = None, name: str | None = None, chunks: Any = 64,
            shards: Any = None, codec: str | None = "zstd", level: int | None = None,
            pyramid: Any = (), method: str = "mean", version: str = "0.5",
-           overwrite: bool = False) -> _stream.PyramidWriter:
+           overwrite: bool = False, durable: bool = True) -> _stream.PyramidWriter:
     """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
 
     Returns a writer: ``w.write_plane(plane, t=, c=, z=)`` takes planes in acquisition order
@@ -506,6 +509,7 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
 
     All metadata is written now: if the process dies mid-acquisition, every written chunk is
     readable and the group is a valid OME-Zarr whose unwritten parts are the fill value (0).
+    durable=False skips the fsyncs (each file is still replaced atomically).
     """
     from . import __version__
 
@@ -527,7 +531,7 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     specs = _stream.plan_levels(shape, img.scale, img.translation, flist, method in WINDOW_METHODS, chunk_t,
                                 shard_t)
     v3 = version == "0.5"
-    target = _Target(path, overwrite)
+    target = _Target(path, overwrite, durable)
     arrays = [target.array(str(i), sp.shape, dtype, sp.chunks, sp.shards, codec, level, v3, img.dims)
               for i, sp in enumerate(specs)]
     axes = ngff.check_axes(img.dims, img.units)
