@@ -13,4 +13,8 @@ void permute_flip(const ArrayView&, const ArrayView&, const std::vector<int>&,
   fail(ErrorCode::kUnavailable, "cuda::permute_flip", "voxcore was built without CUDA");
 }
 
+void downsample(const ArrayView&, const ArrayView&, const std::vector<int64_t>&, Method, Stream) {
+  fail(ErrorCode::kUnavailable, "cuda::downsample", "voxcore was built without CUDA");
+}
+
 }  // namespace voxcore::cuda

@@ -19,19 +19,19 @@ using voxcore::ArrayView;
 namespace {
 
 // A view of device memory described by an object's __cuda_array_interface__ (v2/v3).
-ArrayView cuda_view_of(const py::object& obj, bool writable) {
+ArrayView cuda_view_of(const py::object& obj, bool writable, const char* where) {
   if (!py::hasattr(obj, "__cuda_array_interface__")) {
-    voxcore::fail(voxcore::ErrorCode::kInvalidArgument, "cuda_permute_flip",
+    voxcore::fail(voxcore::ErrorCode::kInvalidArgument, where,
                   "expected an object with __cuda_array_interface__ (got=" +
                       std::string(py::str(py::type::of(obj).attr("__name__"))) + ")");
   }
   const py::dict cai = obj.attr("__cuda_array_interface__");
   if (cai.contains("mask") && !cai["mask"].is_none()) {
-    voxcore::fail(voxcore::ErrorCode::kUnsupported, "cuda_permute_flip", "masked device arrays are not supported");
+    voxcore::fail(voxcore::ErrorCode::kUnsupported, where, "masked device arrays are not supported");
   }
   const py::tuple data = cai["data"];
   if (writable && data[1].cast<bool>()) {
-    voxcore::fail(voxcore::ErrorCode::kInvalidArgument, "cuda_permute_flip", "output device array is read-only");
+    voxcore::fail(voxcore::ErrorCode::kInvalidArgument, where, "output device array is read-only");
   }
   ArrayView view;
   view.data = reinterpret_cast<void*>(data[0].cast<std::uintptr_t>());
@@ -43,6 +43,18 @@ ArrayView cuda_view_of(const py::object& obj, bool writable) {
     view.byte_strides = ArrayView::contiguous(nullptr, view.dtype, view.shape).byte_strides;
   }
   return view;
+}
+
+// The names voxcore.downsample takes (bind_pyramid.cpp reads the same set for host arrays).
+voxcore::Method method_from_name(const std::string& name) {
+  if (name == "mean") return voxcore::Method::kMean;
+  if (name == "gaussian") return voxcore::Method::kGaussian;
+  if (name == "mode") return voxcore::Method::kMode;
+  if (name == "nearest") return voxcore::Method::kNearest;
+  if (name == "min") return voxcore::Method::kMin;
+  if (name == "max") return voxcore::Method::kMax;
+  voxcore::fail(voxcore::ErrorCode::kInvalidArgument, "cuda_downsample",
+                "unknown method (expected mean|gaussian|mode|nearest|min|max, got=" + name + ")");
 }
 
 }  // namespace
@@ -82,8 +94,8 @@ src may have any strides. Runs on voxcore's thread pool with the GIL released.)d
       "cuda_permute_flip",
       [](const py::object& src, const py::object& dst, const std::vector<int>& perm, const std::vector<bool>& flips,
          std::uintptr_t stream) {
-        const ArrayView sv = cuda_view_of(src, false);
-        const ArrayView dv = cuda_view_of(dst, true);
+        const ArrayView sv = cuda_view_of(src, false, "cuda_permute_flip");
+        const ArrayView dv = cuda_view_of(dst, true, "cuda_permute_flip");
         {
           py::gil_scoped_release release;
           voxcore::cuda::permute_flip(sv, dv, perm, flips, reinterpret_cast<voxcore::cuda::Stream>(stream));
@@ -98,4 +110,26 @@ have shape [src.shape[p] for p in perm] and src's dtype, any strides. The kernel
 `stream` (a cudaStream_t as an int, e.g. cupy.cuda.get_current_stream().ptr; 0 is the
 default stream), which is synchronised before returning. Raises UnavailableError in a build
 without CUDA.)doc");
+
+  m.def(
+      "cuda_downsample",
+      [](const py::object& src, const py::object& dst, const std::vector<int64_t>& factors, const std::string& method,
+         std::uintptr_t stream) {
+        const voxcore::Method how = method_from_name(method);
+        const ArrayView sv = cuda_view_of(src, false, "cuda_downsample");
+        const ArrayView dv = cuda_view_of(dst, true, "cuda_downsample");
+        {
+          py::gil_scoped_release release;
+          voxcore::cuda::downsample(sv, dv, factors, how, reinterpret_cast<voxcore::cuda::Stream>(stream));
+        }
+        return dst;
+      },
+      py::arg("src"), py::arg("dst"), py::arg("factors"), py::arg("method") = "mean", py::arg("stream") = 0,
+      R"doc(Device downsample: reduces src by integer factors per axis into dst; returns dst.
+
+src and dst expose __cuda_array_interface__ (e.g. CuPy arrays) on the current device; dst must
+have shape ceil(src.shape / factors) and src's dtype, any strides. method: mean, gaussian,
+mode, nearest, min, max, with the values of downsample on the host. The kernel runs on
+`stream` (a cudaStream_t as an int; 0 is the default stream), which is synchronised before
+returning. Raises UnavailableError in a build without CUDA.)doc");
 }

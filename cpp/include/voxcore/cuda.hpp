@@ -1,8 +1,10 @@
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "voxcore/api.hpp"
 #include "voxcore/array_view.hpp"
+#include "voxcore/pyramid.hpp"
 
 // GPU operations. No CUDA types here: a consumer compiles without the CUDA toolkit. In a build
 // without CUDA every function below except is_available()/device_count() throws kUnavailable.
@@ -21,5 +23,13 @@ VOXCORE_API bool is_compiled() noexcept;
 // Enqueued on stream; synchronises the stream before returning. Throws kCuda on a CUDA error.
 VOXCORE_API void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
                               const std::vector<bool>& flips, Stream stream = nullptr);
+
+// Device-memory twin of voxcore::downsample: src and dst point to device memory, any strides.
+// The same shapes, dtypes, checks and error codes, and the same values: bit for bit but for a
+// NaN's sign and payload and, for mode, which of -0.0 and 0.0 stands for a tie; gaussian up to
+// floating-point rounding (integers within 1). Enqueued on stream; synchronises the stream
+// before returning. Throws kCuda on a CUDA error.
+VOXCORE_API void downsample(const ArrayView& src, const ArrayView& dst, const std::vector<int64_t>& factors,
+                            Method method, Stream stream = nullptr);
 
 }  // namespace voxcore::cuda
