@@ -215,6 +215,9 @@ class _Volume:
                     if planes is None:
                         break
                     self.pending[k].append(planes)
+        # Freed chunk buffers sit in per-thread malloc arenas; hand them back once per slab so
+        # that peak memory stays one slab's worth.
+        _core.trim_memory()
         w._advance(len(data))
 
     def finish(self) -> None:

@@ -249,12 +249,18 @@ class ImageLevel:
 def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_depth: int) -> Image:
     ms = ngff.parse_multiscale(node)
     levels = []
-    for lv in ms["levels"]:
+    names = tuple(a["name"] for a in ms["axes"])
+    for i, lv in enumerate(ms["levels"]):
         _core.check_key(lv["path"])
-        img = _open_node(adapter.sub(lv["path"]), f"{source}/{lv['path']}", cache_bytes, 0)
+        try:
+            img = _open_node(adapter.sub(lv["path"]), f"{source}/{lv['path']}", cache_bytes, 0)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"multiscales[0].datasets[{i}].path={lv['path']!r}: no Zarr array there ({e})") from None
         if img.ndim != len(ms["axes"]):
             raise InvalidMetadataError(
                 f"level {lv['path']} rank differs from the axes (expected={len(ms['axes'])}, got={img.ndim})")
+        img._meta.dims = names  # a v2 level has no dimension_names: index it by the OME axes
         levels.append(ImageLevel(lv["path"], lv["scale"], lv["translation"], img))
     base = levels[0].image
     base.attrs = {k: v for k, v in node.items() if k != "_zarr_format"}

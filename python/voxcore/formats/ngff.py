@@ -165,6 +165,8 @@ def _transforms(cts: Any, n: int, where: str) -> tuple[tuple[float, ...], tuple[
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
             raise InvalidMetadataError(f"{where}.{kind} must be {n} finite numbers (got={values!r:.60})")
         if kind == "scale":
+            if not all(v > 0 for v in values):
+                raise InvalidMetadataError(f"{where}.scale must be > 0 (got={values!r:.60})")
             scale = tuple(float(v) for v in values)
         else:
             trans = tuple(float(v) for v in values)
@@ -188,6 +190,8 @@ def parse_multiscale(attrs: dict) -> dict:
         if not isinstance(a, dict) or not isinstance(a.get("name"), str):
             raise InvalidMetadataError(f"multiscales[0].axes[{i}] needs a string name (got={a!r:.40})")
         typ = a.get("type", AXIS_TYPES.get(a["name"]))
+        if typ is not None and not isinstance(typ, str):
+            raise InvalidMetadataError(f"multiscales[0].axes[{i}].type must be a string (got={typ!r:.40})")
         unit = a.get("unit")
         if unit is not None and not isinstance(unit, str):
             raise InvalidMetadataError(f"multiscales[0].axes[{i}].unit must be a string (got={unit!r:.40})")
