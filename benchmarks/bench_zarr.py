@@ -28,7 +28,8 @@ import _peers
 from _data import CASES, MiB, Case
 from _floors import Floors, chunk_set
 
-ROUNDS = {"read": 7, "boxes": 7, "boxes-cached": 7, "write": 5, "floor": 7, "downsample": 7}
+ROUNDS = {"read": 7, "boxes": 7, "boxes-cached": 7, "write": 5, "floor": 7, "downsample": 7,
+          "pyramid": 5}
 # Run order (conftest.py sorts by it): per operation and case, voxcore, the peers and the floor
 # run back to back, so rows that are compared with each other see the same machine load.
 RUN_ORDER = (("test_floor_memcpy",), ("test_read_whole", "test_floor_read"),
@@ -52,13 +53,14 @@ def make_peer(name: str, **kw):
 
 
 def run(benchmark, fn, *, op: str, case: Case | None, size: int, peer: str, nbytes: int,
-        setup=None, quiet: bool = False, **info):
-    """benchmark.pedantic with one warm-up round; records what report.py needs."""
+        setup=None, quiet: bool = False, rounds: int | None = None, **info):
+    """benchmark.pedantic with one warm-up round (rounds: ROUNDS[op] unless given); records
+    what report.py needs."""
     case_name = case.name(size) if case else "-"
     benchmark.group = f"{op} {case_name}"
     benchmark.extra_info.update(op=op, case=case_name, peer=peer, size=size, nbytes=nbytes,
                                 floor=peer.startswith("floor:"), **info)
-    rounds = ROUNDS["floor" if peer.startswith("floor:") else op]
+    rounds = rounds or ROUNDS["floor" if peer.startswith("floor:") else op]
     with quieted(quiet):
         result = benchmark.pedantic(fn, setup=setup, rounds=rounds, warmup_rounds=1)
     if benchmark.stats is not None:  # None when pytest-benchmark is disabled (smoke runs)

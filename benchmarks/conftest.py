@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("bench_zarr", "_peers", "_floors", "_data")
+pytest.register_assert_rewrite("bench_zarr", "_peers", "_pyramid_peers", "_floors", "_data")
 
 import _data  # noqa: E402
 import _peers  # noqa: E402
 
 PACKAGES = ("voxcore", "numpy", "zarr", "zarrs", "tensorstore", "zarrista", "numcodecs",
-            "zstandard", "scipy", "pytest-benchmark")
+            "zstandard", "scipy", "pytest-benchmark", "ngff-zarr", "itkwasm-downsample",
+            "itk-filtering", "dask", "ome-zarr", "scikit-image")
 
 
 def pytest_collect_file(file_path: Path, parent):

@@ -1,4 +1,4 @@
-"""Ratio tables from a pytest-benchmark JSON of benchmarks/bench_zarr.py.
+"""Ratio tables from a pytest-benchmark JSON of benchmarks/bench_zarr.py and bench_pyramid.py.
 
     python3 -m pytest benchmarks --benchmark-enable --benchmark-json=/tmp/bench.json -q
     python3 benchmarks/report.py /tmp/bench.json
@@ -8,7 +8,8 @@ bytes / median), "x voxcore" (median / voxcore's median: above 1 means slower th
 and "x best" (median / the fastest peer's median; voxcore rows and floors are not peers);
 "load" is the 1-minute load average when the row finished (the reference machine is shared).
 Rows named ``floor: ...`` are hand-rolled codec + copy lower bounds, not peers. A closing list
-names every case where voxcore is slower than the best peer or more than 1.1x its floor.
+names every case where voxcore is slower than the best peer or more than 1.1x its floor, and
+the pyramid targets (TARGETS) are checked when the run has pyramid rows.
 """
 from __future__ import annotations
 
@@ -24,12 +25,25 @@ OPS = {
     "write": "Whole-array write (create + write all; no fsync unless durable=True)",
     "memcpy": "Memory bandwidth floor",
     "downsample": "In-memory pyramid: 3 levels of 2x2x2 mean from the volume (no I/O)",
+    "pyramid": "OME-Zarr 0.5 pyramid written to disk: levels 1/2/4/8, 64^3 chunks, zstd-1 "
+               "(build + write)",
 }
-PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista"]
+PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista",
+              "ngff-zarr", "ome-zarr-py", "numpy"]
 # The floor a voxcore row is held against (None: no floor applies).
 FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one file per chunk",
-             "boxes-cached": None, "downsample": None}
+             "boxes-cached": None, "downsample": None, "pyramid": None}
 SLACK = 1.1
+# The project's pyramid targets: (what, voxcore rows held to it (peer label prefix and kind),
+# which peer rows count (family, kind or label prefix; None = any), required speed-up).
+TARGETS = [
+    ("voxcore mean >= 3.5x faster than ngff-zarr's fastest mean", ("voxcore", "mean"),
+     ("ngff-zarr", "mean", None), 3.5),
+    ("voxcore mean >= 2x faster than the fastest composite", ("voxcore", "mean"),
+     ("composite", None, None), 2.0),
+    ("voxcore gaussian >= 10x faster than ngff-zarr's default", ("voxcore", "gaussian"),
+     ("ngff-zarr", None, "ngff-zarr default"), 10.0),
+]
 
 
 def is_voxcore(peer: str) -> bool:
@@ -55,16 +69,19 @@ def load(path: Path):
         info, st = b["extra_info"], b["stats"]
         rows.append(dict(op=info["op"], case=info["case"], peer=info["peer"],
                          median=st["median"], min=st["min"], max=st["max"], rounds=st["rounds"],
-                         nbytes=info["nbytes"], load=info.get("loadavg_1m")))
+                         nbytes=info["nbytes"], load=info.get("loadavg_1m"),
+                         family=info.get("family"), kind=info.get("kind")))
     return doc, rows
 
 
 def reference(rows):
-    """voxcore's like-for-like row of a group: plain 'voxcore', else its cache row."""
+    """voxcore's like-for-like row of a group: plain 'voxcore' (or 'voxcore mean' for the
+    pyramids), else the group's first voxcore row (its cache row)."""
     vox = [r for r in rows if is_voxcore(r["peer"])]
-    for r in vox:
-        if r["peer"] == "voxcore":
-            return r
+    for name in ("voxcore", "voxcore mean"):
+        for r in vox:
+            if r["peer"] == name:
+                return r
     return vox[0] if vox else None
 
 
@@ -77,7 +94,7 @@ def table(rows) -> list[str]:
     ref, best = reference(rows), best_peer(rows)
     out = ["| peer | median s | min s | MiB/s | x voxcore | x best peer | n | load |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(rows, key=lambda r: rank(r["peer"])):
+    for r in sorted(rows, key=lambda r: (rank(r["peer"])[0], r is not ref, rank(r["peer"]))):
         xv = f"{r['median'] / ref['median']:.2f}" if ref else ""
         xb = f"{r['median'] / best['median']:.2f}" if best else ""
         name = f"**{r['peer']}**" if r is ref else r["peer"]
@@ -106,6 +123,28 @@ def findings(groups) -> list[str]:
     return out or ["- none"]
 
 
+def targets(rows) -> list[str]:
+    """One line per target and voxcore row it applies to: the speed-up and whether it is met."""
+    out = []
+    for what, (prefix, vkind), (family, kind, label), need in TARGETS:
+        peers = [r for r in rows if not is_voxcore(r["peer"])
+                 and (family is None or r["family"] == family)
+                 and (kind is None or r["kind"] == kind)
+                 and (label is None or r["peer"].startswith(label))]
+        mine = [r for r in rows if is_voxcore(r["peer"]) and r["peer"].startswith(prefix)
+                and r["kind"] == vkind]
+        if not peers or not mine:
+            out.append(f"- {what}: not measured (no {'voxcore' if not mine else 'peer'} row)")
+            continue
+        best = min(peers, key=lambda r: r["median"])
+        for r in mine:
+            got = best["median"] / r["median"]
+            out.append(f"- {what}: {r['peer']} {r['median']:.3f} s vs {best['peer']} "
+                       f"{best['median']:.3f} s = {got:.2f}x: "
+                       f"{'met' if got >= need else 'NOT met'}")
+    return out
+
+
 def render(doc, rows) -> str:
     mi = doc.get("machine_info", {})
     vb = mi.get("voxcore_bench", {})
@@ -131,6 +170,9 @@ def render(doc, rows) -> str:
             lines += table(groups[key]) + [""]
     lines += [f"## Where voxcore is slower than the best peer or above {SLACK}x its floor", ""]
     lines += findings(groups)
+    pyramid = [r for r in rows if r["op"] == "pyramid"]
+    if pyramid:
+        lines += ["", "## Pyramid targets", ""] + targets(pyramid)
     return "\n".join(lines) + "\n"
 
 

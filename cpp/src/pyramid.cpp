@@ -262,7 +262,7 @@ struct Taps {
 
 Taps make_taps(int64_t n, int64_t f, int64_t out_lo, int64_t out_hi) {
   Taps t;
-  const double sigma = static_cast<double>(f) / 2, radius = 3 * sigma;
+  const double sigma = gaussian_sigma(f), radius = 3 * sigma;
   for (int64_t i = out_lo; i < out_hi; ++i) {
     if (f == 1) {
       t.idx.push_back(i);

@@ -78,7 +78,7 @@ inline Plan make_plan(const ArrayView& src, const ArrayView& dst, const std::vec
     if (f == 1) {
       p.weights.push_back(1.0);
     } else {
-      const double sigma = static_cast<double>(f) / 2, radius = 3 * sigma;
+      const double sigma = gaussian_sigma(f), radius = 3 * sigma;
       const double c = static_cast<double>(0 * f) + static_cast<double>(f - 1) / 2;
       first = static_cast<int64_t>(std::ceil(c - radius));
       double sum = 0;

@@ -2,10 +2,6 @@
 #include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
-
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 #include <pybind11/stl.h>
 
 #include "buffers.hpp"
@@ -221,14 +217,5 @@ void init_array(py::module_& m) {
           py::arg("start"), py::arg("src"), "Writes src at start (the box must lie inside the array).");
 
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the size of the core's thread pool.");
-  m.def(
-      "trim_memory",
-      [] {
-#if defined(__GLIBC__)
-        malloc_trim(0);
-#endif
-      },
-      "Returns freed heap memory of every malloc arena to the OS (glibc; elsewhere a no-op). The "
-      "streaming writer calls it between slabs so that freed chunk buffers do not pile up.");
   m.def("get_num_threads", &num_threads, "The size of the core's thread pool.");
 }

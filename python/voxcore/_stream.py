@@ -91,6 +91,8 @@ class _Pending:
         i, n = 0, len(planes)
         while i < n:
             room = min(self.width, self.extent - self.start)
+            if room <= 0:
+                raise RuntimeError(f"internal: planes past the end of a level (extent={self.extent})")
             if self.count == 0 and n - i >= room:  # a whole write unit: no copy
                 self._write(planes[i:i + room], self.start)
                 self.start += room
@@ -124,7 +126,7 @@ class _GaussianStep:
     def __init__(self, factors: tuple[int, ...]):
         self.factors = factors
         self.f = factors[0]
-        # The taps reach 1.5 f around a window centre: 2 f planes of context on each side.
+        # The taps reach 3 sigma = 1.5 f around a window centre: 2 f planes of context per side.
         self.halo = 2 * self.f if self.f > 1 else 0
         self.hist: np.ndarray | None = None
         self.g0 = 0  # global index of hist[0]
@@ -215,9 +217,6 @@ class _Volume:
                     if planes is None:
                         break
                     self.pending[k].append(planes)
-        # Freed chunk buffers sit in per-thread malloc arenas; hand them back once per slab so
-        # that peak memory stays one slab's worth.
-        _core.trim_memory()
         w._advance(len(data))
 
     def finish(self) -> None:
@@ -274,7 +273,8 @@ class PyramidWriter:
     """Writes a multiscale image level 0 first, plane by plane or slab by slab, in bounded memory.
 
     Made by :func:`voxcore.create` (acquisition) and used by :func:`voxcore.save` for sources
-    that are not in memory. Use as a context manager or call :meth:`close`.
+    that are not in memory. Use as a context manager or call :meth:`close`. Feed it from one
+    thread at a time (the reductions and writes inside are parallel).
     """
 
     def __init__(self, arrays: list, levels: list[LevelSpec], dims: tuple[str, ...], dtype: np.dtype,

@@ -439,7 +439,8 @@ def _compressor_v2(codec: str | None, level: int | None) -> dict | None:
     if codec is None:
         return None
     if codec == "zstd":
-        return {"id": "zstd", "level": 1 if level is None else level, "checksum": False}
+        # no "checksum" key: zarr-python omits it when false and zarrs refuses it
+        return {"id": "zstd", "level": 1 if level is None else level}
     if codec == "blosc-lz4":
         return {"id": "blosc", "cname": "lz4", "clevel": 5 if level is None else level,
                 "shuffle": 1, "blocksize": 0}
