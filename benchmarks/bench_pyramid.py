@@ -36,7 +36,7 @@ import pytest
 from _pyramid_peers import CHUNK, DIMS, FACTORS, WRITERS, PyramidWriter, np_sum8, ts_mean
 from bench_zarr import assert_equal, quieted, run
 
-RUN_ORDER = (("test_downsample_levels",), ("test_pyramid_write",))
+RUN_ORDER = (("test_downsample_levels",), ("test_pyramid_write", "test_floor_pyramid"))
 SLOW_ROUNDS = 3  # writers that take seconds per pyramid (the rest: ROUNDS["pyramid"])
 
 
@@ -186,3 +186,28 @@ def test_pyramid_write(benchmark, w, volume, workdir, size):
     benchmark.extra_info.update(check_pyramid(path, volume, w))
     shutil.rmtree(path)
 
+
+
+def test_floor_pyramid(benchmark, volume, workdir, size):
+    """The encode floor: zstd-1 of every chunk of the four levels, one file each, in Python
+    threads, with the levels already computed (the kernel row above adds its ~0.03 s)."""
+    from _floors import Floors
+
+    import voxcore as vc
+
+    levels = [volume] + vc._core.downsample_levels(volume, [[2, 2, 2]] * 3, "mean")
+    if any(lv.shape[0] % 64 for lv in levels):
+        pytest.skip("the floor needs 64-multiple levels")
+    outdir = workdir / "floor-pyramid"
+
+    def clear():
+        shutil.rmtree(outdir, ignore_errors=True)
+        os.sync()
+
+    with Floors() as floors:
+        def encode():
+            return sum(floors.encode_whole(lv, "zstd", outdir / str(k)) for k, lv in enumerate(levels))
+
+        run(benchmark, encode, setup=clear, op="pyramid", case=None, size=size,
+            peer=f"floor: zstd-1 encode + one file per chunk, 4 levels {floors.nthreads}T",
+            nbytes=volume.nbytes)

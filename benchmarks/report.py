@@ -32,7 +32,7 @@ PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zar
               "ngff-zarr", "ome-zarr-py", "numpy"]
 # The floor a voxcore row is held against (None: no floor applies).
 FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one file per chunk",
-             "boxes-cached": None, "downsample": None, "pyramid": None}
+             "boxes-cached": None, "downsample": None, "pyramid": "zstd-1 encode"}
 SLACK = 1.1
 # The project's pyramid targets: (what, voxcore rows held to it (peer label prefix and kind),
 # which peer rows count (family, kind or label prefix; None = any), required speed-up).
