@@ -77,7 +77,8 @@ def random_boxes(n: int) -> list[tuple[slice, slice, slice]]:
 
 
 def chunk_coords(n: int) -> list[tuple[int, int, int]]:
-    g = n // CHUNK[0]
+    """Chunk grid coordinates of an n^3 volume (edge chunks, if any, are partial)."""
+    g = -(-n // CHUNK[0])
     return [(i, j, k) for i in range(g) for j in range(g) for k in range(g)]
 
 
