@@ -789,4 +789,8 @@ void CodecChain::encode(const ArrayView& src, ByteBuffer& out) const {
   impl_->encode_append(src, out);
 }
 
+std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap) {
+  return detail::deflate_decode(CodecId::kGzip, src, size, dst, cap, false);
+}
+
 }  // namespace voxcore

@@ -218,4 +218,18 @@ void init_array(py::module_& m) {
 
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the size of the core's thread pool.");
   m.def("get_num_threads", &num_threads, "The size of the core's thread pool.");
+  m.def(
+      "gunzip_into",
+      [](const py::buffer& src, const py::array& dst) {
+        const py::buffer_info in = src.request();
+        const voxcore::ArrayView out = voxcore::python::view_of(dst, true);
+        if (!out.is_c_contiguous() || out.dtype != voxcore::DType::kUInt8) {
+          voxcore::fail(voxcore::ErrorCode::kInvalidArgument, "gunzip_into", "dst must be a C-contiguous uint8 array");
+        }
+        py::gil_scoped_release release;
+        return voxcore::gunzip(static_cast<const uint8_t*>(in.ptr), static_cast<std::size_t>(in.size * in.itemsize),
+                               static_cast<uint8_t*>(out.data), static_cast<std::size_t>(out.num_elements()));
+      },
+      py::arg("src"), py::arg("dst"),
+      "Inflates gzip bytes (any number of members) into dst (uint8); returns the decoded size.");
 }

@@ -288,8 +288,12 @@ def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 1
 
 
 def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
-         durable: bool = True) -> Image:
-    """Open a Zarr v2/v3 array, or an OME-Zarr group (its level 0), lazily.
+         durable: bool = True, caching: str = "fill", affine_source: str = "best") -> Image:
+    """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0) or a NIfTI file, lazily.
+
+    NIfTI (.nii, .nii.gz, .hdr/.img[.gz]) gives a NiftiImage: caching "fill" keeps a .gz
+    file's inflated bytes for later reads (nibabel's default; uncache() drops them),
+    "unchanged" does not; affine_source "best" | "sform" | "qform" | "fallback".
 
     Parameters
     ----------
@@ -316,6 +320,10 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
     root = os.fspath(source)
     if path:
         root = os.path.join(root, path)
+    from .formats import nifti
+
+    if nifti.is_nifti_path(root):
+        return nifti.NiftiImage(root, caching=caching, affine_source=affine_source)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no such directory: {root}")
     return _open_node(FileAdapter(root, durable), root, cache_bytes)

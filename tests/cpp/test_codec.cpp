@@ -831,3 +831,42 @@ TEST(ShardBadInput, WholeShardDecode) {
 
 }  // namespace
 }  // namespace voxcore
+
+namespace voxcore {
+namespace {
+
+// gunzip: the NIfTI .gz path. Members concatenated (parallel writers) and zero padding decode
+// to the concatenated payloads; output past cap or bad bytes raise kCorrupt.
+TEST(Gunzip, MembersPaddingAndBounds) {
+  std::vector<uint8_t> a(100000), b(70001);
+  std::mt19937 rng(5);
+  for (auto& v : a) v = static_cast<uint8_t>(rng() % 7);
+  for (auto& v : b) v = static_cast<uint8_t>(rng());
+  ByteBuffer one, two;
+  detail::deflate_encode(CodecId::kGzip, a.data(), a.size(), 1, one);
+  detail::deflate_encode(CodecId::kGzip, b.data(), b.size(), 6, two);
+  std::vector<uint8_t> file(one.data(), one.data() + one.size());
+  file.insert(file.end(), two.data(), two.data() + two.size());
+  file.insert(file.end(), 8, 0);  // trailing zero padding
+  std::vector<uint8_t> out(a.size() + b.size() + 10, 0xEE);
+  ASSERT_EQ(gunzip(file.data(), file.size(), out.data(), out.size()), a.size() + b.size());
+  EXPECT_TRUE(std::equal(a.begin(), a.end(), out.begin()));
+  EXPECT_TRUE(std::equal(b.begin(), b.end(), out.begin() + static_cast<std::ptrdiff_t>(a.size())));
+  const auto code_of = [](const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kUnavailable;  // "no throw"
+  };
+  EXPECT_EQ(code_of([&] { gunzip(file.data(), file.size(), out.data(), a.size() + 5); }), ErrorCode::kCorrupt);
+  std::vector<uint8_t> bad = file;
+  bad[one.size() / 2] ^= 0xFF;
+  EXPECT_EQ(code_of([&] { gunzip(bad.data(), bad.size(), out.data(), out.size()); }), ErrorCode::kCorrupt);
+  EXPECT_EQ(code_of([&] { gunzip(file.data(), one.size() - 3, out.data(), out.size()); }), ErrorCode::kCorrupt);
+  EXPECT_EQ(code_of([&] { gunzip(file.data(), 0, out.data(), out.size()); }), ErrorCode::kCorrupt);
+}
+
+}  // namespace
+}  // namespace voxcore

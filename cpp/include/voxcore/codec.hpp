@@ -112,6 +112,11 @@ class VOXCORE_API ShardLayout {
   virtual void encode_index(const std::vector<ShardIndexEntry>& entries, ByteBuffer& out) const = 0;
 };
 
+// Inflates a gzip file's bytes (one or more members, as pigz and parallel writers make; zero
+// padding after a member is skipped) into dst, returning the decoded size. Throws kCorrupt
+// on invalid data or when the output would exceed cap (the caller's bound, from a header).
+VOXCORE_API std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap);
+
 // CRC32C (Castagnoli) of data, continuing from crc (0 to start).
 VOXCORE_API uint32_t crc32c(const void* data, std::size_t size, uint32_t crc = 0) noexcept;
 

@@ -1,0 +1,284 @@
+"""NIfTI-1 / NIfTI-2 images: nibabel parses the header, the C++ core moves the bytes.
+
+- .nii: regions are read with pread from the outermost axis range they touch, never the rest.
+- .nii.gz (and .img.gz): the whole stream is inflated once by libdeflate (any number of gzip
+  members) into one buffer, kept while caching="fill" (nibabel's default) until uncache().
+- .hdr/.img pairs: vox_offset is an offset into the .img file.
+
+Values: read() gives the stored values in the stored type (byte-swapped to native order);
+read(dtype=np.float32) applies scl_slope/scl_inter like nibabel (not when the slope is 0 or
+NaN). The numpy shape is nibabel's (x, y, z, t, ...): the file is x-fastest (Fortran order).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from ..errors import CorruptDataError, InvalidArgumentError, InvalidMetadataError
+
+SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
+DIMS = ("x", "y", "z", "t", "u", "v", "w")
+# nibabel's xyzt unit names -> UDUNITS-2 names (None: unknown)
+_UNITS = {"meter": "meter", "mm": "millimeter", "micron": "micrometer", "sec": "second",
+          "msec": "millisecond", "usec": "microsecond", "unknown": None}
+AFFINE_SOURCES = ("best", "sform", "qform", "fallback")
+
+
+def is_nifti_path(path: str) -> bool:
+    return path.lower().endswith(SUFFIXES) and os.path.isfile(path)
+
+
+class NiftiImage:
+    """A NIfTI image opened lazily by :func:`voxcore.open`; the header is nibabel's."""
+
+    def __init__(self, path: str, caching: str = "fill", affine_source: str = "best"):
+        import nibabel as nib
+
+        if caching not in ("fill", "unchanged"):
+            raise InvalidArgumentError(f"caching must be 'fill' or 'unchanged' (got={caching!r:.20})")
+        if affine_source not in AFFINE_SOURCES:
+            raise InvalidArgumentError(f"affine_source must be one of {AFFINE_SOURCES} (got={affine_source!r:.20})")
+        try:
+            self._nib = nib.load(path)
+        except nib.filebasedimages.ImageFileError as e:
+            raise InvalidMetadataError(f"not a NIfTI file nibabel can parse ({path}: {e})") from None
+        except (ValueError, EOFError, OSError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise InvalidMetadataError(f"bad NIfTI header ({path}: {e})") from None
+        if not isinstance(self._nib, (nib.Nifti1Image, nib.Nifti1Pair)):
+            raise InvalidMetadataError(f"not a NIfTI image ({path}: {type(self._nib).__name__})")
+        self.path = path
+        self.caching = caching
+        self.affine_source = affine_source
+        self.header = self._nib.header
+        self._file = self._nib.file_map["image"].filename
+        self._gz = self._file.lower().endswith(".gz")
+        # The loaded image's header has offset and scaling moved into its array proxy.
+        proxy = self._nib.dataobj
+        self._offset = int(proxy.offset)
+        self._stored = np.dtype(proxy.dtype)
+        self._shape = tuple(int(s) for s in proxy.shape)
+        slope, inter = float(proxy.slope), float(proxy.inter)
+        self._slope = None if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
+        self._inter = None if inter is None or not np.isfinite(inter) else float(inter)
+        self._cache: np.ndarray | None = None
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored type in native byte order (RGB24/RGBA32 are structured u1 records)."""
+        return self._stored.newbyteorder("=") if self._stored.fields is None else self._stored
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self._shape, dtype=np.int64)) * self._stored.itemsize
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return DIMS[:self.ndim]
+
+    @property
+    def scale(self) -> tuple[float, ...]:
+        """Voxel size per axis (pixdim)."""
+        return tuple(float(z) for z in self.header.get_zooms()[:self.ndim])
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 voxel -> RAS+ world (mm) affine from affine_source ("best": sform, else qform,
+        else the pixdim fallback, as nibabel)."""
+        h = self.header
+        if self.affine_source == "best":
+            return np.array(self._nib.affine, dtype=np.float64)
+        if self.affine_source == "sform":
+            aff, code = h.get_sform(coded=True)
+        elif self.affine_source == "qform":
+            aff, code = h.get_qform(coded=True)
+        else:
+            aff, code = h.get_base_affine(), 1
+        if aff is None or not code:
+            raise InvalidMetadataError(f"the {self.affine_source} is not set (its code is 0) in {self.path}")
+        return np.array(aff, dtype=np.float64)
+
+    @property
+    def translation(self) -> tuple[float, ...]:
+        """World position of voxel 0 on the spatial axes (affine column 3), then toffset for t."""
+        t = [float(v) for v in self.affine[:3, 3]][:min(3, self.ndim)]
+        if self.ndim > 3:
+            t.append(float(self.header["toffset"]) if "toffset" in self.header else 0.0)
+        return tuple(t + [0.0] * (self.ndim - len(t)))
+
+    @property
+    def units(self) -> tuple[str | None, ...]:
+        space, time = self.header.get_xyzt_units()
+        per = [_UNITS.get(space)] * min(3, self.ndim)
+        if self.ndim > 3:
+            per.append(_UNITS.get(time))
+        return tuple(per + [None] * (self.ndim - len(per)))
+
+    @property
+    def orientation(self) -> tuple[str, ...]:
+        """Axis codes of the affine, e.g. ('R', 'A', 'S')."""
+        import nibabel as nib
+
+        return tuple(nib.aff2axcodes(self.affine))
+
+    @property
+    def slope_inter(self) -> tuple[float | None, float | None]:
+        return self._slope, self._inter
+
+    def __repr__(self) -> str:
+        return (f"<voxcore.NiftiImage {self.path} shape={self.shape} dtype={self.dtype} "
+                f"scale={self.scale} orientation={''.join(self.orientation)}>")
+
+    # -- reading ----------------------------------------------------------------------------
+    def _decoded(self) -> np.ndarray:
+        """The whole stored array (Fortran order, stored byte order), from the cache or the file."""
+        if self._cache is not None:
+            return self._cache
+        need = self._offset + self.nbytes
+        if self._gz:
+            with open(self._file, "rb") as f:
+                packed = f.read()
+            buf = np.empty(need, np.uint8)
+            got = _core.gunzip_into(packed, buf)
+            if got < need:
+                raise CorruptDataError(
+                    f"NIfTI data truncated (file={self._file}, expected={need} bytes, got={got})")
+            raw = buf[self._offset:]
+        else:
+            raw = np.empty(self.nbytes, np.uint8)
+            self._pread(raw, self._offset)
+        arr = raw.view(self._stored).reshape(self._shape, order="F")
+        if self.caching == "fill":
+            arr.flags.writeable = False
+            self._cache = arr
+        return arr
+
+    def _pread(self, buf: np.ndarray, offset: int) -> None:
+        fd = os.open(self._file, os.O_RDONLY)
+        try:
+            view = memoryview(buf).cast("B")
+            done = 0
+            while done < len(view):
+                n = os.preadv(fd, [view[done:]], offset + done)
+                if n == 0:
+                    raise CorruptDataError(
+                        f"NIfTI data truncated (file={self._file}, expected={offset + len(view)} bytes, "
+                        f"got={offset + done})")
+                done += n
+        finally:
+            os.close(fd)
+
+    def _region(self, region: Any) -> tuple:
+        if region is None:
+            return (slice(None),) * self.ndim
+        if isinstance(region, dict):
+            unknown = [k for k in region if k not in self.dims]
+            if unknown:
+                raise InvalidArgumentError(f"unknown dimension {unknown[0]!r}; dims are {self.dims}")
+            return tuple(region.get(d, slice(None)) for d in self.dims)
+        return region if isinstance(region, tuple) else (region,)
+
+    def read(self, region: Any = None, *, dtype: Any = None) -> np.ndarray:
+        """Stored values of a region (numpy indexing or {dim: index}); with dtype, scaled values.
+
+        dtype=np.float32 / np.float64 gives scl_slope * stored + scl_inter, as nibabel's
+        get_fdata (which is float64 only). Without dtype the stored values come back in native
+        byte order; from a cached .gz image they may be a read-only view of the cache.
+        """
+        index = self._region(region)
+        data = None
+        if self._cache is None and not self._gz and region is not None:
+            data = self._read_outer(index)
+        if data is None:
+            data = self._decoded()[index]
+        if not data.dtype.isnative and data.dtype.fields is None:
+            data = data.astype(data.dtype.newbyteorder("="))
+        if dtype is None:
+            return data
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise InvalidArgumentError(f"scaled reads need a float dtype (got={dtype})")
+        out = np.asarray(data, dtype=dtype)
+        if out is data or np.shares_memory(out, data):
+            out = out.copy()
+        if self._slope is not None and self._slope != 1.0:
+            out *= dtype.type(self._slope)
+        if self._inter is not None and self._inter != 0.0:
+            out += dtype.type(self._inter)
+        return out
+
+    def _read_outer(self, index: tuple) -> np.ndarray | None:
+        """pread only the range of the outermost (slowest) axis the region touches (None: the
+        index needs the whole array)."""
+        index = _expand(tuple(index), self.ndim)
+        if index is None:  # fancy indexing, newaxis or a bad index: numpy on the whole array
+            return None
+        last = self.ndim - 1
+        while last > 0 and self._shape[last] == 1:
+            last -= 1
+        sel = index[last] if last < len(index) else slice(None)
+        n = self._shape[last]
+        if isinstance(sel, (int, np.integer)):
+            i = int(sel) + (n if sel < 0 else 0)
+            if not 0 <= i < n:
+                raise IndexError(f"index {sel} is out of bounds for axis {last} with size {n}")
+            lo, hi = i, i + 1
+            rest = index[:last] + (0,) + index[last + 1:]
+        elif isinstance(sel, slice):
+            r = range(*sel.indices(n))
+            if len(r) == 0:  # an empty selection: its shape, no I/O
+                return np.broadcast_to(np.zeros((), self._stored), self._shape)[index].copy()
+            lo, hi = min(r[0], r[-1]), max(r[0], r[-1]) + 1
+            stop = r.stop - lo
+            local = slice(r.start - lo, stop if stop >= 0 else None, r.step)
+            rest = index[:last] + (local,) + index[last + 1:]
+        else:
+            return None
+        plane = int(np.prod(self._shape[:last], dtype=np.int64)) * self._stored.itemsize
+        buf = np.empty((hi - lo) * plane, np.uint8)
+        self._pread(buf, self._offset + lo * plane)
+        part_shape = self._shape[:last] + (hi - lo,) + self._shape[last + 1:]
+        part = buf.view(self._stored).reshape(part_shape, order="F")
+        return part[rest]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.read(key)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        a = self.read()
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def uncache(self) -> None:
+        """Drop the decoded buffer (the next read inflates / reads the file again)."""
+        self._cache = None
+
+
+def _expand(index: tuple, ndim: int) -> tuple | None:
+    """index with Ellipsis expanded and padded to ndim slices/ints; None when it holds anything
+    else (arrays, None, bools) or is malformed, for numpy to handle (and report)."""
+    if not all(isinstance(i, (int, np.integer, slice)) or i is Ellipsis for i in index) or \
+            any(isinstance(i, (bool, np.bool_)) for i in index):
+        return None
+    n_ell = sum(i is Ellipsis for i in index)
+    if n_ell > 1:
+        return None
+    if n_ell:
+        k = index.index(Ellipsis)
+        index = index[:k] + (slice(None),) * (ndim - len(index) + 1) + index[k + 1:]
+    if len(index) > ndim:
+        return None
+    return index + (slice(None),) * (ndim - len(index))

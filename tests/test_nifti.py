@@ -1,0 +1,201 @@
+"""NIfTI read through voxcore.open, with nibabel as the oracle.
+
+Generated files cover every datatype nibabel writes, both byte orders, scaling, NIfTI-1 and -2,
+.nii / .nii.gz / .hdr+.img (+ .gz), sform/qform combinations and region reads; bad files raise
+the named voxcore errors.
+"""
+
+import gzip
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import voxcore as vc
+
+nib = pytest.importorskip("nibabel")
+
+DTYPES = ["u1", "i1", "i2", "u2", "i4", "u4", "i8", "u8", "f4", "f8", "c8", "c16"]
+SUFFIXES = [".nii", ".nii.gz", ".img", ".img.gz"]
+
+
+def volume(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt.kind == "c":
+        return (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dt)
+    if dt.kind == "f":
+        return rng.normal(100, 30, size=shape).astype(dt)
+    info = np.iinfo(dt)
+    return rng.integers(max(info.min, -1000), min(info.max, 1000), size=shape, endpoint=True).astype(dt)
+
+
+def write(path, data, affine=None, nifti2=False, endian=None, slope_inter=None, units=None,
+          sform_code=1, qform_code=1):
+    cls = (nib.Nifti2Pair if nifti2 else nib.Nifti1Pair) if str(path).endswith((".img", ".img.gz")) \
+        else (nib.Nifti2Image if nifti2 else nib.Nifti1Image)
+    hdr = cls.header_class(endianness=endian) if endian else cls.header_class()
+    hdr.set_data_dtype(data.dtype)  # nibabel wants int64 asked for explicitly
+    img = cls(data, np.diag([2.0, 1.5, 0.8, 1.0]) if affine is None else affine, header=hdr)
+    img.set_sform(img.affine, code=sform_code)
+    img.set_qform(img.affine, code=qform_code)
+    if units:
+        img.header.set_xyzt_units(*units)
+    if slope_inter:
+        img.header.set_slope_inter(*slope_inter)
+    nib.save(img, str(path))
+    return nib.load(str(path))
+
+
+def unscaled(ref):
+    return np.asanyarray(ref.dataobj.get_unscaled())
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_datatype_and_kind_matches_nibabel(tmp_path, dtype, suffix):
+    a = volume((17, 12, 9), dtype)
+    path = tmp_path / f"v{suffix}"
+    ref = write(path, a)
+    img = vc.open(path)
+    assert img.shape == ref.shape and img.dims == ("x", "y", "z")
+    got = img.read()
+    want = unscaled(ref)
+    assert got.dtype == want.dtype.newbyteorder("=")
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(img[2:9, ::-3, 4], want[2:9, ::-3, 4])
+    np.testing.assert_allclose(img.affine, ref.affine)
+    assert img.scale == tuple(float(z) for z in ref.header.get_zooms())
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("nifti2", [False, True])
+@pytest.mark.parametrize("endian", ["<", ">"])
+def test_byte_order_nifti2_and_scaling(tmp_path, suffix, nifti2, endian):
+    a = volume((20, 11, 7, 3), "i2", seed=1)
+    path = tmp_path / f"s{suffix}"
+    ref = write(path, a, nifti2=nifti2, endian=endian, slope_inter=(0.5, -20.0), units=("mm", "msec"))
+    img = vc.open(path)
+    raw = img.read()
+    assert raw.dtype.isnative
+    np.testing.assert_array_equal(raw, unscaled(ref))
+    for dt in (np.float32, np.float64):
+        scaled = img.read(dtype=dt)
+        assert scaled.dtype == dt
+        np.testing.assert_allclose(scaled, ref.get_fdata(), rtol=1e-6 if dt == np.float32 else 1e-12)
+    np.testing.assert_allclose(img.read((slice(1, 5), 3), dtype=np.float64), ref.get_fdata()[1:5, 3])
+    assert img.dims == ("x", "y", "z", "t")
+    assert img.units == ("millimeter", "millimeter", "millimeter", "millisecond")
+    assert img.slope_inter == (float(ref.dataobj.slope), float(ref.dataobj.inter))
+
+
+def test_rgb_and_4d_regions(tmp_path):
+    rgb = np.zeros((6, 5, 4), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
+    rgb["R"] = np.arange(120).reshape(6, 5, 4)
+    rgb["B"] = 7
+    path = tmp_path / "rgb.nii"
+    ref = write(path, rgb)
+    got = vc.open(path).read()
+    assert got.dtype == unscaled(ref).dtype
+    np.testing.assert_array_equal(got["R"], unscaled(ref)["R"])
+    np.testing.assert_array_equal(vc.open(path)[1:3]["B"], unscaled(ref)[1:3]["B"])
+
+    a = volume((9, 8, 7, 5), "f4", seed=2)
+    path = tmp_path / "four.nii"
+    ref = write(path, a)
+    want = unscaled(ref)
+    for region in [(..., 2), (slice(None), slice(None), slice(None), slice(4, 0, -2)), (0, 0, 0, 0),
+                   (slice(2, 2),), (..., slice(1, 1)), {"t": 3, "x": slice(2, 5)}, (np.array([0, 3]),),
+                   (slice(None), None)]:
+        idx = region if not isinstance(region, dict) else (slice(2, 5), slice(None), slice(None), 3)
+        got = vc.open(path).read(region)  # fresh handle: pread of the touched t range only
+        assert got.shape == want[idx].shape, region
+        np.testing.assert_array_equal(got, want[idx])
+
+
+def test_affine_sources_and_orientation(tmp_path):
+    aff = np.array([[-2.0, 0, 0, 90], [0, 0, 1.5, -120], [0, 1.2, 0, -60], [0, 0, 0, 1]])
+    path = tmp_path / "o.nii.gz"
+    ref = write(path, volume((10, 9, 8), "u2"), affine=aff, qform_code=0)
+    img = vc.open(path)
+    np.testing.assert_allclose(img.affine, ref.affine)
+    assert img.orientation == tuple(nib.aff2axcodes(ref.affine)) == ("L", "S", "A")
+    assert img.translation == (90.0, -120.0, -60.0)
+    np.testing.assert_allclose(vc.open(path, affine_source="sform").affine, aff)
+    with pytest.raises(vc.InvalidMetadataError, match="qform is not set"):
+        vc.open(path, affine_source="qform").affine
+    np.testing.assert_allclose(vc.open(path, affine_source="fallback").affine, ref.header.get_base_affine())
+    with pytest.raises(vc.InvalidArgumentError, match="affine_source"):
+        vc.open(path, affine_source="best-guess")
+
+
+def test_caching_fill_unchanged_and_uncache(tmp_path):
+    a = volume((30, 20, 10), "u2", seed=3)
+    path = tmp_path / "c.nii.gz"
+    write(path, a)
+    img = vc.open(path)
+    first = img.read()
+    assert not first.flags.writeable  # a view of the kept buffer
+    os.remove(path)  # the cache serves later reads
+    np.testing.assert_array_equal(img.read((slice(0, 4),)), a[:4])
+    img.uncache()
+    with pytest.raises(FileNotFoundError):
+        img.read()
+    write(path, a)
+    img = vc.open(path, caching="unchanged")
+    assert img.read().flags.writeable
+    os.remove(path)
+    with pytest.raises(FileNotFoundError):
+        img.read()
+    write(path, a)
+    with pytest.raises(vc.InvalidArgumentError, match="caching"):
+        vc.open(path, caching="keep")
+
+
+def test_multi_member_gzip_and_python_gzip_agree(tmp_path):
+    a = volume((40, 30, 20), "i2", seed=4)
+    plain = tmp_path / "m.nii"
+    write(plain, a)
+    raw = plain.read_bytes()
+    cut = len(raw) // 3
+    multi = tmp_path / "m.nii.gz"
+    multi.write_bytes(gzip.compress(raw[:cut], 1) + gzip.compress(raw[cut:], 6))
+    np.testing.assert_array_equal(vc.open(multi).read(), a)
+    np.testing.assert_array_equal(np.asanyarray(nib.load(str(multi)).dataobj), a)
+
+
+def test_bad_files(tmp_path):
+    a = volume((16, 16, 16), "f4", seed=5)
+    good = tmp_path / "g.nii"
+    write(good, a)
+    raw = good.read_bytes()
+
+    short = tmp_path / "short.nii"
+    short.write_bytes(raw[:-100])
+    with pytest.raises(vc.CorruptDataError, match="truncated"):
+        vc.open(short).read()
+    shortgz = tmp_path / "short.nii.gz"
+    shortgz.write_bytes(gzip.compress(raw[:-100]))
+    with pytest.raises(vc.CorruptDataError, match="truncated"):
+        vc.open(shortgz).read()
+    broken = tmp_path / "broken.nii.gz"
+    packed = bytearray(gzip.compress(raw))
+    packed[len(packed) // 2] ^= 0xFF
+    broken.write_bytes(bytes(packed))
+    with pytest.raises(vc.CorruptDataError):
+        vc.open(broken).read()
+    junk = tmp_path / "junk.nii"
+    junk.write_bytes(b"\0" * 400)
+    with pytest.raises(vc.InvalidMetadataError):
+        vc.open(junk)
+    tiny = tmp_path / "tiny.nii"
+    tiny.write_bytes(raw[:100])
+    with pytest.raises(vc.InvalidMetadataError):
+        vc.open(tiny)
+    with pytest.raises(FileNotFoundError):
+        vc.open(tmp_path / "missing.nii")
+    copy = tmp_path / "x.nii"
+    shutil.copy(good, copy)
+    with pytest.raises(vc.InvalidArgumentError, match="float dtype"):
+        vc.open(copy).read(dtype=np.int16)
