@@ -257,3 +257,77 @@ def test_reorient_rgb_and_bad_targets(tmp_path):
             vc.reorient(img, bad)
     with pytest.raises(vc.InvalidArgumentError, match="NIfTI image"):
         vc.reorient(np.zeros((2, 2, 2)), "RAS")
+
+
+# ---- write ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("dtype", ["u1", "i2", "u2", "i4", "f4", "f8", "i8"])
+def test_write_round_trips_through_nibabel(tmp_path, suffix, dtype):
+    a = volume((33, 20, 7), dtype, seed=6)
+    src = tmp_path / f"src{suffix}"
+    ref = write(src, a, affine=random_affine(np.random.default_rng(1)), units=("mm", "sec"),
+                slope_inter=(0.25, 10.0) if dtype == "i2" else None)
+    out = tmp_path / f"out{suffix}"
+    assert vc.save(vc.open(src), out) == str(out)
+    back = nib.load(str(out))
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj.get_unscaled()), unscaled(ref))
+    np.testing.assert_allclose(back.get_fdata(), ref.get_fdata())
+    np.testing.assert_allclose(back.affine, ref.affine)
+    np.testing.assert_allclose(back.header.get_sform(), ref.affine)
+    np.testing.assert_allclose(back.header.get_qform(), ref.affine, atol=1e-6)  # rigid: identical
+    assert back.header.get_xyzt_units() == ("mm", "sec")
+    np.testing.assert_array_equal(vc.open(out).read(), unscaled(ref))
+    with pytest.raises(FileExistsError):
+        vc.save(vc.open(src), out)
+
+
+def test_write_gzip_is_valid_for_python_and_nifti2_when_large(tmp_path):
+    a = volume((40000, 2, 1), "i2", seed=7)  # a dimension past 32767: NIfTI-2
+    out = tmp_path / "big.nii.gz"
+    vc.save(vc.open(write(tmp_path / "s.nii", a.reshape(40000, 2, 1), nifti2=True).get_filename()), out)
+    back = nib.load(str(out))
+    assert isinstance(back, nib.Nifti2Image)
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), a)
+    raw = gzip.decompress(out.read_bytes())  # the members concatenate to one valid stream
+    assert len(raw) == int(back.dataobj.offset) + a.nbytes
+    big = tmp_path / "be.nii.gz"
+    write(big, volume((9, 8, 7), "f4"), endian=">")
+    vc.save(vc.open(big), tmp_path / "le.nii")
+    assert nib.load(str(tmp_path / "le.nii")).header.endianness == "<"
+    np.testing.assert_array_equal(nib.load(str(tmp_path / "le.nii")).get_fdata(), nib.load(str(big)).get_fdata())
+
+
+def test_ome_to_nifti_and_back(tmp_path):
+    zyx = volume((7, 8, 9), "u2", seed=8)
+    img = vc.from_array(zyx, dims=("z", "y", "x"), scale=(3.0, 2.0, 0.5), translation=(30.0, 20.0, 10.0),
+                        units=("millimeter",) * 3)
+    vc.save(img, tmp_path / "a.nii.gz")
+    back = nib.load(str(tmp_path / "a.nii.gz"))
+    assert back.shape == (9, 8, 7)  # x, y, z
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), zyx.T)
+    np.testing.assert_allclose(back.affine, [[0.5, 0, 0, 10], [0, 2, 0, 20], [0, 0, 3, 30], [0, 0, 0, 1]])
+    assert back.header.get_xyzt_units()[0] == "mm"
+    # and back to OME: dims reversed, scale/translation/units mapped, no copy of the data
+    ome = vc.from_array(vc.open(tmp_path / "a.nii.gz"))
+    assert ome.dims == ("z", "y", "x") and ome.scale == (3.0, 2.0, 0.5)
+    assert ome.translation == (30.0, 20.0, 10.0) and ome.units == ("millimeter",) * 3
+    np.testing.assert_array_equal(ome.data, zyx)
+    with pytest.raises(vc.InvalidArgumentError, match="channel"):
+        vc.save(vc.from_array(np.zeros((2, 3, 4, 5), np.uint8)), tmp_path / "c.nii")
+
+
+def test_rotated_nifti_to_ome_warns_and_keeps_the_affine(tmp_path):
+    a = volume((6, 5, 4), "i2", seed=9)
+    aff = np.array([[0, 0, -1.0, 5], [1.0, 0, 0, 6], [0, 1.0, 0, 7], [0, 0, 0, 1]])
+    write(tmp_path / "r.nii", a, affine=aff)
+    with pytest.warns(UserWarning, match="cannot be stored in OME-Zarr"):
+        vc.save(vc.open(tmp_path / "r.nii"), tmp_path / "r.ome.zarr")
+    import json
+
+    attrs = json.loads((tmp_path / "r.ome.zarr" / "zarr.json").read_text())["attributes"]
+    np.testing.assert_allclose(attrs["voxcore"]["nifti_affine"], aff)
+    with pytest.warns(UserWarning):
+        ome = vc.from_array(vc.open(tmp_path / "r.nii"))
+    vc.save(ome, tmp_path / "again.nii")  # the kept affine comes back
+    np.testing.assert_allclose(nib.load(str(tmp_path / "again.nii")).affine, aff)

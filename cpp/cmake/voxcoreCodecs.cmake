@@ -1,11 +1,12 @@
 # Finds the codec libraries voxcore links and defines imported targets voxcore_codec::<name>.
 # Used at build time and again by the installed voxcoreConfig.cmake.
-set(_voxcore_codecs zstd lz4 blosc deflate z)
+set(_voxcore_codecs zstd lz4 blosc deflate z isal)
 set(_voxcore_headers_zstd zstd.h)
 set(_voxcore_headers_lz4 lz4.h)
 set(_voxcore_headers_blosc blosc.h)
 set(_voxcore_headers_deflate libdeflate.h)
 set(_voxcore_headers_z zlib.h)
+set(_voxcore_headers_isal isa-l/igzip_lib.h)
 set(_voxcore_missing "")
 foreach(_lib IN LISTS _voxcore_codecs)
   if(TARGET voxcore_codec::${_lib})

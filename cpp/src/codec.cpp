@@ -2,9 +2,11 @@
 // sharding_indexed layout (whole-shard decode/encode, shard index).
 #include "voxcore/codec.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "detail/codec_ops.hpp"
 #include "voxcore/error.hpp"
@@ -791,6 +793,31 @@ void CodecChain::encode(const ArrayView& src, ByteBuffer& out) const {
 
 std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap) {
   return detail::deflate_decode(CodecId::kGzip, src, size, dst, cap, false);
+}
+
+void gzip_members(const uint8_t* src, std::size_t size, int level, std::size_t block, ByteBuffer& out,
+                  Executor* executor) {
+  if (block == 0) fail(ErrorCode::kInvalidArgument, "gzip_members", "block must be > 0");
+  if (executor == nullptr) executor = &default_executor();
+  const std::size_t count = size == 0 ? 1 : (size + block - 1) / block;
+  std::vector<ByteBuffer> parts(count);
+  executor->parallel_for(static_cast<int64_t>(count), [&](int64_t i) {
+    const std::size_t lo = static_cast<std::size_t>(i) * block, n = std::min(block, size - lo);
+    if (level <= 3) {
+      detail::isal_gzip_encode(src + lo, n, level, parts[static_cast<std::size_t>(i)]);
+    } else {
+      detail::deflate_encode(CodecId::kGzip, src + lo, n, level, parts[static_cast<std::size_t>(i)]);
+    }
+  });
+  std::size_t total = 0;
+  for (const ByteBuffer& p : parts) total += p.size();
+  const std::size_t base = out.size();
+  out.resize(base + total);
+  uint8_t* dst = out.data() + base;
+  for (const ByteBuffer& p : parts) {
+    std::memcpy(dst, p.data(), p.size());
+    dst += p.size();
+  }
 }
 
 }  // namespace voxcore

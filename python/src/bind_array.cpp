@@ -6,6 +6,7 @@
 
 #include "buffers.hpp"
 #include "voxcore/chunked_array.hpp"
+#include "voxcore/codec.hpp"
 #include "voxcore/error.hpp"
 
 namespace py = pybind11;
@@ -232,4 +233,22 @@ void init_array(py::module_& m) {
       },
       py::arg("src"), py::arg("dst"),
       "Inflates gzip bytes (any number of members) into dst (uint8); returns the decoded size.");
+  m.def(
+      "gzip_members",
+      [](const py::buffer& src, int level, std::size_t block) {
+        const py::buffer_info in = src.request();
+        auto owned = std::make_unique<ByteBuffer>();
+        {
+          py::gil_scoped_release release;
+          voxcore::gzip_members(static_cast<const uint8_t*>(in.ptr), static_cast<std::size_t>(in.size * in.itemsize),
+                                level, block, *owned);
+        }
+        ByteBuffer* raw = owned.release();
+        py::capsule free_when_done(raw, [](void* p) { delete static_cast<ByteBuffer*>(p); });
+        return py::array_t<uint8_t>({static_cast<py::ssize_t>(raw->size())}, {py::ssize_t{1}}, raw->data(),
+                                    free_when_done);
+      },
+      py::arg("src"), py::arg("level") = 1, py::arg("block") = std::size_t{4} << 20,
+      "src (any contiguous buffer) as a gzip stream of one member per block bytes, compressed in "
+      "parallel on the core's pool; a uint8 array.");
 }

@@ -122,6 +122,10 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
     space, earlier ones channel then time. scale defaults to 1 per axis, translation to 0, units
     to none. units are UDUNITS-2 names ("micrometer", "second"); channel axes take None.
     """
+    from .formats.nifti import NiftiImage
+
+    if isinstance(array, NiftiImage) and dims is None:
+        return from_nifti(array)
     geo = getattr(array, "ome", None)
     if geo is not None:
         dims = geo["dims"] if dims is None else dims
@@ -147,6 +151,34 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
     trans_t = ngff.check_vector((0.0,) * n if translation is None else translation, n, "translation")
     units_t = (None,) * n if units is None else tuple(units)
     return MemoryImage(arr, dims, scale_t, trans_t, units_t, name)
+
+
+def from_nifti(img: Any) -> MemoryImage:
+    """An OME-ordered image (t, z, y, x) of a NIfTI image (x, y, z, t), without copying: the
+    x-fastest array reversed is C-ordered. scale and translation come from the zooms and the
+    affine's origin (toffset for t). A rotation or flip in the affine, which OME 0.4/0.5 cannot
+    express, is kept as the image's `nifti_affine` (saved under the group's "voxcore"
+    attributes) and a warning says so."""
+    import warnings
+
+    data = img.read()
+    n = data.ndim
+    if n > 4:
+        raise InvalidArgumentError(f"NIfTI images past 4-D have no OME axes (shape={data.shape})")
+    names = ("x", "y", "z", "t")[:n]
+    dims = tuple(reversed(names))
+    affine = img.affine
+    rot = affine[:3, :3]
+    if not np.allclose(rot, np.diag(np.abs(np.diag(rot)))):
+        warnings.warn(f"{img.path}: the affine's rotation/flips ({''.join(img.orientation)}) cannot be stored "
+                      "in OME-Zarr 0.4/0.5; axes keep the file's order and the full affine is saved in "
+                      "the group's 'voxcore' attributes", UserWarning, stacklevel=2)
+    units = tuple(reversed(img.units))
+    out = from_array(data.T, dims=dims, scale=tuple(reversed(img.scale)),
+                     translation=tuple(reversed(img.translation)), units=units,
+                     name=os.path.basename(str(img.path)))
+    out.nifti_affine = affine
+    return out
 
 
 def _space(dims) -> list[int]:
@@ -481,7 +513,8 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
          codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
          labels: dict | None = None, label_method: str = "mode", progress: bool = False,
          durable: bool = True) -> str:
-    """Write a pyramid (or a single image) as an OME-Zarr group; returns where it was written.
+    """Write a pyramid (or a single image) as an OME-Zarr group, or as NIfTI when path ends in
+    .nii / .nii.gz (one image; level is the gzip level, default 1); returns where it was written.
 
     obj : a :func:`build_pyramid` result, or an image / array (written as one level). A pyramid
         built from an on-disk or lazy source is streamed: level 0 is read and written one slab
@@ -501,6 +534,11 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     The level arrays are written first and the group metadata last, so a failed save leaves
     no valid OME group.
     """
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith((".nii", ".nii.gz")):
+        from .formats import nifti
+
+        return nifti.save_nifti(obj, os.fspath(path), level=1 if level is None else level, durable=durable,
+                                overwrite=overwrite)
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
     if not isinstance(obj, (Pyramid, MemoryImage)):
@@ -527,7 +565,11 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
             target.group(f"labels/{name}", attrs, v3)
         names = [n for n, _, _ in label_imgs]
         target.group("labels", {"ome": {"version": "0.5", "labels": names}} if v3 else {"labels": names}, v3)
-    target.group("", ngff.group_attributes(entry, version), v3)
+    attrs = ngff.group_attributes(entry, version)
+    affine = getattr(img, "nifti_affine", None)
+    if affine is not None:
+        attrs["voxcore"] = {"nifti_affine": [[float(v) for v in row] for row in affine]}
+    target.group("", attrs, v3)
     return target.label
 
 

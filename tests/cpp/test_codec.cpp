@@ -12,6 +12,7 @@
 
 #include "detail/codec_ops.hpp"
 #include "voxcore/codec.hpp"
+#include "voxcore/thread_pool.hpp"
 #include "voxcore/error.hpp"
 #include "voxcore/transform.hpp"
 
@@ -866,6 +867,36 @@ TEST(Gunzip, MembersPaddingAndBounds) {
   EXPECT_EQ(code_of([&] { gunzip(bad.data(), bad.size(), out.data(), out.size()); }), ErrorCode::kCorrupt);
   EXPECT_EQ(code_of([&] { gunzip(file.data(), one.size() - 3, out.data(), out.size()); }), ErrorCode::kCorrupt);
   EXPECT_EQ(code_of([&] { gunzip(file.data(), 0, out.data(), out.size()); }), ErrorCode::kCorrupt);
+}
+
+}  // namespace
+}  // namespace voxcore
+
+namespace voxcore {
+namespace {
+
+TEST(GzipMembers, ParallelMembersRoundTrip) {
+  std::vector<uint8_t> a(1000003);
+  std::mt19937 rng(9);
+  for (auto& v : a) v = static_cast<uint8_t>(rng() % 11);
+  ThreadPool pool(3);
+  for (std::size_t block : {std::size_t{1000}, std::size_t{65536}, std::size_t{1} << 24}) {
+    ByteBuffer out;
+    gzip_members(a.data(), a.size(), block == 65536 ? 6 : 1, block, out, &pool);  // libdeflate / igzip
+    std::vector<uint8_t> back(a.size());
+    ASSERT_EQ(gunzip(out.data(), out.size(), back.data(), back.size()), a.size());
+    EXPECT_EQ(back, a) << block;
+  }
+  ByteBuffer empty;
+  gzip_members(a.data(), 0, 6, 4096, empty, &pool);  // one empty member: still a gzip file
+  std::vector<uint8_t> none(1);
+  EXPECT_EQ(gunzip(empty.data(), empty.size(), none.data(), 1), 0u);
+  try {
+    gzip_members(a.data(), a.size(), 1, 0, empty, &pool);
+    ADD_FAILURE() << "no throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+  }
 }
 
 }  // namespace

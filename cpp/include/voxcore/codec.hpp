@@ -9,6 +9,7 @@
 #include "voxcore/array_view.hpp"
 #include "voxcore/buffer.hpp"
 #include "voxcore/dtype.hpp"
+#include "voxcore/thread_pool.hpp"
 
 namespace voxcore {
 
@@ -116,6 +117,12 @@ class VOXCORE_API ShardLayout {
 // padding after a member is skipped) into dst, returning the decoded size. Throws kCorrupt
 // on invalid data or when the output would exceed cap (the caller's bound, from a header).
 VOXCORE_API std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap);
+
+// Compresses src as a gzip stream of independent members, one per `block` bytes, in parallel on
+// executor (nullptr: default_executor()); the concatenation is a valid gzip file that gunzip,
+// zlib, Python's gzip and nibabel read. level 0-3: ISA-L igzip (fast); 4-12: libdeflate.
+VOXCORE_API void gzip_members(const uint8_t* src, std::size_t size, int level, std::size_t block, ByteBuffer& out,
+                              Executor* executor = nullptr);
 
 // CRC32C (Castagnoli) of data, continuing from crc (0 to start).
 VOXCORE_API uint32_t crc32c(const void* data, std::size_t size, uint32_t crc = 0) noexcept;

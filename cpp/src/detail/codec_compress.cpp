@@ -1,4 +1,5 @@
 // zstd, numcodecs-LZ4 and gzip/zlib kernels (see codec_ops.hpp for the contract).
+#include <isa-l/igzip_lib.h>
 #include <libdeflate.h>
 #include <lz4.h>
 #include <zstd.h>
@@ -227,6 +228,39 @@ void deflate_encode(CodecId id, const uint8_t* src, std::size_t n, int level, By
          std::string(codec_name(id)) + ": compression failed");
   }
   out.resize(base + r);
+}
+
+void isal_gzip_encode(const uint8_t* src, std::size_t n, int level, ByteBuffer& out) {
+  level = std::clamp(level, 0, 3);
+  static const uint32_t kLevelBuf[4] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT, ISAL_DEF_LVL2_DEFAULT,
+                                        ISAL_DEF_LVL3_DEFAULT};
+  thread_local std::vector<uint8_t> level_buf;
+  level_buf.resize(kLevelBuf[level]);
+  isal_zstream s;
+  isal_deflate_init(&s);
+  s.level = static_cast<uint32_t>(level);
+  s.level_buf = level_buf.data();
+  s.level_buf_size = kLevelBuf[level];
+  s.gzip_flag = IGZIP_GZIP;
+  s.end_of_stream = 1;
+  s.flush = NO_FLUSH;
+  s.next_in = const_cast<uint8_t*>(src);
+  s.avail_in = static_cast<uint32_t>(n);
+  if (n > UINT32_MAX) fail(ErrorCode::kLimitExceeded, kEncodeWhere, "gzip: member too large (max=4 GiB)");
+  const std::size_t base = out.size();
+  std::size_t cap = n + n / 64 + 1024;  // stored blocks cost 5 bytes per 64 KiB, plus header/trailer
+  for (;;) {
+    out.resize(base + cap);
+    s.next_out = out.data() + base + s.total_out;
+    s.avail_out = static_cast<uint32_t>(std::min<std::size_t>(cap - s.total_out, UINT32_MAX));
+    if (isal_deflate(&s) != COMP_OK) {
+      out.resize(base);
+      fail(ErrorCode::kInvalidArgument, kEncodeWhere, "gzip: igzip compression failed");
+    }
+    if (s.internal_state.state == ZSTATE_END) break;
+    cap *= 2;  // out of room: grow and continue the same stream
+  }
+  out.resize(base + s.total_out);
 }
 
 }  // namespace voxcore::detail

@@ -45,6 +45,8 @@ std::size_t lz4_max_input() noexcept;
 std::size_t deflate_decode(CodecId id, const uint8_t* src, std::size_t n, uint8_t* dst,
                            std::size_t cap, bool exact);
 void deflate_encode(CodecId id, const uint8_t* src, std::size_t n, int level, ByteBuffer& out);
+// One gzip member by ISA-L's igzip (levels 0-3; several times libdeflate's speed at level 1).
+void isal_gzip_encode(const uint8_t* src, std::size_t n, int level, ByteBuffer& out);
 
 // Blosc1 frames.
 struct BloscParams {

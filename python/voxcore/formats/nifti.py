@@ -353,3 +353,105 @@ def _expand(index: tuple, ndim: int) -> tuple | None:
     if len(index) > ndim:
         return None
     return index + (slice(None),) * (ndim - len(index))
+
+
+_SPACE_CODES = {"meter": "meter", "millimeter": "mm", "micrometer": "micron"}
+_TIME_CODES = {"second": "sec", "millisecond": "msec", "microsecond": "usec"}
+
+
+def _as_nifti(obj: Any) -> tuple[np.ndarray, np.ndarray, Any, float | None, float | None, tuple]:
+    """(x-fastest array, affine, template header or None, slope, inter, units) for what save takes."""
+    if isinstance(obj, NiftiImage):
+        return obj.read(), obj.affine, obj.header, obj._slope, obj._inter, obj.units
+    from ..pyramid import MemoryImage, Pyramid, from_array
+
+    if isinstance(obj, Pyramid):
+        obj = obj.image
+    if not isinstance(obj, MemoryImage):
+        obj = from_array(obj)
+    # OME order is t, c, z, y, x (x fastest in C order): reversed, it is NIfTI's x, y, z, t.
+    data = np.asarray(obj.data if obj.in_memory else obj.data[...])
+    dims = obj.dims
+    if "c" in dims and obj.shape[dims.index("c")] != 1:
+        raise InvalidArgumentError(f"NIfTI has no channel axis: save one channel at a time (dims={dims})")
+    keep = [i for i, d in enumerate(dims) if d != "c"]
+    data = data.reshape([obj.shape[i] for i in keep])
+    rev = keep[::-1]
+    space = [i for i in rev if dims[i] in ("x", "y", "z")]
+    affine = np.eye(4)
+    for k, i in enumerate(space):
+        affine[k, k] = obj.scale[i]
+        affine[k, 3] = obj.translation[i]
+    units = tuple(obj.units[i] for i in rev)
+    kept = getattr(obj, "nifti_affine", None)  # a NIfTI image's own affine (rotations included)
+    return data.T, (affine if kept is None else np.asarray(kept, dtype=np.float64)), None, None, None, units
+
+
+def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwrite: bool = False) -> str:
+    """Write obj as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767): .nii, or .nii.gz compressed
+    in parallel as independent gzip members (ISA-L at level <= 3). sform and qform both hold the
+    affine (qform: its rigid part). The file appears whole (temp file + rename)."""
+    import io
+
+    import nibabel as nib
+
+    data, affine, template, slope, inter, units = _as_nifti(obj)
+    if data.ndim < 1 or data.ndim > 7:
+        raise InvalidArgumentError(f"NIfTI holds 1 to 7 dimensions (got={data.ndim})")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True)")
+    big = any(s > 32767 for s in data.shape)
+    cls = nib.Nifti2Header if big or isinstance(template, nib.Nifti2Header) else nib.Nifti1Header
+    # from_header keeps the template's fields (description, intent, extensions of the same class)
+    hdr = cls() if template is None else cls.from_header(template)
+    if data.dtype.fields is None and not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    native = "<" if np.little_endian else ">"
+    if hdr.endianness != native:
+        hdr = hdr.as_byteswapped(native)
+    try:
+        hdr.set_data_dtype(data.dtype)
+    except Exception as e:
+        raise InvalidArgumentError(f"NIfTI cannot store dtype {data.dtype} ({e})") from None
+    hdr.set_data_shape(data.shape)
+    sform_code = int(template["sform_code"]) if template is not None and template["sform_code"] else 2
+    qform_code = int(template["qform_code"]) if template is not None and template["qform_code"] else sform_code
+    hdr.set_sform(affine, code=sform_code)
+    hdr.set_qform(affine, code=qform_code)
+    hdr.set_slope_inter(slope if slope is not None else np.nan, inter if inter is not None else np.nan)
+    space = next((u for u in units[:3] if u), None)
+    time_code = _TIME_CODES.get(units[3]) if len(units) > 3 else None
+    if time_code is None and template is not None:  # a 3-D image keeps the file's time unit
+        time_code = template.get_xyzt_units()[1]
+    hdr.set_xyzt_units(_SPACE_CODES.get(space, "unknown"), time_code or "unknown")
+    hdr["vox_offset"] = 0  # let nibabel place the data after the header and its extensions
+    head = io.BytesIO()
+    hdr.write_to(head)
+    offset = int(hdr["vox_offset"])
+    head.write(b"\0" * (offset - head.tell()))
+    payload = np.ascontiguousarray(data.T).reshape(-1).view(np.uint8)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "xb") as f:
+            if path.lower().endswith(".gz"):
+                import gzip
+
+                f.write(gzip.compress(head.getvalue(), compresslevel=1, mtime=0))
+                f.write(memoryview(_core.gzip_members(payload, level)))
+            else:
+                f.write(head.getvalue())
+                f.write(memoryview(payload))
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        if durable:
+            dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
