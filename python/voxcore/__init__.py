@@ -19,6 +19,7 @@ from .errors import (
 )
 from .image import Image, create_array, open
 from ._stream import PyramidWriter
+from .datadef import Array, DataDefinition
 from .formats.nifti import NiftiArray, NiftiImage, reorient
 from .pyramid import Level, MemoryImage, Pyramid, build_pyramid, create, from_array, save
 
@@ -73,7 +74,7 @@ def get_num_threads() -> int:
 __all__ = [
     "CorruptDataError", "CudaError", "Image", "InvalidArgumentError", "InvalidMetadataError",
     "LimitExceededError", "UnavailableError", "UnsafePathError", "UnsupportedError", "VoxcoreError",
-    "Level", "MemoryImage", "NiftiArray", "NiftiImage", "Pyramid", "PyramidWriter", "build_pyramid",
+    "Array", "DataDefinition", "Level", "MemoryImage", "NiftiArray", "NiftiImage", "Pyramid", "PyramidWriter", "build_pyramid",
     "create", "create_array", "downsample", "from_array", "get_num_threads", "open", "reorient", "save",
     "set_num_threads",
 ]
