@@ -1,4 +1,4 @@
-"""The `voxcore` command line: demo, info, convert."""
+"""The `voxcore` command line: demo, info, convert, view."""
 
 from __future__ import annotations
 
@@ -203,6 +203,17 @@ def convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def view(args: argparse.Namespace) -> int:
+    from .view import ortho
+
+    at = tuple(int(v) for v in args.at.split(",")) if args.at else None
+    if at is not None and len(at) != 3:
+        raise SystemExit("--at takes x,y,z voxel indices")
+    out = ortho(args.path, args.output, level=args.level, at=at)
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voxcore", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=convert)
+    p = sub.add_parser("view", help="write three orthogonal slices to a PNG (needs matplotlib)")
+    p.add_argument("path")
+    p.add_argument("-o", "--output", default="ortho.png")
+    p.add_argument("--level", type=int, default=0, help="pyramid level (OME-Zarr)")
+    p.add_argument("--at", help="x,y,z voxel the planes cross (default: the centre)")
+    p.set_defaults(func=view)
     args = parser.parse_args(argv)
     return args.func(args)
 
