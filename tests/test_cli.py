@@ -13,7 +13,8 @@ def test_demo_checks_values_and_compares_with_zarr_python(tmp_path, capsys):
     rc = cli.main(["demo", "--size", "64", "--dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert out.count("values OK") == 3  # read, boxes, the streamed pyramid
+    assert out.count("values OK") == 4  # NIfTI load, read, boxes, the streamed pyramid
+    assert "NIfTI phantom (LAS" in out and "same as nibabel: yes" in out
     assert "pyramid: 4 mean levels" in out
     assert "zarr-python" in out and "equal" in out and "DIFFERENT" not in out
     img = vc.open(tmp_path / "demo.zarr")
