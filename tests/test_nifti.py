@@ -331,3 +331,23 @@ def test_rotated_nifti_to_ome_warns_and_keeps_the_affine(tmp_path):
         ome = vc.from_array(vc.open(tmp_path / "r.nii"))
     vc.save(ome, tmp_path / "again.nii")  # the kept affine comes back
     np.testing.assert_allclose(nib.load(str(tmp_path / "again.nii")).affine, aff)
+
+
+def test_spatial_model_is_shared_by_formats(tmp_path):
+    a = volume((6, 5, 4), "u2", seed=10)
+    aff = np.diag([2.0, 3.0, 4.0, 1.0])
+    aff[:3, 3] = (10, 20, 30)
+    write(tmp_path / "s.nii", a, affine=aff, units=("mm", "sec"))
+    nii = vc.open(tmp_path / "s.nii")
+    vc.save(nii, tmp_path / "s.ome.zarr")
+    ome = vc.open(tmp_path / "s.ome.zarr")
+    assert nii.dims == ("x", "y", "z") and ome.dims == ("z", "y", "x")
+    assert ome.scale == tuple(reversed(nii.scale)) == (4.0, 3.0, 2.0)
+    assert ome.translation == tuple(reversed(nii.translation)) == (30.0, 20.0, 10.0)
+    assert ome.units == ("millimeter",) * 3
+    np.testing.assert_allclose(ome.affine, nii.affine)
+    assert ome.orientation == nii.orientation == ("R", "A", "S")
+    plain = vc.from_array(a.T.copy(), scale=(4.0, 3.0, 2.0), translation=(30.0, 20.0, 10.0))
+    vc.save(plain, tmp_path / "p.ome.zarr")
+    np.testing.assert_allclose(vc.open(tmp_path / "p.ome.zarr").affine, aff)
+    assert vc.open(tmp_path / "p.ome.zarr").orientation is None

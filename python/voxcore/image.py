@@ -88,6 +88,32 @@ class Image:
         return tuple(a["unit"] for a in self.axes)
 
     @property
+    def affine(self) -> np.ndarray:
+        """4x4 map from (x, y, z) voxel indices to (x, y, z) positions: the OME scale and
+        translation of level 0 (a NIfTI image converted by voxcore: its original affine)."""
+        kept = self.attrs.get("voxcore", {}).get("nifti_affine") if isinstance(self.attrs, dict) else None
+        if kept is not None:
+            return np.asarray(kept, dtype=np.float64)
+        out = np.eye(4)
+        for k, d in enumerate(("x", "y", "z")):
+            if d in self.dims:
+                i = self.dims.index(d)
+                out[k, k] = self.scale[i]
+                out[k, 3] = self.translation[i]
+        return out
+
+    @property
+    def orientation(self) -> tuple[str, ...] | None:
+        """Anatomical axis codes (e.g. ('R', 'A', 'S')) when known (a converted NIfTI), else None:
+        OME-Zarr 0.4/0.5 has no anatomical frame."""
+        kept = self.attrs.get("voxcore", {}).get("nifti_affine") if isinstance(self.attrs, dict) else None
+        if kept is None:
+            return None
+        import nibabel as nib
+
+        return tuple(nib.aff2axcodes(np.asarray(kept, dtype=np.float64)))
+
+    @property
     def labels(self) -> list[str]:
         """Names of the label images under labels/ (open one with open(path, path="labels/NAME"))."""
         return list(self._labels)
