@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 import voxcore as vc
 from voxcore import cli
 

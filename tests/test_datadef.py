@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-
 import voxcore as vc
 
 nib = pytest.importorskip("nibabel")

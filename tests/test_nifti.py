@@ -11,7 +11,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 import voxcore as vc
 
 nib = pytest.importorskip("nibabel")
@@ -124,7 +123,7 @@ def test_affine_sources_and_orientation(tmp_path):
     assert img.translation == (90.0, -120.0, -60.0)
     np.testing.assert_allclose(vc.open(path, affine_source="sform").affine, aff)
     with pytest.raises(vc.InvalidMetadataError, match="qform is not set"):
-        vc.open(path, affine_source="qform").affine
+        _ = vc.open(path, affine_source="qform").affine
     np.testing.assert_allclose(vc.open(path, affine_source="fallback").affine, ref.header.get_base_affine())
     with pytest.raises(vc.InvalidArgumentError, match="affine_source"):
         vc.open(path, affine_source="best-guess")

@@ -11,7 +11,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 import voxcore as vc
 
 zarr = pytest.importorskip("zarr")

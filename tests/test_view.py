@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-
 import voxcore as vc
 from voxcore import view
 

@@ -6,6 +6,8 @@
 """
 
 from . import _core
+from ._stream import PyramidWriter
+from .datadef import Array, DataDefinition
 from .errors import (
     CorruptDataError,
     CudaError,
@@ -17,10 +19,8 @@ from .errors import (
     UnsupportedError,
     VoxcoreError,
 )
-from .image import Image, create_array, open
-from ._stream import PyramidWriter
-from .datadef import Array, DataDefinition
 from .formats.nifti import NiftiArray, NiftiImage, reorient
+from .image import Image, create_array, open
 from .pyramid import Level, MemoryImage, Pyramid, build_pyramid, create, from_array, save
 
 __version__ = "0.1.0"
@@ -72,9 +72,32 @@ def get_num_threads() -> int:
 
 
 __all__ = [
-    "CorruptDataError", "CudaError", "Image", "InvalidArgumentError", "InvalidMetadataError",
-    "LimitExceededError", "UnavailableError", "UnsafePathError", "UnsupportedError", "VoxcoreError",
-    "Array", "DataDefinition", "Level", "MemoryImage", "NiftiArray", "NiftiImage", "Pyramid", "PyramidWriter", "build_pyramid",
-    "create", "create_array", "downsample", "from_array", "get_num_threads", "open", "reorient", "save",
+    "Array",
+    "CorruptDataError",
+    "CudaError",
+    "DataDefinition",
+    "Image",
+    "InvalidArgumentError",
+    "InvalidMetadataError",
+    "Level",
+    "LimitExceededError",
+    "MemoryImage",
+    "NiftiArray",
+    "NiftiImage",
+    "Pyramid",
+    "PyramidWriter",
+    "UnavailableError",
+    "UnsafePathError",
+    "UnsupportedError",
+    "VoxcoreError",
+    "build_pyramid",
+    "create",
+    "create_array",
+    "downsample",
+    "from_array",
+    "get_num_threads",
+    "open",
+    "reorient",
+    "save",
     "set_num_threads",
 ]

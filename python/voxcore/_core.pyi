@@ -1,7 +1,8 @@
 """Type stubs for voxcore._core, the compiled core."""
 
+from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -39,7 +39,7 @@ class ZarrStoreAdapter:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def sub(self, path: str) -> "ZarrStoreAdapter":
+    def sub(self, path: str) -> ZarrStoreAdapter:
         path = path.strip("/")
         return ZarrStoreAdapter(self.store, f"{self.prefix}/{path}" if self.prefix else path)
 
@@ -119,7 +119,7 @@ class FileAdapter:
     def set(self, key: str, value: bytes) -> None:
         self.store.set(key, value)
 
-    def sub(self, path: str) -> "FileAdapter":
+    def sub(self, path: str) -> FileAdapter:
         import os
 
         return FileAdapter(os.path.join(self.root, path), self.store.durable)

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,7 @@ class _GaussianStep:
 class _Volume:
     """One (t, c) volume of a pyramid in progress."""
 
-    def __init__(self, writer: "PyramidWriter", prefix: tuple[int, ...]):
+    def __init__(self, writer: PyramidWriter, prefix: tuple[int, ...]):
         self.w = writer
         self.prefix = prefix
         p = len(prefix)
@@ -402,7 +403,7 @@ class PyramidWriter:
             if self._progress is not None:
                 self._progress.close()
 
-    def __enter__(self) -> "PyramidWriter":
+    def __enter__(self) -> PyramidWriter:
         return self
 
     def __exit__(self, *exc) -> None:

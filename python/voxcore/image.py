@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -250,7 +251,7 @@ class Image:
 class ImageLevel:
     """One level of an OME-Zarr image: its array and where its voxels lie."""
 
-    def __init__(self, path: str, scale: tuple[float, ...], translation: tuple[float, ...], image: "Image"):
+    def __init__(self, path: str, scale: tuple[float, ...], translation: tuple[float, ...], image: Image):
         self.path = path
         self.scale = scale
         self.translation = translation

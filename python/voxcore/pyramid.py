@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -344,8 +345,8 @@ class _Target:
 
     def group(self, sub: str, attrs: dict, v3: bool) -> None:
         """Write a group's metadata document(s); each is one atomic set."""
-        key = (lambda k: f"{sub}/{k}" if sub else k)  # noqa: E731
-        dump = lambda d: json.dumps(d, indent=2, allow_nan=False).encode()  # noqa: E731
+        key = (lambda k: f"{sub}/{k}" if sub else k)
+        dump = lambda d: json.dumps(d, indent=2, allow_nan=False).encode()
         if v3:
             self.adapter.set(key("zarr.json"), dump({"zarr_format": 3, "node_type": "group", "attributes": attrs}))
         else:

@@ -9,7 +9,8 @@ labelled with the axis and its direction (x+, x-, ...).
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -14,7 +14,8 @@ Rules (see FORMATS.md, "OME-NGFF multiscales"):
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import InvalidArgumentError, InvalidMetadataError
 

@@ -12,13 +12,23 @@ NaN). The numpy shape is nibabel's (x, y, z, t, ...): the file is x-fastest (For
 
 from __future__ import annotations
 
+import gzip
+import math
 import os
+import struct
+import warnings
+import zlib
 from typing import Any
 
 import numpy as np
 
 from .. import _core
-from ..errors import CorruptDataError, InvalidArgumentError, InvalidMetadataError
+from ..errors import (
+    CorruptDataError,
+    InvalidArgumentError,
+    InvalidMetadataError,
+    LimitExceededError,
+)
 
 SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
 DIMS = ("x", "y", "z", "t", "u", "v", "w")
@@ -29,7 +39,68 @@ AFFINE_SOURCES = ("best", "sform", "qform", "fallback")
 
 
 def is_nifti_path(path: str) -> bool:
-    return path.lower().endswith(SUFFIXES) and os.path.isfile(path)
+    """A NIfTI file name; a pair's missing half still counts (its absence is reported on open)."""
+    low = path.lower()
+    if not low.endswith(SUFFIXES):
+        return False
+    if os.path.isfile(path):
+        return True
+    other = {".img": ".hdr", ".hdr": ".img"}
+    stem = low[:-3] if low.endswith(".gz") else low
+    for a, b in other.items():
+        if stem.endswith(a) and os.path.isfile(path[:len(stem) - len(a)] + b + path[len(stem):]):
+            return True
+    return False
+
+
+def _check_raw_header(path: str) -> None:
+    """The first bytes as stored: sizeof_hdr must be 348 (NIfTI-1) or 540 (NIfTI-2) in either
+    byte order, with the matching magic. nibabel repairs a wrong sizeof_hdr silently; a reader
+    must not guess what else is wrong. A pair is checked through its .hdr."""
+    name = os.path.basename(path)
+    low = path.lower()
+    hdr = path
+    for a, b in ((".img.gz", ".hdr.gz"), (".img", ".hdr")):
+        if low.endswith(a):
+            hdr = path[:-len(a)] + b
+            break
+    if not os.path.isfile(hdr):
+        raise FileNotFoundError(2, f"{name}: the pair's header is missing", hdr)
+    try:
+        opener = gzip.open if hdr.lower().endswith(".gz") else open
+        with opener(hdr, "rb") as f:
+            head = f.read(544)
+    except (OSError, EOFError, zlib.error) as e:
+        raise CorruptDataError(f"{name}: gzip stream unreadable at the header ({e})") from None
+    if len(head) < 348:
+        raise InvalidMetadataError(f"{name}: truncated header (got={len(head)} bytes, expected>=348)")
+    le, be = struct.unpack("<i", head[:4])[0], struct.unpack(">i", head[:4])[0]
+    size = le if le in (348, 540) else be if be in (348, 540) else None
+    magic = head[344:348] if size == 348 else head[4:12] if size == 540 else b""
+    if size is None:
+        raise InvalidMetadataError(f"{name}: sizeof_hdr must be 348 or 540 (got={le})")
+    single = not low.endswith((".hdr", ".img", ".hdr.gz", ".img.gz"))
+    if size == 348 and single and magic != b"n+1\0":
+        raise InvalidMetadataError(f"{name}: magic must be 'n+1' for a .nii (got={magic!r})")
+    if size == 540 and magic[:3] not in (b"n+2", b"ni2"):
+        raise InvalidMetadataError(f"{name}: sizeof_hdr 540 needs the NIfTI-2 magic (got={magic[:4]!r})")
+    if size == 540 and len(head) < 540:
+        raise InvalidMetadataError(f"{name}: truncated NIfTI-2 header (got={len(head)} bytes, expected>=540)")
+    order = "<" if le == size else ">"
+    vox = struct.unpack(order + ("f" if size == 348 else "q"), head[108:112] if size == 348 else head[168:176])[0]
+    if not math.isfinite(vox) or vox < 0:
+        raise InvalidMetadataError(f"{name}: vox_offset must be a finite offset >= 0 (got={vox})")
+    dim0 = struct.unpack(order + ("h" if size == 348 else "q"), head[40:42] if size == 348 else head[16:24])[0]
+    if not 1 <= dim0 <= 7:
+        raise InvalidMetadataError(f"{name}: dim[0] must be 1..7 (got={dim0})")
+    # The first extension, if any: its esize must be a positive multiple of 16 that fits the file.
+    at = size
+    if len(head) >= at + 12 and head[at] == 1:
+        esize = struct.unpack(order + "i", head[at + 4:at + 8])[0]
+        room = os.path.getsize(hdr) * (1032 if hdr.lower().endswith(".gz") else 1)
+        if esize < 16 or esize % 16 or at + 4 + esize > room:
+            raise InvalidMetadataError(
+                f"{name}: extension esize must be a multiple of 16 within the file (got={esize})")
 
 
 class NiftiImage:
@@ -43,16 +114,24 @@ class NiftiImage:
             raise InvalidArgumentError(f"caching must be 'fill' or 'unchanged' (got={caching!r:.20})")
         if affine_source not in AFFINE_SOURCES:
             raise InvalidArgumentError(f"affine_source must be one of {AFFINE_SOURCES} (got={affine_source!r:.20})")
+        name = os.path.basename(path)
+        _check_raw_header(path)
         try:
-            self._nib = nib.load(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # nibabel's own complaints become our errors below
+                self._nib = nib.load(path)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(e.errno, f"{name}: {e.strerror} (a pair needs both .hdr and .img)",
+                                    e.filename) from None
         except nib.filebasedimages.ImageFileError as e:
-            raise InvalidMetadataError(f"not a NIfTI file nibabel can parse ({path}: {e})") from None
-        except (ValueError, EOFError, OSError) as e:
-            if isinstance(e, FileNotFoundError):
-                raise
-            raise InvalidMetadataError(f"bad NIfTI header ({path}: {e})") from None
+            raise InvalidMetadataError(f"{name}: not a NIfTI file nibabel can parse ({e})") from None
+        except MemoryError:
+            raise LimitExceededError(f"{name}: the header's extensions claim more memory than exists") from None
+        except Exception as e:  # HeaderDataError, zlib/gzip errors, struct/overflow/value errors
+            raise InvalidMetadataError(f"{name}: bad NIfTI header: {_field_of(str(e))}"
+                                       f"({type(e).__name__}: {e})") from None
         if not isinstance(self._nib, (nib.Nifti1Image, nib.Nifti1Pair)):
-            raise InvalidMetadataError(f"not a NIfTI image ({path}: {type(self._nib).__name__})")
+            raise InvalidMetadataError(f"{name}: not a NIfTI image ({type(self._nib).__name__})")
         self.caching = caching
         self.affine_source = affine_source
         self.header = self._nib.header
@@ -60,12 +139,42 @@ class NiftiImage:
         self._gz = self._file.lower().endswith(".gz")
         # The loaded image's header has offset and scaling moved into its array proxy.
         proxy = self._nib.dataobj
-        self._offset = int(proxy.offset)
-        self._stored = np.dtype(proxy.dtype)
-        self._shape = tuple(int(s) for s in proxy.shape)
-        slope, inter = float(proxy.slope), float(proxy.inter)
-        self._slope = None if slope is None or not np.isfinite(slope) or slope == 0 else float(slope)
-        self._inter = None if inter is None or not np.isfinite(inter) else float(inter)
+        try:
+            offset = float(proxy.offset)
+            self._stored = np.dtype(proxy.dtype)
+            self._shape = tuple(int(s) for s in proxy.shape)
+            slope, inter = float(proxy.slope), float(proxy.inter)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise InvalidMetadataError(f"{name}: bad NIfTI header field ({e})") from None
+        if not math.isfinite(offset) or offset < 0 or offset > 2 ** 62:
+            raise InvalidMetadataError(f"{name}: vox_offset must be a finite offset >= 0 (got={offset})")
+        self._offset = int(offset)
+        if not self._shape or any(d < 1 for d in self._shape):
+            raise InvalidMetadataError(f"{name}: dim must hold 1-7 extents >= 1 (got={self._shape})")
+        bitpix = int(self.header["bitpix"])
+        if self._stored.fields is None and bitpix != self._stored.itemsize * 8:
+            raise InvalidMetadataError(
+                f"{name}: bitpix disagrees with datatype (expected={self._stored.itemsize * 8}, got={bitpix})")
+        nbytes = math.prod(self._shape) * self._stored.itemsize  # Python ints: no overflow
+        size = os.path.getsize(self._file)
+        if self._gz:
+            # deflate cannot expand past ~1032:1; a claim beyond that is a lie, refused before allocating
+            if self._offset + nbytes > 1032 * size + (1 << 20):
+                raise CorruptDataError(
+                    f"{name}: dim {self._shape} and datatype after vox_offset {self._offset} claim "
+                    f"{self._offset + nbytes} bytes, more than the {size}-byte gzip stream can hold "
+                    f"(truncated or a lying header)")
+        elif self._offset + nbytes > size:
+            raise CorruptDataError(
+                f"{name}: NIfTI data truncated: dim {self._shape} x {self._stored.itemsize} bytes after "
+                f"vox_offset {self._offset} need {self._offset + nbytes} bytes, the file has {size}")
+        self._nbytes = nbytes
+        if slope == 0 or not math.isfinite(slope):
+            self._slope, self._inter = None, None  # unusable slope: no scaling (as nibabel)
+        else:
+            if not math.isfinite(inter):
+                raise InvalidMetadataError(f"{name}: scl_inter must be finite (got={inter})")
+            self._slope, self._inter = slope, inter
         self._cache: np.ndarray | None = None
 
     # -- description ------------------------------------------------------------------------
@@ -84,7 +193,7 @@ class NiftiImage:
 
     @property
     def nbytes(self) -> int:
-        return int(np.prod(self._shape, dtype=np.int64)) * self._stored.itemsize
+        return math.prod(self._shape) * self._stored.itemsize
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -93,7 +202,10 @@ class NiftiImage:
     @property
     def scale(self) -> tuple[float, ...]:
         """Voxel size per axis (pixdim)."""
-        return tuple(float(z) for z in self.header.get_zooms()[:self.ndim])
+        zooms = tuple(float(z) for z in self.header.get_zooms()[:self.ndim])
+        if not all(math.isfinite(z) for z in zooms):
+            raise InvalidMetadataError(f"{os.path.basename(self.path)}: pixdim must be finite (got={zooms})")
+        return zooms
 
     @property
     def affine(self) -> np.ndarray:
@@ -101,7 +213,7 @@ class NiftiImage:
         else the pixdim fallback, as nibabel)."""
         h = self.header
         if self.affine_source == "best":
-            return np.array(self._nib.affine, dtype=np.float64)
+            return _finite(np.array(self._nib.affine, dtype=np.float64), "affine (sform/qform/pixdim)", self.path)
         if self.affine_source == "sform":
             aff, code = h.get_sform(coded=True)
         elif self.affine_source == "qform":
@@ -110,7 +222,7 @@ class NiftiImage:
             aff, code = h.get_base_affine(), 1
         if aff is None or not code:
             raise InvalidMetadataError(f"the {self.affine_source} is not set (its code is 0) in {self.path}")
-        return np.array(aff, dtype=np.float64)
+        return _finite(np.array(aff, dtype=np.float64), self.affine_source, self.path)
 
     @property
     def translation(self) -> tuple[float, ...]:
@@ -133,15 +245,21 @@ class NiftiImage:
         """Axis codes of the affine, e.g. ('R', 'A', 'S')."""
         import nibabel as nib
 
-        return tuple(nib.aff2axcodes(self.affine))
+        codes = tuple(nib.aff2axcodes(self.affine))
+        if None in codes:
+            raise InvalidMetadataError(f"{os.path.basename(self.path)}: the affine is singular (axes={codes})")
+        return codes
 
     @property
     def slope_inter(self) -> tuple[float | None, float | None]:
         return self._slope, self._inter
 
     def __repr__(self) -> str:
-        return (f"<voxcore.NiftiImage {self.path} shape={self.shape} dtype={self.dtype} "
-                f"scale={self.scale} orientation={''.join(self.orientation)}>")
+        try:
+            where = f"scale={self.scale} orientation={''.join(self.orientation)}"
+        except InvalidMetadataError:
+            where = "affine=unusable"
+        return f"<voxcore.{type(self).__name__} {self.path} shape={self.shape} dtype={self.dtype} {where}>"
 
     # -- reading ----------------------------------------------------------------------------
     def _decoded(self) -> np.ndarray:
@@ -153,7 +271,10 @@ class NiftiImage:
             with open(self._file, "rb") as f:
                 packed = f.read()
             buf = np.empty(need, np.uint8)
-            got = _core.gunzip_into(packed, buf)
+            try:
+                got = _core.gunzip_into(packed, buf)
+            except CorruptDataError as e:
+                raise CorruptDataError(f"{os.path.basename(self._file)}: {str(e).split('] ', 1)[-1]}") from None
             if got < need:
                 raise CorruptDataError(
                     f"NIfTI data truncated (file={self._file}, expected={need} bytes, got={got})")
@@ -266,7 +387,7 @@ class NiftiImage:
         """Drop the decoded buffer (the next read inflates / reads the file again)."""
         self._cache = None
 
-    def as_closest_canonical(self) -> "NiftiArray":
+    def as_closest_canonical(self) -> NiftiArray:
         """The image reoriented to the RAS+ axis order closest to its affine, as nibabel's
         as_closest_canonical (same array values and affine); see :func:`reorient`."""
         return reorient(self, "RAS")
@@ -332,10 +453,24 @@ def reorient(img: NiftiImage, target: str = "RAS") -> NiftiArray:
     else:
         moved = _core.permute_flip(src.T, perm_t, flips_t).T
     new_affine = affine @ no.inv_ornt_aff(ornt, src.shape)
-    cls = nib.Nifti2Image if isinstance(img._nib, nib.Nifti2Image) or isinstance(img._nib, nib.Nifti2Pair) \
-        else nib.Nifti1Image
+    cls = nib.Nifti2Image if isinstance(img._nib, (nib.Nifti2Image, nib.Nifti2Pair)) else nib.Nifti1Image
     out = cls(moved, new_affine, header=img.header)
     return NiftiArray(moved, out, img._slope, img._inter, img.path)
+
+
+def _field_of(message: str) -> str:
+    """The header field a nibabel error message is about, as a prefix ("" when unknown)."""
+    for key, field in (("data code", "datatype"), ("vox offset", "vox_offset"), ("intercept", "scl_inter"),
+                       ("slope", "scl_slope"), ("dim", "dim"), ("magic", "magic"), ("sizeof_hdr", "sizeof_hdr")):
+        if key in message:
+            return f"{field} "
+    return ""
+
+
+def _finite(affine: np.ndarray, what: str, path: str) -> np.ndarray:
+    if not np.isfinite(affine).all():
+        raise InvalidMetadataError(f"{os.path.basename(str(path))}: the {what} holds NaN or inf")
+    return affine
 
 
 def _expand(index: tuple, ndim: int) -> tuple | None:

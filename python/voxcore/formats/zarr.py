@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -199,7 +200,7 @@ def _blosc(cfg: dict, key: str, codec: str, v3: bool, itemsize: int) -> _core.Co
 
 
 def _bytes_to_bytes_v3(name: str, cfg: dict, key: str, itemsize: int) -> _core.CodecSpec | None:
-    short = name[len("numcodecs."):] if name.startswith("numcodecs.") else name
+    short = name.removeprefix("numcodecs.")
     if short == "zstd":
         return _codec(_core.CodecId.zstd, level=_int_field(cfg, "level", 0, key, name),
                       checksum=bool(cfg.get("checksum", False)))
