@@ -319,10 +319,8 @@ DATATYPE = [
     Bad("nifti2-datatype-9999-unknown", nifti(("datatype", 9999), v2=True), META,
         ("datatype", FILE)),
     # FORMATS.md item 6: datatype and bitpix must agree
-    Bad("nii-bitpix-64-for-int16", nifti(("bitpix", 64)), META, ("bitpix", FILE),
-        now=NO_ERROR, why="nibabel ignores bitpix; voxcore reads by datatype"),
-    Bad("nii-bitpix-0-for-int16", nifti(("bitpix", 0)), META, ("bitpix", FILE),
-        now=NO_ERROR, why="nibabel ignores bitpix; voxcore reads by datatype"),
+    Bad("nii-bitpix-64-for-int16", nifti(("bitpix", 64)), META, ("bitpix", FILE)),
+    Bad("nii-bitpix-0-for-int16", nifti(("bitpix", 0)), META, ("bitpix", FILE)),
 ]
 
 # ---------------------------------------------------------------- vox_offset (errors; the
@@ -359,10 +357,7 @@ EXTENSIONS = [
         quiet=(EXT_WARNING,)),
     Bad("pair-ext-esize-20-not-multiple-of-16", nifti(ext=ext_bytes(20, 12), suffix=".img"),
         META, EXT_NAMES, quiet=(EXT_WARNING,)),
-    Bad("nii-ext-esize-runs-past-vox_offset", nifti(ext=ext_bytes(32, 8)), META, EXT_NAMES,
-        now=AssertionError, why=MSG_NO_FIELD + ": 'read length must be non-negative or -1' "
-                                "(nibabel reads on into the data, taking a negative remaining "
-                                "size for 'read to EOF')"),
+    Bad("nii-ext-esize-runs-past-vox_offset", nifti(ext=ext_bytes(32, 8)), META, EXT_NAMES),
     Bad("nii-ext-esize-runs-past-eof", nifti(ext=ext_bytes(1024, 8)), META, EXT_NAMES),
     Bad("nii-ext-esize-0", nifti(ext=ext_bytes(0, 8)), META, EXT_NAMES),
     Bad("nii-ext-esize-negative", nifti(ext=ext_bytes(-16, 8)), META, EXT_NAMES),
@@ -690,16 +685,14 @@ DEGENERATE = {
         {}, ()),
     "sform-srow_x-all-zero": (
         [("srow_x", 0.0, i) for i in range(4)], ("srow", "sform"),
-        {"affine": (AssertionError, "a singular affine (zero row) is returned"), "orientation": (AssertionError, "orientation holds None: (None, 'A', 'S')")}, ()),
+        {}, ()),
     "sform-all-rows-zero": (
         [(f"srow_{a}", 0.0, i) for a in "xyz" for i in range(4)], ("srow", "sform"),
-        {"affine": (AssertionError, "a zero affine is returned"), "orientation": (AssertionError, "orientation is (None, None, None)")}, ()),
+        {}, ()),
     "qform-quaternion-not-normalised": (
         [("sform_code", 0), ("quatern_b", 0.9), ("quatern_c", 0.9), ("quatern_d", 0.9)],
         ("quatern", "qform"),
-        {a: (AssertionError, ("open raises InvalidMetadataError 'w2 should be positive, but "
-                              "is -1.43': neither quatern nor qform named"))
-         for a in ("open+read", "affine", "scale", "orientation", "repr")}, ()),
+        {}, ()),
     "qform-quatern_b-nan": (
         [("sform_code", 0), ("quatern_b", NAN)], ("quatern", "qform"),
         {}, ()),

@@ -36,6 +36,9 @@ DIMS = ("x", "y", "z", "t", "u", "v", "w")
 _UNITS = {"meter": "meter", "mm": "millimeter", "micron": "micrometer", "sec": "second",
           "msec": "millisecond", "usec": "microsecond", "unknown": None}
 AFFINE_SOURCES = ("best", "sform", "qform", "fallback")
+# NIfTI datatype code -> bits per voxel (nifti1.h)
+_BITPIX = {2: 8, 4: 16, 8: 32, 16: 32, 32: 64, 64: 64, 128: 24, 256: 8, 512: 16, 768: 32, 1024: 64,
+           1280: 64, 1536: 128, 1792: 128, 2048: 256, 2304: 32}
 
 
 def is_nifti_path(path: str) -> bool:
@@ -46,7 +49,7 @@ def is_nifti_path(path: str) -> bool:
     if os.path.isfile(path):
         return True
     other = {".img": ".hdr", ".hdr": ".img"}
-    stem = low[:-3] if low.endswith(".gz") else low
+    stem = low.removesuffix(".gz")
     for a, b in other.items():
         if stem.endswith(a) and os.path.isfile(path[:len(stem) - len(a)] + b + path[len(stem):]):
             return True
@@ -93,6 +96,10 @@ def _check_raw_header(path: str) -> None:
     dim0 = struct.unpack(order + ("h" if size == 348 else "q"), head[40:42] if size == 348 else head[16:24])[0]
     if not 1 <= dim0 <= 7:
         raise InvalidMetadataError(f"{name}: dim[0] must be 1..7 (got={dim0})")
+    dtype_code, bitpix = struct.unpack(order + "hh", head[70:74] if size == 348 else head[12:16])
+    if dtype_code in _BITPIX and bitpix != _BITPIX[dtype_code]:
+        raise InvalidMetadataError(
+            f"{name}: bitpix disagrees with datatype {dtype_code} (expected={_BITPIX[dtype_code]}, got={bitpix})")
     # The first extension, if any: its esize must be a positive multiple of 16 that fits the file.
     at = size
     if len(head) >= at + 12 and head[at] == 1:
@@ -461,6 +468,7 @@ def reorient(img: NiftiImage, target: str = "RAS") -> NiftiArray:
 def _field_of(message: str) -> str:
     """The header field a nibabel error message is about, as a prefix ("" when unknown)."""
     for key, field in (("data code", "datatype"), ("vox offset", "vox_offset"), ("intercept", "scl_inter"),
+                       ("w2 should be", "qform quatern"), ("read length", "extension esize"),
                        ("slope", "scl_slope"), ("dim", "dim"), ("magic", "magic"), ("sizeof_hdr", "sizeof_hdr")):
         if key in message:
             return f"{field} "
@@ -470,6 +478,8 @@ def _field_of(message: str) -> str:
 def _finite(affine: np.ndarray, what: str, path: str) -> np.ndarray:
     if not np.isfinite(affine).all():
         raise InvalidMetadataError(f"{os.path.basename(str(path))}: the {what} holds NaN or inf")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InvalidMetadataError(f"{os.path.basename(str(path))}: the {what} is singular (a zero row or column)")
     return affine
 
 
