@@ -709,7 +709,7 @@ def _degenerate_params():
             yield pytest.param(cid, attr, marks=marks, id=f"{cid}-{attr}")
 
 
-@pytest.mark.parametrize(("cid", "attr"), _degenerate_params())
+@pytest.mark.parametrize(("cid", "attr"), list(_degenerate_params()))
 def test_degenerate_affine(tmp_path, cid, attr):
     edits, names, _, quiet = DEGENERATE[cid]
     stem = stem_of(cid)
