@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from _data import CHUNK, chunk_coords, chunk_slices
 
 CHUNK_NBYTES = int(np.prod(CHUNK)) * 2

@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
 from _data import CHUNK, Case
 
 CACHE_BYTES = 1 << 30

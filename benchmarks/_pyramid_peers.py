@@ -15,9 +15,9 @@ to the mean, not equal to it). ``family`` groups rows for the targets in report.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -32,7 +32,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from _pyramid_peers import CHUNK, DIMS, FACTORS, WRITERS, PyramidWriter, np_sum8, ts_mean
 from bench_zarr import assert_equal, quieted, run
 
@@ -191,9 +190,8 @@ def test_pyramid_write(benchmark, w, volume, workdir, size):
 def test_floor_pyramid(benchmark, volume, workdir, size):
     """The encode floor: zstd-1 of every chunk of the four levels, one file each, in Python
     threads, with the levels already computed (the kernel row above adds its ~0.03 s)."""
-    from _floors import Floors
-
     import voxcore as vc
+    from _floors import Floors
 
     levels = [volume] + vc._core.downsample_levels(volume, [[2, 2, 2]] * 3, "mean")
     outdir = workdir / "floor-pyramid"

@@ -21,11 +21,10 @@ import contextlib
 import os
 import shutil
 
+import _peers
 import numpy as np
 import pytest
-
-import _peers
-from _data import CASES, MiB, Case
+from _data import CASES, Case, MiB
 from _floors import Floors, chunk_set
 
 ROUNDS = {"read": 7, "boxes": 7, "boxes-cached": 7, "write": 5, "floor": 7, "downsample": 7,

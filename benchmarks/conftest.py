@@ -18,12 +18,13 @@ import pytest
 
 pytest.register_assert_rewrite("bench_zarr", "_peers", "_pyramid_peers", "_floors", "_data")
 
-import _data  # noqa: E402
-import _peers  # noqa: E402
+import _data
+import _peers
 
 PACKAGES = ("voxcore", "numpy", "zarr", "zarrs", "tensorstore", "zarrista", "numcodecs",
             "zstandard", "scipy", "pytest-benchmark", "ngff-zarr", "itkwasm-downsample",
-            "itk-filtering", "dask", "ome-zarr", "scikit-image")
+            "itk-filtering", "dask", "ome-zarr", "scikit-image", "nibabel", "indexed_gzip",
+            "deflate")
 
 
 def pytest_collect_file(file_path: Path, parent):

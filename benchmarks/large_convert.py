@@ -18,7 +18,6 @@ import time
 
 import numpy as np
 
-
 # The converter's own peak: VmHWM belongs to the address space, which exec starts afresh
 # (ru_maxrss would also count the parent's pages at fork time).
 CHILD = """

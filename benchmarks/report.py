@@ -1,4 +1,5 @@
-"""Ratio tables from a pytest-benchmark JSON of benchmarks/bench_zarr.py and bench_pyramid.py.
+"""Ratio tables from a pytest-benchmark JSON of benchmarks/bench_zarr.py, bench_pyramid.py and
+bench_nifti.py.
 
     python3 -m pytest benchmarks --benchmark-enable --benchmark-json=/tmp/bench.json -q
     python3 benchmarks/report.py /tmp/bench.json
@@ -9,7 +10,8 @@ and "x best" (median / the fastest peer's median; voxcore rows and floors are no
 "load" is the 1-minute load average when the row finished (the reference machine is shared).
 Rows named ``floor: ...`` are hand-rolled codec + copy lower bounds, not peers. A closing list
 names every case where voxcore is slower than the best peer or more than 1.1x its floor, and
-the pyramid targets (TARGETS) are checked when the run has pyramid rows.
+the pyramid targets (TARGETS) and the NIfTI targets (ROW_TARGETS) are checked when the run has
+their rows.
 """
 from __future__ import annotations
 
@@ -27,12 +29,17 @@ OPS = {
     "downsample": "In-memory pyramid: 3 levels of 2x2x2 mean from the volume (no I/O)",
     "pyramid": "OME-Zarr 0.5 pyramid written to disk: levels 1/2/4/8, 64^3 chunks, zstd-1 "
                "(build + write)",
+    "nifti-load": ".nii.gz load to numpy (fresh open + read all; file in the page cache)",
+    "reorient": "NIfTI reorientation to RAS in memory (axes (2, 1, 0) + one flip; x-fastest "
+                "result)",
+    "nifti-write": ".nii.gz write of a loaded image (gzip level 1 for voxcore; nibabel's default)",
 }
 PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista",
-              "ngff-zarr", "ome-zarr-py", "numpy"]
+              "ngff-zarr", "ome-zarr-py", "nibabel", "numpy"]
 # The floor a voxcore row is held against (None: no floor applies).
 FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one file per chunk",
-             "boxes-cached": None, "downsample": None, "pyramid": "zstd-1 encode"}
+             "boxes-cached": None, "downsample": None, "pyramid": "zstd-1 encode",
+             "nifti-load": "into a preallocated buffer", "reorient": "memcpy"}
 SLACK = 1.1
 # The project's pyramid targets: (what, voxcore rows held to it (peer label prefix and kind),
 # which peer rows count (family, kind or label prefix; None = any), required speed-up).
@@ -43,6 +50,18 @@ TARGETS = [
      ("composite", None, None), 2.0),
     ("voxcore gaussian >= 10x faster than ngff-zarr's default", ("voxcore", "gaussian"),
      ("ngff-zarr", None, "ngff-zarr default"), 10.0),
+]
+# Targets between two rows of one operation: (op, what, voxcore row, the other row's label
+# prefix, need). need > 0: voxcore at least `need` times faster; need < 0: voxcore's time at
+# most -need times the other row's (a floor).
+ROW_TARGETS = [
+    ("nifti-load", ".nii.gz load >= 1.4x faster than nibabel with indexed_gzip", "voxcore",
+     "nibabel (indexed_gzip)", 1.4),
+    ("nifti-load", ".nii.gz load within 1.15x of the libdeflate decode floor", "voxcore",
+     "floor: libdeflate (deflate package) into a preallocated buffer", -1.15),
+    ("reorient", "reorientation >= 25x faster than numpy's ascontiguousarray", "voxcore",
+     "numpy ascontiguousarray", 25.0),
+    ("nifti-write", ".nii.gz write >= 8x faster than nibabel", "voxcore", "nibabel to_filename", 8.0),
 ]
 
 
@@ -145,10 +164,31 @@ def targets(rows) -> list[str]:
     return out
 
 
+def row_targets(rows) -> list[str]:
+    out = []
+    for op, what, mine, other, need in ROW_TARGETS:
+        vox = [r for r in rows if r["op"] == op and r["peer"] == mine]
+        peers = [r for r in rows if r["op"] == op and r["peer"].startswith(other)]
+        if not vox or not peers:
+            if vox or peers:
+                out.append(f"- {what}: not measured (no {'peer' if vox else 'voxcore'} row)")
+            continue
+        v, p = vox[0], peers[0]
+        if need > 0:
+            got = p["median"] / v["median"]
+            ok, how = got >= need, f"{got:.2f}x faster"
+        else:
+            got = v["median"] / p["median"]
+            ok, how = got <= -need, f"{got:.2f}x the floor"
+        out.append(f"- {what}: {v['peer']} {v['median']:.3f} s vs {p['peer']} "
+                   f"{p['median']:.3f} s = {how}: {'met' if ok else 'NOT met'}")
+    return out
+
+
 def render(doc, rows) -> str:
     mi = doc.get("machine_info", {})
     vb = mi.get("voxcore_bench", {})
-    lines = [f"# voxcore Zarr benchmarks, {vb.get('size', '?')}^3 uint16",
+    lines = [f"# voxcore benchmarks, {vb.get('size', '?')}^3 uint16",
              "",
              f"- machine: {vb.get('cpu_model', mi.get('cpu', {}).get('brand_raw', '?'))}, "
              f"{vb.get('nproc', '?')} cores, {vb.get('mem_total_gib', '?')} GiB; "
@@ -173,6 +213,9 @@ def render(doc, rows) -> str:
     pyramid = [r for r in rows if r["op"] == "pyramid"]
     if pyramid:
         lines += ["", "## Pyramid targets", ""] + targets(pyramid)
+    nifti = row_targets(rows)
+    if nifti:
+        lines += ["", "## NIfTI targets", ""] + nifti
     return "\n".join(lines) + "\n"
 
 

@@ -275,13 +275,19 @@ class NiftiImage:
             return self._cache
         need = self._offset + self.nbytes
         if self._gz:
-            with open(self._file, "rb") as f:
-                packed = f.read()
+            import mmap
+
             buf = np.empty(need, np.uint8)
-            try:
-                got = _core.gunzip_into(packed, buf)
-            except CorruptDataError as e:
-                raise CorruptDataError(f"{os.path.basename(self._file)}: {str(e).split('] ', 1)[-1]}") from None
+            with open(self._file, "rb") as f:
+                # inflate straight from the page cache: no copy of the compressed bytes
+                packed = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+                try:
+                    got = _core.gunzip_into(packed, buf)
+                except CorruptDataError as e:
+                    raise CorruptDataError(f"{os.path.basename(self._file)}: {str(e).split('] ', 1)[-1]}") from None
+                finally:
+                    if not isinstance(packed, bytes):
+                        packed.close()
             if got < need:
                 raise CorruptDataError(
                     f"NIfTI data truncated (file={self._file}, expected={need} bytes, got={got})")
