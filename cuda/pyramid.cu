@@ -5,6 +5,7 @@
 #include <string>
 #include <type_traits>
 
+#include "detail/pyramid_args.hpp"
 #include "detail/pyramid_kernels.cuh"
 #include "voxcore/cuda.hpp"
 #include "voxcore/error.hpp"
@@ -80,26 +81,7 @@ void launch(const detail::Plan& plan, const double* weights, cudaStream_t stream
 
 void downsample(const ArrayView& src, const ArrayView& dst, const std::vector<int64_t>& factors, Method method,
                 Stream stream) {
-  // The same checks, in the same order and with the same messages, as voxcore::downsample.
-  if (src.dtype != dst.dtype) {
-    fail(ErrorCode::kInvalidArgument, kWhere,
-         std::string("dtype mismatch (expected=") + dtype_name(src.dtype) + ", got=" + dtype_name(dst.dtype) + ")");
-  }
-  if (src.rank() != dst.rank() || src.rank() > kMaxRank || src.byte_strides.size() != src.shape.size() ||
-      dst.byte_strides.size() != dst.shape.size()) {
-    fail(ErrorCode::kInvalidArgument, kWhere,
-         "rank mismatch (src=" + std::to_string(src.rank()) + ", dst=" + std::to_string(dst.rank()) + ")");
-  }
-  const Shape expected = downsampled_shape(src.shape, factors);
-  if (expected != dst.shape) {
-    std::string e, g;
-    for (int64_t v : expected) e += std::to_string(v) + ",";
-    for (int64_t v : dst.shape) g += std::to_string(v) + ",";
-    fail(ErrorCode::kInvalidArgument, kWhere, "dst shape mismatch (expected=[" + e + "], got=[" + g + "])");
-  }
-  if (!detail::visit_dtype(src.dtype, [](auto) {})) {
-    fail(ErrorCode::kUnsupported, kWhere, std::string("dtype not supported (got=") + dtype_name(src.dtype) + ")");
-  }
+  voxcore::detail::check_downsample_args(src, dst, factors, kWhere);  // shared with the host
   if (src.num_elements() == 0) return;
   check_device_pointer(src.data, "src");
   check_device_pointer(dst.data, "dst");

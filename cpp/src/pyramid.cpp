@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "detail/pyramid_args.hpp"
 #include "voxcore/error.hpp"
 #include "voxcore/transform.hpp"
 
@@ -455,16 +456,17 @@ Shape downsampled_shape(const Shape& shape, const std::vector<int64_t>& factors)
   return out;
 }
 
-void downsample(const ArrayView& src, const ArrayView& dst, const std::vector<int64_t>& factors, Method method,
-                Executor* executor) {
-  constexpr const char* kWhere = "downsample";
+namespace detail {
+
+void check_downsample_args(const ArrayView& src, const ArrayView& dst, const std::vector<int64_t>& factors,
+                           const char* where) {
   if (src.dtype != dst.dtype) {
-    fail(ErrorCode::kInvalidArgument, kWhere,
+    fail(ErrorCode::kInvalidArgument, where,
          std::string("dtype mismatch (expected=") + dtype_name(src.dtype) + ", got=" + dtype_name(dst.dtype) + ")");
   }
   if (src.rank() != dst.rank() || src.rank() > kMaxRank ||
       src.byte_strides.size() != src.shape.size() || dst.byte_strides.size() != dst.shape.size()) {
-    fail(ErrorCode::kInvalidArgument, kWhere,
+    fail(ErrorCode::kInvalidArgument, where,
          "rank mismatch (src=" + std::to_string(src.rank()) + ", dst=" + std::to_string(dst.rank()) + ")");
   }
   const Shape expected = downsampled_shape(src.shape, factors);
@@ -472,17 +474,24 @@ void downsample(const ArrayView& src, const ArrayView& dst, const std::vector<in
     std::string e, g;
     for (int64_t v : expected) e += std::to_string(v) + ",";
     for (int64_t v : dst.shape) g += std::to_string(v) + ",";
-    fail(ErrorCode::kInvalidArgument, kWhere, "dst shape mismatch (expected=[" + e + "], got=[" + g + "])");
+    fail(ErrorCode::kInvalidArgument, where, "dst shape mismatch (expected=[" + e + "], got=[" + g + "])");
   }
   switch (src.dtype) {
     case DType::kBool:
     case DType::kFloat16:
     case DType::kComplex64:
     case DType::kComplex128:
-      fail(ErrorCode::kUnsupported, kWhere, std::string("dtype not supported (got=") + dtype_name(src.dtype) + ")");
+      fail(ErrorCode::kUnsupported, where, std::string("dtype not supported (got=") + dtype_name(src.dtype) + ")");
     default:
       break;
   }
+}
+
+}  // namespace detail
+
+void downsample(const ArrayView& src, const ArrayView& dst, const std::vector<int64_t>& factors, Method method,
+                Executor* executor) {
+  detail::check_downsample_args(src, dst, factors, "downsample");
   if (executor == nullptr) executor = &default_executor();
   if (method == Method::kNearest) {
     ArrayView strided = src;

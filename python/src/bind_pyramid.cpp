@@ -11,26 +11,28 @@
 
 namespace py = pybind11;
 
-namespace {
+namespace voxcore::python {
 
-voxcore::Method method_from_name(const std::string& name) {
+voxcore::Method method_from_name(const std::string& name, const char* where) {
   if (name == "mean") return voxcore::Method::kMean;
   if (name == "gaussian") return voxcore::Method::kGaussian;
   if (name == "mode") return voxcore::Method::kMode;
   if (name == "nearest") return voxcore::Method::kNearest;
   if (name == "min") return voxcore::Method::kMin;
   if (name == "max") return voxcore::Method::kMax;
-  voxcore::fail(voxcore::ErrorCode::kInvalidArgument, "downsample",
+  voxcore::fail(voxcore::ErrorCode::kInvalidArgument, where,
                 "unknown method (expected mean|gaussian|mode|nearest|min|max, got=" + name + ")");
 }
 
-}  // namespace
+}  // namespace voxcore::python
+
+using voxcore::python::method_from_name;
 
 void init_pyramid(py::module_& m) {
   m.def(
       "downsample",
       [](const py::array& src, const std::vector<int64_t>& factors, const std::string& method) {
-        const voxcore::Method how = method_from_name(method);
+        const voxcore::Method how = method_from_name(method, "downsample");
         const voxcore::ArrayView sv = voxcore::python::view_of(src, false);
         const voxcore::Shape shape = voxcore::downsampled_shape(sv.shape, factors);
         py::array out(voxcore::python::numpy_dtype(sv.dtype), std::vector<py::ssize_t>(shape.begin(), shape.end()));
@@ -48,7 +50,7 @@ ceil(src.shape / factors). method: mean (integers round half away from zero), ga
   m.def(
       "downsample_levels",
       [](const py::array& src, const std::vector<std::vector<int64_t>>& steps, const std::string& method) {
-        const voxcore::Method how = method_from_name(method);
+        const voxcore::Method how = method_from_name(method, "downsample");
         const voxcore::ArrayView sv = voxcore::python::view_of(src, false);
         py::list outs;
         std::vector<voxcore::ArrayView> views;

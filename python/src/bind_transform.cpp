@@ -45,18 +45,6 @@ ArrayView cuda_view_of(const py::object& obj, bool writable, const char* where) 
   return view;
 }
 
-// The names voxcore.downsample takes (bind_pyramid.cpp reads the same set for host arrays).
-voxcore::Method method_from_name(const std::string& name) {
-  if (name == "mean") return voxcore::Method::kMean;
-  if (name == "gaussian") return voxcore::Method::kGaussian;
-  if (name == "mode") return voxcore::Method::kMode;
-  if (name == "nearest") return voxcore::Method::kNearest;
-  if (name == "min") return voxcore::Method::kMin;
-  if (name == "max") return voxcore::Method::kMax;
-  voxcore::fail(voxcore::ErrorCode::kInvalidArgument, "cuda_downsample",
-                "unknown method (expected mean|gaussian|mode|nearest|min|max, got=" + name + ")");
-}
-
 }  // namespace
 
 void init_transform(py::module_& m) {
@@ -115,7 +103,7 @@ without CUDA.)doc");
       "cuda_downsample",
       [](const py::object& src, const py::object& dst, const std::vector<int64_t>& factors, const std::string& method,
          std::uintptr_t stream) {
-        const voxcore::Method how = method_from_name(method);
+        const voxcore::Method how = voxcore::python::method_from_name(method, "cuda_downsample");
         const ArrayView sv = cuda_view_of(src, false, "cuda_downsample");
         const ArrayView dv = cuda_view_of(dst, true, "cuda_downsample");
         {
