@@ -258,6 +258,70 @@ def test_reorient_rgb_and_bad_targets(tmp_path):
         vc.reorient(np.zeros((2, 2, 2)), "RAS")
 
 
+@pytest.mark.parametrize("dtype", ["u1", "i2", "u2", "i4", "u4", "i8", "f4", "f8"])
+@pytest.mark.parametrize("out", [np.float32, np.float64])
+def test_reorient_scales_in_the_same_pass(tmp_path, dtype, out):
+    """reorient(dtype=) gives bit-for-bit the values of read(dtype=) reoriented (astype, *=,
+    += in the output dtype), and a result with no scaling left."""
+    rng = np.random.default_rng(3)
+    a = volume((9, 11, 13, 2), dtype, seed=4)
+    path = tmp_path / "s.nii"
+    write(path, a, affine=random_affine(rng), slope_inter=(0.37, -12.5))
+    img = vc.open(path)
+    plain = vc.reorient(img, "LPS")
+    slope, inter = img.slope_inter  # the header's float32 values
+    want = plain.read().astype(out)
+    want *= out(slope)
+    want += out(inter)
+    got = vc.reorient(img, "LPS", dtype=out)
+    assert got.read().dtype == out
+    assert got.read().tobytes() == want.tobytes()
+    assert got.slope_inter == (None, None)
+    np.testing.assert_allclose(got.affine, plain.affine)
+    ref = nib.load(str(path))
+    ornt = nib.orientations.ornt_transform(nib.orientations.io_orientation(ref.affine),
+                                           nib.orientations.axcodes2ornt(tuple("LPS")))
+    np.testing.assert_allclose(got.read(), ref.as_reoriented(ornt).get_fdata(), rtol=1e-6, atol=1e-4)
+    saved = vc.save(got, tmp_path / "s2.nii.gz")  # the result is a valid image to write
+    np.testing.assert_array_equal(np.asanyarray(nib.load(saved).dataobj), got.read())
+
+
+def test_reorient_bad_dtype_and_device(tmp_path):
+    path = tmp_path / "b.nii"
+    write(path, volume((4, 5, 6), "i2"))
+    rgb_path = tmp_path / "rgb.nii"
+    write(rgb_path, np.zeros((2, 2, 2), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")]))
+    img = vc.open(path)
+    for bad in (np.int32, np.uint8, np.complex64):
+        with pytest.raises(vc.InvalidArgumentError, match="float32 or float64"):
+            vc.reorient(img, "RAS", dtype=bad)
+    with pytest.raises(vc.InvalidArgumentError, match="device"):
+        vc.reorient(img, "RAS", device="gpu")
+    with pytest.raises(vc.InvalidArgumentError, match="integer or float"):
+        vc.reorient(vc.open(rgb_path), "RAS", dtype=np.float32)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("out", [None, np.float32])
+def test_reorient_on_the_device_matches_the_host(tmp_path, out):
+    cp = pytest.importorskip("cupy")
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1 or not vc._core.cuda_is_available():
+            pytest.skip("no CUDA device")
+    except cp.cuda.runtime.CUDARuntimeError:
+        pytest.skip("no CUDA device")
+    rng = np.random.default_rng(5)
+    path = tmp_path / "d.nii.gz"
+    write(path, volume((33, 20, 17, 2), "i2"), affine=random_affine(rng), slope_inter=(2.0, 1.0))
+    img = vc.open(path)
+    host = vc.reorient(img, "LPI", dtype=out)
+    dev = vc.reorient(img, "LPI", dtype=out, device="cuda")
+    assert isinstance(dev.data, cp.ndarray)
+    assert dev.shape == host.shape
+    np.testing.assert_array_equal(cp.asnumpy(dev.data), host.data)
+    np.testing.assert_allclose(dev.affine, host.affine)
+
+
 # ---- write ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])

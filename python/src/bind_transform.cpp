@@ -50,26 +50,35 @@ ArrayView cuda_view_of(const py::object& obj, bool writable, const char* where) 
 void init_transform(py::module_& m) {
   m.def(
       "permute_flip",
-      [](const py::array& src, const std::vector<int>& perm, const std::vector<bool>& flips) {
+      [](const py::array& src, const std::vector<int>& perm, const std::vector<bool>& flips, const py::object& dtype,
+         double slope, double inter) {
         const ArrayView sv = voxcore::python::view_of(src, false);
         // An out-of-range axis gets extent 0 here; permute_flip then rejects the perm.
         std::vector<py::ssize_t> shape(perm.size(), 0);
         for (std::size_t i = 0; i < perm.size(); ++i) {
           if (perm[i] >= 0 && perm[i] < sv.rank()) shape[i] = static_cast<py::ssize_t>(sv.shape[perm[i]]);
         }
-        py::array out(voxcore::python::numpy_dtype(sv.dtype), shape);
+        const bool convert = !dtype.is_none();
+        py::array out(convert ? py::dtype::from_args(dtype) : voxcore::python::numpy_dtype(sv.dtype), shape);
         const ArrayView dv = voxcore::python::view_of(out, true);
         {
           py::gil_scoped_release release;
-          voxcore::permute_flip(sv, dv, perm, flips, &voxcore::default_executor());
+          if (convert) {
+            voxcore::permute_flip_scale(sv, dv, perm, flips, slope, inter, &voxcore::default_executor());
+          } else {
+            voxcore::permute_flip(sv, dv, perm, flips, &voxcore::default_executor());
+          }
         }
         return out;
       },
-      py::arg("src"), py::arg("perm"), py::arg("flips"),
+      py::arg("src"), py::arg("perm"), py::arg("flips"), py::arg("dtype") = py::none(), py::arg("slope") = 1.0,
+      py::arg("inter") = 0.0,
       R"doc(Return a new C-contiguous array: src with its axes permuted, then flipped.
 
 Axis i of the result is axis perm[i] of src, reversed where flips[i] is true; the same as
 np.ascontiguousarray(np.flip(src.transpose(perm), [i for i, f in enumerate(flips) if f])).
+With dtype (float32 or float64) the values are also converted and scaled in the same pass:
+dtype(v) * slope + inter, each operation rounded in dtype, as numpy's astype, *= and +=.
 src may have any strides. Runs on voxcore's thread pool with the GIL released.)doc");
 
   m.def("cuda_is_available", &voxcore::cuda::is_available,

@@ -137,7 +137,7 @@ def _demo_nifti(vc, vol: np.ndarray, work: str) -> bool:
     vc.save(vc.build_pyramid(ras, [2, 4], "mean"), ome, overwrite=True)
     print(f"    to OME-Zarr 0.5, 3 mean levels {time.perf_counter() - t0:7.3f} s: {ome}")
     try:
-        from .view import ortho
+        from .ortho import ortho
 
         print(f"    orthogonal slices: {ortho(src, os.path.join(work, 'phantom.png'))}")
     except ImportError:
@@ -247,7 +247,7 @@ def convert(args: argparse.Namespace) -> int:
 
 
 def view(args: argparse.Namespace) -> int:
-    from .view import ortho
+    from .ortho import ortho
 
     at = tuple(int(v) for v in args.at.split(",")) if args.at else None
     if at is not None and len(at) != 3:

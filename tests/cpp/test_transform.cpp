@@ -9,6 +9,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -387,6 +388,65 @@ TEST(TransformPermuteFlip, RejectsBadArguments) {
   EXPECT_EQ(code_of({0, 1, 2}, {false, false, false}, dst), invalid);  // dst has the wrong shape
   ArrayView wrong_dtype = ArrayView::contiguous(b.data(), DType::kInt8, {4, 3, 2});
   EXPECT_EQ(code_of({2, 1, 0}, {false, false, false}, wrong_dtype), invalid);
+}
+
+// permute_flip_scale equals the same-dtype permute_flip followed by a per-element convert, multiply
+// and add rounded in the destination type (numpy's astype, *=, +=).
+template <typename S, typename D>
+void check_permute_flip_scale(const Shape& shape, DType st, DType dt, const std::vector<int>& perm,
+                              const std::vector<bool>& flips, double slope, double inter, Executor* executor) {
+  std::mt19937 rng(12);
+  std::vector<S> src_data(static_cast<std::size_t>(count(shape)));
+  for (auto& v : src_data) v = static_cast<S>(rng() % 2000) - static_cast<S>(std::is_signed_v<S> ? 1000 : 0);
+  ArrayView src = ArrayView::contiguous(src_data.data(), st, shape);
+  const std::vector<uint8_t> moved = reference(src, perm, flips);
+  const S* m = reinterpret_cast<const S*>(moved.data());
+  Shape out_shape(shape.size());
+  for (std::size_t i = 0; i < shape.size(); ++i) out_shape[i] = shape[perm[i]];
+  std::vector<D> out(src_data.size() + 1, D(-7));
+  permute_flip_scale(src, ArrayView::contiguous(out.data(), dt, out_shape), perm, flips, slope, inter, executor);
+  EXPECT_EQ(out.back(), D(-7)) << "wrote past the end";
+  for (std::size_t i = 0; i < src_data.size(); ++i) {
+    D want = static_cast<D>(m[i]);
+    if (slope != 1.0) want = want * static_cast<D>(slope);
+    if (inter != 0.0) want = want + static_cast<D>(inter);
+    ASSERT_EQ(out[i], want) << dtype_name(st) << "->" << dtype_name(dt) << " at " << i;
+  }
+}
+
+TEST(TransformPermuteFlipScale, MatchesPermuteThenScale) {
+  ThreadPool pool(3);
+  for (const Shape& shape : {Shape{3, 5, 7}, Shape{37, 70, 45}, Shape{2, 9, 130, 3}}) {
+    const int rank = static_cast<int>(shape.size());
+    for (const auto& perm : all_perms(rank)) {
+      const std::vector<bool> flips = flips_from_mask(rank, static_cast<int>(perm[0] * 3 + 1));
+      check_permute_flip_scale<uint16_t, float>(shape, DType::kUInt16, DType::kFloat32, perm, flips, 0.37, -12.5, &pool);
+      check_permute_flip_scale<int16_t, double>(shape, DType::kInt16, DType::kFloat64, perm, flips, 2.0, 0.0, nullptr);
+      check_permute_flip_scale<float, float>(shape, DType::kFloat32, DType::kFloat32, perm, flips, 1.0, 3.25, &pool);
+      check_permute_flip_scale<int64_t, float>(shape, DType::kInt64, DType::kFloat32, perm, flips, 1.0, 0.0, nullptr);
+    }
+  }
+}
+
+TEST(TransformPermuteFlipScale, RejectsBadArguments) {
+  std::vector<uint16_t> a(24);
+  std::vector<float> b(24);
+  std::vector<int32_t> c(24);
+  ArrayView src = ArrayView::contiguous(a.data(), DType::kUInt16, {2, 3, 4});
+  auto code_of = [&](const std::vector<int>& perm, const ArrayView& d) {
+    try {
+      permute_flip_scale(src, d, perm, {false, false, false}, 2.0, 1.0);
+    } catch (const Error& e) {
+      return static_cast<int>(e.code());
+    }
+    return -1;
+  };
+  const ArrayView good = ArrayView::contiguous(b.data(), DType::kFloat32, {4, 3, 2});
+  EXPECT_EQ(code_of({2, 1, 0}, good), -1);
+  EXPECT_EQ(code_of({2, 1, 1}, good), static_cast<int>(ErrorCode::kInvalidArgument));
+  EXPECT_EQ(code_of({0, 1, 2}, good), static_cast<int>(ErrorCode::kInvalidArgument));
+  EXPECT_EQ(code_of({2, 1, 0}, ArrayView::contiguous(c.data(), DType::kInt32, {4, 3, 2})),
+            static_cast<int>(ErrorCode::kUnsupported));
 }
 
 }  // namespace

@@ -21,5 +21,12 @@ VOXCORE_API void byteswap_inplace(void* data, std::size_t count, std::size_t uni
 // where flips[i] is true. dst must have the permuted shape. Cache-blocked and threaded.
 VOXCORE_API void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
                               const std::vector<bool>& flips, Executor* executor = nullptr);
+// permute_flip into a float32/float64 dst, scaling in the same cache-blocked pass: each element v
+// becomes D(v) * D(slope) + D(inter), each operation rounded in D (numpy's astype, *=, += in that
+// order; the multiply skipped when slope is 1, the add when inter is 0). src: any integer or
+// float dtype (kUnsupported otherwise).
+VOXCORE_API void permute_flip_scale(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
+                                    const std::vector<bool>& flips, double slope, double inter,
+                                    Executor* executor = nullptr);
 
 }  // namespace voxcore

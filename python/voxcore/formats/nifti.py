@@ -430,13 +430,16 @@ class NiftiArray(NiftiImage):
         """Nothing to drop: the array is the image."""
 
 
-def reorient(img: NiftiImage, target: str = "RAS") -> NiftiArray:
+def reorient(img: NiftiImage, target: str = "RAS", *, dtype: Any = None, device: str = "cpu") -> NiftiArray:
     """The image with its axes permuted and flipped so they point to `target` (e.g. "RAS",
     "LPS"), and the affine updated to match: the same array and affine as nibabel's
     ``as_reoriented(ornt_transform(io_orientation(affine), axcodes2ornt(target)))``.
 
     The data move is one pass of the core's cache-blocked, threaded permute+flip. Axes past
-    the third (time, ...) are kept in place.
+    the third (time, ...) are kept in place. dtype=np.float32 / np.float64 also applies
+    scl_slope/scl_inter in that pass (the values of ``img.read(dtype=...)``, reoriented; the
+    result then has no scaling left). device="cuda" moves the data on the GPU (the CUDA twin of
+    the kernel, CuPy needed): the result's ``data`` is a CuPy array.
     """
     import nibabel as nib
     from nibabel import orientations as no
@@ -449,6 +452,12 @@ def reorient(img: NiftiImage, target: str = "RAS") -> NiftiArray:
         raise InvalidArgumentError(f"target must name three different axes from L/R, A/P, S/I (got={target!r:.20})")
     if img.ndim < 3:
         raise InvalidArgumentError(f"reorient needs 3 spatial axes (shape={img.shape})")
+    if device not in ("cpu", "cuda"):
+        raise InvalidArgumentError(f"device must be 'cpu' or 'cuda' (got={device!r:.20})")
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise InvalidArgumentError(f"scaled reorientation needs float32 or float64 (got={dtype})")
     affine = img.affine
     ornt = no.ornt_transform(no.io_orientation(affine), no.axcodes2ornt(codes))
     src = img.read()
@@ -459,16 +468,56 @@ def reorient(img: NiftiImage, target: str = "RAS") -> NiftiArray:
     # The arrays are x-fastest (Fortran order): run the C-order kernel on the transposed views.
     perm_t = [n - 1 - perm[n - 1 - k] for k in range(n)]
     flips_t = [flips[n - 1 - k] for k in range(n)]
-    if src.dtype.fields is not None:  # RGB records: move their bytes, a last axis kept in place
+    slope, inter = img._slope, img._inter
+    scaled = dtype is not None
+    if scaled and src.dtype.kind not in "iuf":
+        raise InvalidArgumentError(f"scaled reorientation needs integer or float data (got={src.dtype})")
+    if device == "cuda":
+        moved = _reorient_device(src, perm_t, flips_t, dtype, slope, inter)
+    elif src.dtype.fields is not None:  # RGB records: move their bytes, a last axis kept in place
         as_bytes = np.ascontiguousarray(src.T)[..., None].view(np.uint8)
         moved = _core.permute_flip(as_bytes, perm_t + [n], flips_t + [False])
         moved = moved.view(src.dtype)[..., 0].T
+    elif scaled:
+        moved = _core.permute_flip(src.T, perm_t, flips_t, dtype, 1.0 if slope is None else slope,
+                                   0.0 if inter is None else inter).T
     else:
         moved = _core.permute_flip(src.T, perm_t, flips_t).T
     new_affine = affine @ no.inv_ornt_aff(ornt, src.shape)
     cls = nib.Nifti2Image if isinstance(img._nib, (nib.Nifti2Image, nib.Nifti2Pair)) else nib.Nifti1Image
-    out = cls(moved, new_affine, header=img.header)
-    return NiftiArray(moved, out, img._slope, img._inter, img.path)
+    header = img.header.copy()
+    if scaled:
+        header.set_data_dtype(dtype)
+        header.set_slope_inter(np.nan, np.nan)
+        slope = inter = None
+    out = cls(moved if device == "cpu" else np.empty((0,) * n, dtype or src.dtype), new_affine, header=header)
+    if device == "cuda":
+        out.header.set_data_shape(moved.shape)
+    return NiftiArray(moved, out, slope, inter, img.path)
+
+
+def _reorient_device(src: np.ndarray, perm_t: list[int], flips_t: list[bool], dtype: np.dtype | None,
+                     slope: float | None, inter: float | None):
+    """permute_flip on the current CUDA device (CuPy's current stream), then scaling there."""
+    try:
+        import cupy as cp
+    except ImportError:
+        raise ImportError("device='cuda' needs CuPy: pip install 'voxcore[gpu]'") from None
+    if src.dtype.fields is not None:
+        raise InvalidArgumentError("device='cuda' handles numeric data (RGB records: use the CPU)")
+    dev = cp.asarray(src)
+    shape_t = tuple(src.shape[::-1][p] for p in perm_t)  # the kernel's (C-order) output shape
+    out = cp.empty(shape_t[::-1], src.dtype)
+    stream = cp.cuda.get_current_stream().ptr
+    _core.cuda_permute_flip(dev.T, out.T, perm_t, flips_t, stream)
+    if dtype is None:
+        return out
+    res = out.astype(dtype)
+    if slope is not None and slope != 1.0:
+        res *= dtype.type(slope)
+    if inter is not None and inter != 0.0:
+        res += dtype.type(inter)
+    return res
 
 
 def _field_of(message: str) -> str:

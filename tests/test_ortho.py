@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import voxcore as vc
-from voxcore import view
+from voxcore import ortho
 
 nib = pytest.importorskip("nibabel")
 
@@ -18,7 +18,7 @@ def test_planes_are_ras_whatever_the_file_order(tmp_path):
     data = np.zeros(shape, np.int16)
     data[:5] = 100  # low i = high x = right
     nib.save(nib.Nifti1Image(data, aff), str(tmp_path / "las.nii"))
-    planes = view._planes(vc.open(tmp_path / "las.nii"), 0, None)
+    planes = ortho._planes(vc.open(tmp_path / "las.nii"), 0, None)
     (name, axial, (w, h), labels) = planes[0]
     assert name == "axial" and labels == ("L", "R", "P", "A")
     assert axial.shape == (14, 10)  # rows: y (A, from file k), columns: x (R, from file i)
@@ -39,8 +39,8 @@ def test_cli_writes_pngs_for_nifti_and_ome_levels(tmp_path):
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     vc.save(vc.build_pyramid(vc.from_array(a.T.copy(), scale=(2.5, 1.0, 1.0)), [2]), tmp_path / "a.ome.zarr")
-    assert view.ortho(tmp_path / "a.ome.zarr", tmp_path / "b.png", level=1).endswith("b.png")
+    assert ortho.ortho(tmp_path / "a.ome.zarr", tmp_path / "b.png", level=1).endswith("b.png")
     with pytest.raises(vc.InvalidArgumentError, match="outside the volume"):
-        view.ortho(tmp_path / "a.nii.gz", tmp_path / "c.png", at=(0, 0, 99))
+        ortho.ortho(tmp_path / "a.nii.gz", tmp_path / "c.png", at=(0, 0, 99))
     with pytest.raises(vc.InvalidArgumentError, match="one level"):
-        view.ortho(tmp_path / "a.nii.gz", tmp_path / "c.png", level=1)
+        ortho.ortho(tmp_path / "a.nii.gz", tmp_path / "c.png", level=1)
