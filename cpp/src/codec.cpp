@@ -3,10 +3,18 @@
 #include "voxcore/codec.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "detail/codec_ops.hpp"
 #include "voxcore/error.hpp"
@@ -791,8 +799,46 @@ void CodecChain::encode(const ArrayView& src, ByteBuffer& out) const {
   impl_->encode_append(src, out);
 }
 
-std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap) {
-  return detail::deflate_decode(CodecId::kGzip, src, size, dst, cap, false);
+namespace {
+
+// Faults in the pages of a large fresh output buffer on another thread while the (single-
+// threaded) inflate writes it, so the decoder does not stop for page faults. MADV_POPULATE_WRITE
+// maps pages without touching their bytes, so racing the decoder is harmless; where the kernel
+// lacks it this does nothing.
+class Prefault {
+ public:
+  Prefault(uint8_t* dst, std::size_t size) {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+    if (size < (std::size_t{32} << 20)) return;
+    const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+    const std::uintptr_t lo = (reinterpret_cast<std::uintptr_t>(dst) + page - 1) / page * page;
+    const std::uintptr_t hi = (reinterpret_cast<std::uintptr_t>(dst) + size) / page * page;
+    if (hi <= lo) return;
+    thread_ = std::thread([this, lo, hi] {
+      constexpr std::uintptr_t kStep = std::uintptr_t{4} << 20;
+      for (std::uintptr_t p = lo; p < hi && !stop_.load(std::memory_order_relaxed); p += kStep) {
+        if (madvise(reinterpret_cast<void*>(p), std::min(kStep, hi - p), MADV_POPULATE_WRITE) != 0) break;
+      }
+    });
+#endif
+  }
+  ~Prefault() {
+    stop_.store(true, std::memory_order_relaxed);
+    if (thread_.joinable()) thread_.join();
+  }
+  Prefault(const Prefault&) = delete;
+  Prefault& operator=(const Prefault&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap, bool discard_excess) {
+  Prefault prefault(dst, cap);
+  return detail::deflate_decode(CodecId::kGzip, src, size, dst, cap, false, discard_excess);
 }
 
 void gzip_members(const uint8_t* src, std::size_t size, int level, std::size_t block, ByteBuffer& out,

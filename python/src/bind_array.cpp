@@ -221,7 +221,7 @@ void init_array(py::module_& m) {
   m.def("get_num_threads", &num_threads, "The size of the core's thread pool.");
   m.def(
       "gunzip_into",
-      [](const py::buffer& src, const py::array& dst) {
+      [](const py::buffer& src, const py::array& dst, bool discard_excess) {
         const py::buffer_info in = src.request();
         const voxcore::ArrayView out = voxcore::python::view_of(dst, true);
         if (!out.is_c_contiguous() || out.dtype != voxcore::DType::kUInt8) {
@@ -229,10 +229,12 @@ void init_array(py::module_& m) {
         }
         py::gil_scoped_release release;
         return voxcore::gunzip(static_cast<const uint8_t*>(in.ptr), static_cast<std::size_t>(in.size * in.itemsize),
-                               static_cast<uint8_t*>(out.data), static_cast<std::size_t>(out.num_elements()));
+                               static_cast<uint8_t*>(out.data), static_cast<std::size_t>(out.num_elements()),
+                               discard_excess);
       },
-      py::arg("src"), py::arg("dst"),
-      "Inflates gzip bytes (any number of members) into dst (uint8); returns the decoded size.");
+      py::arg("src"), py::arg("dst"), py::arg("discard_excess") = false,
+      "Inflates gzip bytes (any number of members) into dst (uint8); returns the decoded size. "
+      "discard_excess: decoded bytes past dst's end are checked and dropped instead of refused.");
   m.def(
       "gzip_members",
       [](const py::buffer& src, int level, std::size_t block) {

@@ -867,6 +867,17 @@ TEST(Gunzip, MembersPaddingAndBounds) {
   EXPECT_EQ(code_of([&] { gunzip(bad.data(), bad.size(), out.data(), out.size()); }), ErrorCode::kCorrupt);
   EXPECT_EQ(code_of([&] { gunzip(file.data(), one.size() - 3, out.data(), out.size()); }), ErrorCode::kCorrupt);
   EXPECT_EQ(code_of([&] { gunzip(file.data(), 0, out.data(), out.size()); }), ErrorCode::kCorrupt);
+  // discard_excess: what fits is kept (inside the first member, or exactly at its end), the rest
+  // is decoded, checked and dropped; damage past cap is still refused.
+  for (std::size_t cap : {std::size_t{5000}, a.size(), a.size() + 7}) {
+    std::vector<uint8_t> part(cap + 1, 0xEE);
+    ASSERT_EQ(gunzip(file.data(), file.size(), part.data(), cap, true), cap);
+    EXPECT_TRUE(std::equal(part.begin(), part.begin() + static_cast<std::ptrdiff_t>(std::min(cap, a.size())), a.begin()));
+    EXPECT_EQ(part[cap], 0xEE) << "wrote past cap";
+    std::vector<uint8_t> late = file;
+    late[one.size() + two.size() / 2] ^= 0xFF;  // inside the second member
+    EXPECT_EQ(code_of([&] { gunzip(late.data(), late.size(), part.data(), cap, true); }), ErrorCode::kCorrupt);
+  }
 }
 
 }  // namespace

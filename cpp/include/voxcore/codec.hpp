@@ -115,8 +115,11 @@ class VOXCORE_API ShardLayout {
 
 // Inflates a gzip file's bytes (one or more members, as pigz and parallel writers make; zero
 // padding after a member is skipped) into dst, returning the decoded size. Throws kCorrupt
-// on invalid data or when the output would exceed cap (the caller's bound, from a header).
-VOXCORE_API std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap);
+// on invalid data or when the output would exceed cap (the caller's bound, from a header), unless
+// discard_excess: then decoded bytes past cap are dropped (every member is still fully checked),
+// for files whose stream holds more than the reader needs (a NIfTI .gz with trailing bytes).
+VOXCORE_API std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* dst, std::size_t cap,
+                               bool discard_excess = false);
 
 // Compresses src as a gzip stream of independent members, one per `block` bytes, in parallel on
 // executor (nullptr: default_executor()); the concatenation is a valid gzip file that gunzip,

@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "detail/codec_ops.hpp"
 #include "voxcore/error.hpp"
@@ -179,7 +181,7 @@ std::size_t lz4_max_input() noexcept { return LZ4_MAX_INPUT_SIZE; }
 // ---- gzip / zlib ---------------------------------------------------------------------------
 
 std::size_t deflate_decode(CodecId id, const uint8_t* src, std::size_t n, uint8_t* dst,
-                           std::size_t cap, bool exact) {
+                           std::size_t cap, bool exact, bool discard_excess) {
   const bool gzip = id == CodecId::kGzip;
   const char* unit = gzip ? "gzip member" : "zlib stream";
   if (n == 0) corrupt(id, std::string("empty input (expected a ") + unit + ", got=0 bytes)");
@@ -188,11 +190,29 @@ std::size_t deflate_decode(CodecId id, const uint8_t* src, std::size_t n, uint8_
   int member = 0;
   while (in_pos < n) {
     std::size_t in_used = 0, out_used = 0;
-    const libdeflate_result r =
+    libdeflate_result r =
         gzip ? libdeflate_gzip_decompress_ex(d, src + in_pos, n - in_pos, dst + out_pos,
                                              cap - out_pos, &in_used, &out_used)
              : libdeflate_zlib_decompress_ex(d, src + in_pos, n - in_pos, dst + out_pos,
                                              cap - out_pos, &in_used, &out_used);
+    if (r == LIBDEFLATE_INSUFFICIENT_SPACE && gzip && discard_excess) {
+      // Decode this member whole into scratch (deflate expands at most ~1032:1, so the room
+      // needed is bounded by the input left), keep what fits, drop the rest.
+      const std::size_t limit = (n - in_pos) * 1032 + (std::size_t{1} << 20);
+      std::size_t room = std::min(limit, std::max<std::size_t>(std::size_t{1} << 20, 2 * (cap - out_pos)));
+      std::vector<uint8_t> scratch;
+      for (;;) {
+        scratch.resize(room);
+        r = libdeflate_gzip_decompress_ex(d, src + in_pos, n - in_pos, scratch.data(), room, &in_used, &out_used);
+        if (r != LIBDEFLATE_INSUFFICIENT_SPACE || room >= limit) break;
+        room = std::min(limit, room * 2);
+      }
+      if (r == LIBDEFLATE_SUCCESS && in_used != 0) {
+        const std::size_t keep = std::min(out_used, cap - out_pos);
+        std::memcpy(dst + out_pos, scratch.data(), keep);
+        out_used = keep;
+      }
+    }
     if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
       corrupt(id, std::string("decoded size exceeds ") + (exact ? "expected (expected=" : "bound (max=") +
                       num(cap) + ", got>" + num(cap) + ")");

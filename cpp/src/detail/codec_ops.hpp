@@ -42,8 +42,10 @@ void lz4_encode(const uint8_t* src, std::size_t n, int acceleration, ByteBuffer&
 std::size_t lz4_max_input() noexcept;
 
 // id is kGzip (gzip members) or kZlib (zlib streams); level is libdeflate's 0..12.
+// discard_excess (gzip only): decoded bytes past cap are checked (every member must still be
+// valid) and dropped instead of refused; the result is then at most cap.
 std::size_t deflate_decode(CodecId id, const uint8_t* src, std::size_t n, uint8_t* dst,
-                           std::size_t cap, bool exact);
+                           std::size_t cap, bool exact, bool discard_excess = false);
 void deflate_encode(CodecId id, const uint8_t* src, std::size_t n, int level, ByteBuffer& out);
 // One gzip member by ISA-L's igzip (levels 0-3; several times libdeflate's speed at level 1).
 void isal_gzip_encode(const uint8_t* src, std::size_t n, int level, ByteBuffer& out);

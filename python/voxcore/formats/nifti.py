@@ -3,7 +3,11 @@
 - .nii: regions are read with pread from the outermost axis range they touch, never the rest.
 - .nii.gz (and .img.gz): the whole stream is inflated once by libdeflate (any number of gzip
   members) into one buffer, kept while caching="fill" (nibabel's default) until uncache().
-- .hdr/.img pairs: vox_offset is an offset into the .img file.
+- .hdr/.img pairs: vox_offset is an offset into the .img file. In a single file a vox_offset
+  below the header's end (0 included) means the header's end, 352 (NIfTI-2: 544).
+- Only the header (and its extensions) is inflated at open; nibabel parses it from those bytes.
+- Bytes after the image inside a .gz stream are checked (every member) and ignored, as nibabel
+  ignores them; bytes that are not gzip are refused.
 
 Values: read() gives the stored values in the stored type (byte-swapped to native order);
 read(dtype=np.float32) applies scl_slope/scl_inter like nibabel (not when the slope is 0 or
@@ -12,7 +16,6 @@ NaN). The numpy shape is nibabel's (x, y, z, t, ...): the file is x-fastest (For
 
 from __future__ import annotations
 
-import gzip
 import math
 import os
 import struct
@@ -56,33 +59,73 @@ def is_nifti_path(path: str) -> bool:
     return False
 
 
-def _check_raw_header(path: str) -> None:
-    """The first bytes as stored: sizeof_hdr must be 348 (NIfTI-1) or 540 (NIfTI-2) in either
-    byte order, with the matching magic. nibabel repairs a wrong sizeof_hdr silently; a reader
-    must not guess what else is wrong. A pair is checked through its .hdr."""
-    name = os.path.basename(path)
+def _pair_paths(path: str) -> tuple[str, str, bool]:
+    """(header file, image file, single) for a .nii[.gz] or either half of a pair."""
     low = path.lower()
-    hdr = path
-    for a, b in ((".img.gz", ".hdr.gz"), (".img", ".hdr")):
-        if low.endswith(a):
-            hdr = path[:-len(a)] + b
-            break
-    if not os.path.isfile(hdr):
-        raise FileNotFoundError(2, f"{name}: the pair's header is missing", hdr)
-    try:
-        opener = gzip.open if hdr.lower().endswith(".gz") else open
-        with opener(hdr, "rb") as f:
-            head = f.read(544)
-    except (OSError, EOFError, zlib.error) as e:
-        raise CorruptDataError(f"{name}: gzip stream unreadable at the header ({e})") from None
+    for hdr_end, img_end in ((".hdr.gz", ".img.gz"), (".img.gz", ".img.gz"), (".hdr", ".img"), (".img", ".img")):
+        if low.endswith(hdr_end):
+            stem = path[:-len(hdr_end)]
+            gz = hdr_end.endswith(".gz")
+            return stem + (".hdr.gz" if gz else ".hdr"), stem + (".img.gz" if gz else ".img"), False
+    return path, path, True
+
+
+def _read_head(path: str, need: int | None) -> bytes:
+    """The first `need` bytes of a file as stored, inflated when it is gzip (all of it when
+    need is None); fewer when the file is shorter. Only as much of a .gz is inflated as needed."""
+    name = os.path.basename(path)
+    with open(path, "rb") as f:
+        if not path.lower().endswith(".gz"):
+            return f.read() if need is None else f.read(need)
+        out = bytearray()
+        d = zlib.decompressobj(31)
+        try:
+            while need is None or len(out) < need:
+                block = d.unconsumed_tail or f.read(1 << 16)
+                if not block:
+                    break
+                out += d.decompress(block, 0 if need is None else need - len(out))
+                if d.eof:  # the next member, if any
+                    rest = d.unused_data.lstrip(b"\0")
+                    d = zlib.decompressobj(31)
+                    if rest:
+                        out += d.decompress(rest, 0 if need is None else max(need - len(out), 1))
+        except zlib.error as e:
+            raise CorruptDataError(f"{name}: gzip stream unreadable at the header ({e})") from None
+    return bytes(out) if need is None else bytes(out[:need])
+
+
+def _load_header(path: str) -> tuple[Any, str]:
+    """nibabel's image object for the header (never its data), and the file holding the data.
+
+    The header bytes are checked as stored first: sizeof_hdr must be 348 (NIfTI-1) or 540
+    (NIfTI-2) in either byte order, with the matching magic (nibabel repairs a wrong sizeof_hdr
+    silently; a reader must not guess what else is wrong). A single file's vox_offset below the
+    header's end means the header's end (352 / 544, FORMATS.md), as the NIfTI standard says.
+    Only the header and its extensions are inflated from a .gz, not the data.
+    """
+    import io
+
+    import nibabel as nib
+    from nibabel.fileholders import FileHolder
+
+    name = os.path.basename(path)
+    hdr_path, img_path, single = _pair_paths(path)
+    if not os.path.isfile(hdr_path):
+        raise FileNotFoundError(2, f"{name}: the pair's header is missing", hdr_path)
+    if not os.path.isfile(img_path):
+        raise FileNotFoundError(2, f"{name}: the pair's image file {os.path.basename(img_path)} is missing "
+                                   "(a pair needs both .hdr and .img)", img_path)
+    head = _read_head(hdr_path, 544)
     if len(head) < 348:
         raise InvalidMetadataError(f"{name}: truncated header (got={len(head)} bytes, expected>=348)")
     le, be = struct.unpack("<i", head[:4])[0], struct.unpack(">i", head[:4])[0]
     size = le if le in (348, 540) else be if be in (348, 540) else None
-    magic = head[344:348] if size == 348 else head[4:12] if size == 540 else b""
     if size is None:
         raise InvalidMetadataError(f"{name}: sizeof_hdr must be 348 or 540 (got={le})")
-    single = not low.endswith((".hdr", ".img", ".hdr.gz", ".img.gz"))
+    magic = head[344:348] if size == 348 else head[4:12]
+    if size == 348 and magic[:3] not in (b"n+1", b"ni1") and head[4:7] in (b"n+2", b"ni2"):
+        raise InvalidMetadataError(f"{name}: sizeof_hdr must be 540 with the NIfTI-2 magic (got=348)")
     if size == 348 and single and magic != b"n+1\0":
         raise InvalidMetadataError(f"{name}: magic must be 'n+1' for a .nii (got={magic!r})")
     if size == 540 and magic[:3] not in (b"n+2", b"ni2"):
@@ -90,7 +133,8 @@ def _check_raw_header(path: str) -> None:
     if size == 540 and len(head) < 540:
         raise InvalidMetadataError(f"{name}: truncated NIfTI-2 header (got={len(head)} bytes, expected>=540)")
     order = "<" if le == size else ">"
-    vox = struct.unpack(order + ("f" if size == 348 else "q"), head[108:112] if size == 348 else head[168:176])[0]
+    vox_fmt, vox_at = ("f", 108) if size == 348 else ("q", 168)
+    vox = struct.unpack(order + vox_fmt, head[vox_at:vox_at + struct.calcsize(vox_fmt)])[0]
     if not math.isfinite(vox) or vox < 0:
         raise InvalidMetadataError(f"{name}: vox_offset must be a finite offset >= 0 (got={vox})")
     dim0 = struct.unpack(order + ("h" if size == 348 else "q"), head[40:42] if size == 348 else head[16:24])[0]
@@ -101,48 +145,52 @@ def _check_raw_header(path: str) -> None:
         raise InvalidMetadataError(
             f"{name}: bitpix disagrees with datatype {dtype_code} (expected={_BITPIX[dtype_code]}, got={bitpix})")
     # The first extension, if any: its esize must be a positive multiple of 16 that fits the file.
-    at = size
-    if len(head) >= at + 12 and head[at] == 1:
-        esize = struct.unpack(order + "i", head[at + 4:at + 8])[0]
-        room = os.path.getsize(hdr) * (1032 if hdr.lower().endswith(".gz") else 1)
-        if esize < 16 or esize % 16 or at + 4 + esize > room:
+    room = os.path.getsize(hdr_path) * (1032 if hdr_path.lower().endswith(".gz") else 1)
+    extended = len(head) > size and head[size] != 0
+    if extended and len(head) >= size + 12:
+        esize = struct.unpack(order + "i", head[size + 4:size + 8])[0]
+        if esize < 16 or esize % 16 or size + 4 + esize > room:
             raise InvalidMetadataError(
                 f"{name}: extension esize must be a multiple of 16 within the file (got={esize})")
+    end = size + 4
+    if single and vox < end:  # vox_offset 0 (or too small) in a single file: the header's end
+        head = head[:vox_at] + struct.pack(order + vox_fmt, end) + head[vox_at + struct.calcsize(vox_fmt):]
+        vox = end
+    if extended:  # nibabel reads extensions up to vox_offset (a pair: to the .hdr's end)
+        head = head[:size] + _read_head(hdr_path, int(vox) if single else None)[size:]
+    else:
+        head = head[:end]
+    klass = {(348, True): nib.Nifti1Image, (348, False): nib.Nifti1Pair,
+             (540, True): nib.Nifti2Image, (540, False): nib.Nifti2Pair}[(size, single)]
+    holder = FileHolder(filename=img_path, fileobj=io.BytesIO(head))
+    file_map = {"image": holder} if single else {"header": holder, "image": FileHolder(filename=img_path)}
+    return klass.from_file_map(file_map, mmap=False, keep_file_open=False), img_path
 
 
 class NiftiImage:
     """A NIfTI image opened lazily by :func:`voxcore.open`; the header is nibabel's."""
 
     def __init__(self, path: str, caching: str = "fill", affine_source: str = "best"):
-        import nibabel as nib
-
         self.path = path
         if caching not in ("fill", "unchanged"):
             raise InvalidArgumentError(f"caching must be 'fill' or 'unchanged' (got={caching!r:.20})")
         if affine_source not in AFFINE_SOURCES:
             raise InvalidArgumentError(f"affine_source must be one of {AFFINE_SOURCES} (got={affine_source!r:.20})")
         name = os.path.basename(path)
-        _check_raw_header(path)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # nibabel's own complaints become our errors below
-                self._nib = nib.load(path)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(e.errno, f"{name}: {e.strerror} (a pair needs both .hdr and .img)",
-                                    e.filename) from None
-        except nib.filebasedimages.ImageFileError as e:
-            raise InvalidMetadataError(f"{name}: not a NIfTI file nibabel can parse ({e})") from None
+                self._nib, self._file = _load_header(path)
+        except (FileNotFoundError, InvalidMetadataError, CorruptDataError):
+            raise
         except MemoryError:
             raise LimitExceededError(f"{name}: the header's extensions claim more memory than exists") from None
-        except Exception as e:  # HeaderDataError, zlib/gzip errors, struct/overflow/value errors
+        except Exception as e:  # noqa: BLE001 -- HeaderDataError, struct/overflow/value errors
             raise InvalidMetadataError(f"{name}: bad NIfTI header: {_field_of(str(e))}"
                                        f"({type(e).__name__}: {e})") from None
-        if not isinstance(self._nib, (nib.Nifti1Image, nib.Nifti1Pair)):
-            raise InvalidMetadataError(f"{name}: not a NIfTI image ({type(self._nib).__name__})")
         self.caching = caching
         self.affine_source = affine_source
         self.header = self._nib.header
-        self._file = self._nib.file_map["image"].filename
         self._gz = self._file.lower().endswith(".gz")
         # The loaded image's header has offset and scaling moved into its array proxy.
         proxy = self._nib.dataobj
@@ -282,7 +330,8 @@ class NiftiImage:
                 # inflate straight from the page cache: no copy of the compressed bytes
                 packed = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
                 try:
-                    got = _core.gunzip_into(packed, buf)
+                    # bytes past the image in the stream are checked and dropped (nibabel ignores them)
+                    got = _core.gunzip_into(packed, buf, discard_excess=True)
                 except CorruptDataError as e:
                     raise CorruptDataError(f"{os.path.basename(self._file)}: {str(e).split('] ', 1)[-1]}") from None
                 finally:
@@ -611,7 +660,7 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
         hdr = hdr.as_byteswapped(native)
     try:
         hdr.set_data_dtype(data.dtype)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 -- nibabel's HeaderDataError and friends
         raise InvalidArgumentError(f"NIfTI cannot store dtype {data.dtype} ({e})") from None
     hdr.set_data_shape(data.shape)
     sform_code = int(template["sform_code"]) if template is not None and template["sform_code"] else 2
