@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -864,6 +868,66 @@ void gzip_members(const uint8_t* src, std::size_t size, int level, std::size_t b
     std::memcpy(dst, p.data(), p.size());
     dst += p.size();
   }
+}
+
+void gzip_members(const uint8_t* src, std::size_t size, int level, std::size_t block,
+                  const std::function<void(const uint8_t*, std::size_t)>& sink, Executor* executor) {
+  if (block == 0) fail(ErrorCode::kInvalidArgument, "gzip_members", "block must be > 0");
+  if (executor == nullptr) executor = &default_executor();
+  const std::size_t count = size == 0 ? 1 : (size + block - 1) / block;
+  std::vector<ByteBuffer> parts(count);
+  std::vector<uint8_t> ready(count, 0);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool finished = false;
+  std::atomic<bool> abort{false};
+  std::exception_ptr error;
+  // A driver thread runs the parallel compression (it takes part in it); this thread hands the
+  // finished members to sink in order as they complete.
+  std::thread driver([&] {
+    try {
+      executor->parallel_for(static_cast<int64_t>(count), [&](int64_t i) {
+        if (abort.load(std::memory_order_relaxed)) return;
+        const std::size_t k = static_cast<std::size_t>(i), lo = k * block, n = std::min(block, size - lo);
+        ByteBuffer part;
+        if (level <= 3) {
+          detail::isal_gzip_encode(src + lo, n, level, part);
+        } else {
+          detail::deflate_encode(CodecId::kGzip, src + lo, n, level, part);
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        parts[k] = std::move(part);
+        ready[k] = 1;
+        cv.notify_all();
+      });
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu);
+      error = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    finished = true;
+    cv.notify_all();
+  });
+  std::exception_ptr sink_error;
+  for (std::size_t k = 0; k < count; ++k) {
+    ByteBuffer part;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return ready[k] != 0 || finished; });
+      if (ready[k] == 0) break;  // the compression failed
+      part = std::move(parts[k]);
+    }
+    try {
+      sink(part.data(), part.size());
+    } catch (...) {
+      sink_error = std::current_exception();
+      abort.store(true, std::memory_order_relaxed);
+      break;
+    }
+  }
+  driver.join();
+  if (sink_error) std::rethrow_exception(sink_error);
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace voxcore

@@ -3,6 +3,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
 
 #include "buffers.hpp"
 #include "voxcore/chunked_array.hpp"
@@ -253,4 +258,32 @@ void init_array(py::module_& m) {
       py::arg("src"), py::arg("level") = 1, py::arg("block") = std::size_t{4} << 20,
       "src (any contiguous buffer) as a gzip stream of one member per block bytes, compressed in "
       "parallel on the core's pool; a uint8 array.");
+  m.def(
+      "gzip_members_to_fd",
+      [](const py::buffer& src, int fd, int level, std::size_t block) {
+        const py::buffer_info in = src.request();
+        std::size_t written = 0;
+        {
+          py::gil_scoped_release release;
+          voxcore::gzip_members(
+              static_cast<const uint8_t*>(in.ptr), static_cast<std::size_t>(in.size * in.itemsize), level, block,
+              [&](const uint8_t* p, std::size_t n) {
+                while (n > 0) {
+                  const ssize_t w = ::write(fd, p, n);
+                  if (w < 0 && errno == EINTR) continue;
+                  if (w <= 0) {
+                    voxcore::fail(voxcore::ErrorCode::kUnavailable, "gzip_members_to_fd",
+                                  std::string("write failed: ") + std::strerror(w < 0 ? errno : EIO));
+                  }
+                  p += w;
+                  n -= static_cast<std::size_t>(w);
+                  written += static_cast<std::size_t>(w);
+                }
+              });
+        }
+        return written;
+      },
+      py::arg("src"), py::arg("fd"), py::arg("level") = 1, py::arg("block") = std::size_t{4} << 20,
+      "gzip_members written to the file descriptor fd at its position as the members complete (the "
+      "writes overlap the parallel compression); returns the bytes written.");
 }

@@ -898,6 +898,29 @@ TEST(GzipMembers, ParallelMembersRoundTrip) {
     ASSERT_EQ(gunzip(out.data(), out.size(), back.data(), back.size()), a.size());
     EXPECT_EQ(back, a) << block;
   }
+  // The streaming form hands sink the same bytes, in order; a throwing sink stops it.
+  for (std::size_t block : {std::size_t{1000}, std::size_t{65536}}) {
+    ByteBuffer whole;
+    gzip_members(a.data(), a.size(), 1, block, whole, &pool);
+    std::vector<uint8_t> streamed;
+    std::size_t calls = 0;
+    gzip_members(a.data(), a.size(), 1, block, [&](const uint8_t* p, std::size_t n) {
+      streamed.insert(streamed.end(), p, p + n);
+      ++calls;
+    }, &pool);
+    EXPECT_EQ(calls, (a.size() + block - 1) / block);
+    EXPECT_TRUE(streamed.size() == whole.size() && std::equal(streamed.begin(), streamed.end(), whole.data()));
+    std::size_t seen = 0;
+    try {
+      gzip_members(a.data(), a.size(), 1, block, [&](const uint8_t*, std::size_t) {
+        if (++seen == 3) fail(ErrorCode::kUnavailable, "sink", "disk full");
+      }, &pool);
+      ADD_FAILURE() << "no throw";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+      EXPECT_EQ(seen, 3u);
+    }
+  }
   ByteBuffer empty;
   gzip_members(a.data(), 0, 6, 4096, empty, &pool);  // one empty member: still a gzip file
   std::vector<uint8_t> none(1);

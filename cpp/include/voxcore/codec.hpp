@@ -1,6 +1,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -125,6 +126,13 @@ VOXCORE_API std::size_t gunzip(const uint8_t* src, std::size_t size, uint8_t* ds
 // executor (nullptr: default_executor()); the concatenation is a valid gzip file that gunzip,
 // zlib, Python's gzip and nibabel read. level 0-3: ISA-L igzip (fast); 4-12: libdeflate.
 VOXCORE_API void gzip_members(const uint8_t* src, std::size_t size, int level, std::size_t block, ByteBuffer& out,
+                              Executor* executor = nullptr);
+// The same stream handed to sink(bytes, n) member by member, in order, on the calling thread while
+// later members are still being compressed on executor (e.g. sink writes a file: the write overlaps
+// the compression and the whole stream is never held at once). If sink throws, the compression
+// stops and the exception propagates.
+VOXCORE_API void gzip_members(const uint8_t* src, std::size_t size, int level, std::size_t block,
+                              const std::function<void(const uint8_t*, std::size_t)>& sink,
                               Executor* executor = nullptr);
 
 // CRC32C (Castagnoli) of data, continuing from crc (0 to start).

@@ -686,7 +686,8 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
                 import gzip
 
                 f.write(gzip.compress(head.getvalue(), compresslevel=1, mtime=0))
-                f.write(memoryview(_core.gzip_members(payload, level)))
+                f.flush()  # the members go straight to the descriptor, after the header member
+                _core.gzip_members_to_fd(payload, f.fileno(), level)
             else:
                 f.write(head.getvalue())
                 f.write(memoryview(payload))
