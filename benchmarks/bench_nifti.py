@@ -41,6 +41,7 @@ from bench_zarr import assert_equal, run
 
 RUN_ORDER = (("test_load_gz", "test_floor_gunzip"),
              ("test_reorient", "test_reorient_peers", "test_floor_reorient"),
+             ("test_reorient_scaled", "test_reorient_scaled_peers"),
              ("test_write_gz", "test_write_gz_nibabel"))
 # Rounds: fresh 256 MiB allocations page-fault and, on the reference VM, now and then stall for
 # a few tenths of a second, so the sub-second rows take enough rounds for a steady median.
@@ -302,6 +303,59 @@ def test_floor_reorient(benchmark, into, reoriented, size):
     assert_equal(dst if into else out, src, "memcpy floor")
 
 
+# ------------------------------------------------------------------------------ reorient + scale
+# The same move into float32 values (op "reorient-f32"): voxcore converts and scales in the
+# permute pass; numpy and nibabel move, then convert. scl_slope 0.5 / scl_inter 10 are set on
+# the in-memory image so every row really scales.
+SCALE = (0.5, 10.0)
+
+
+def _scaled_want(want: np.ndarray) -> np.ndarray:
+    out = want.astype(np.float32, order="F")
+    out *= np.float32(SCALE[0])
+    out += np.float32(SCALE[1])
+    return out
+
+
+def test_reorient_scaled(benchmark, reoriented, size):
+    """voxcore's reorient(dtype=float32): permute, flip, convert and scale in one pass."""
+    img, _, want, _ = reoriented
+    img._slope, img._inter = SCALE  # the header's scaling, as if read from the file
+    try:
+        r = run(benchmark, lambda: vc.reorient(img, "RAS", dtype=np.float32), op="reorient-f32",
+                case=None, size=size, peer="voxcore", nbytes=want.nbytes, rounds=REORIENT_ROUNDS)
+    finally:
+        img._slope = img._inter = None
+    assert r.data.dtype == np.float32 and r.data.flags.f_contiguous
+    assert_equal(r.read(), _scaled_want(want), "voxcore scaled reorient")
+
+
+def _numpy_scaled(img, nimg):
+    view = transposed_flipped(img.read())
+
+    def fn():
+        out = np.ascontiguousarray(view.T).T.astype(np.float32, order="F")
+        out *= np.float32(SCALE[0])
+        out += np.float32(SCALE[1])
+        return out
+    return fn
+
+
+SCALED_REORIENTERS = {
+    "numpy ascontiguousarray of the view, then astype(float32), *= slope, += inter": _numpy_scaled,
+}
+
+
+@pytest.mark.parametrize("peer", list(SCALED_REORIENTERS), ids=["numpy"])
+def test_reorient_scaled_peers(benchmark, peer, reoriented, size):
+    img, nimg, want, _ = reoriented
+    fn = SCALED_REORIENTERS[peer](img, nimg)
+    out = run(benchmark, fn, op="reorient-f32", case=None, size=size, peer=peer, nbytes=want.nbytes,
+              quiet=True, rounds=SLOW_ROUNDS)
+    assert out.flags.f_contiguous
+    assert_equal(out, _scaled_want(want), peer)
+
+
 # ------------------------------------------------------------------------------ write .nii.gz
 def _write_voxcore(img, path):
     import voxcore as vc
@@ -316,7 +370,6 @@ def _write_nibabel(img, path):
 def test_write_gz(benchmark, nii_gz, volume, workdir, size):
     """.nii.gz write of the loaded image: voxcore (parallel ISA-L gzip members) vs nibabel."""
     import nibabel as nib
-
     import voxcore as vc
 
     out = workdir / "nifti" / "w.nii.gz"
