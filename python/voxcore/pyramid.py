@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, _stream
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, UnsupportedError
 from .formats import ngff
 
 METHODS = ("mean", "gaussian", "mode", "nearest", "min", "max")
@@ -80,12 +80,16 @@ class MemoryImage:
 
 
 class Pyramid:
-    """Levels of one image, level 0 first. Built by :func:`build_pyramid`."""
+    """Levels of one image, level 0 first. Built by :func:`build_pyramid`.
 
-    def __init__(self, image: MemoryImage, levels: list[Level], method: str | None):
+    executor: where :func:`save` runs the block work when it is not given one (None: here).
+    """
+
+    def __init__(self, image: MemoryImage, levels: list[Level], method: str | None, executor: Any = None):
         self.image = image
         self.levels = levels
         self.method = method
+        self.executor = executor
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -256,7 +260,7 @@ def _pos_int(v: Any) -> int:
     return int(v)
 
 
-def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean") -> Pyramid:
+def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean", *, executor: Any = None) -> Pyramid:
     """Downsampled levels of an image, computed in the C++ core.
 
     image : a :func:`from_array` image, or any array :func:`from_array` takes (default dims).
@@ -269,18 +273,28 @@ def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean") -> Py
         level fits one 64-voxel chunk; anisotropic data first halves only its finer axes).
         Each level's factors must be multiples of the previous level's.
     method : mean | gaussian | mode | nearest | min | max (labels: mode or nearest).
+    executor : None (compute here), a concurrent.futures.Executor or a dask.distributed.Client:
+        nothing is computed now (``levels[k].data`` stay None, as for a lazy source); :func:`save`
+        computes and writes the levels block by block on that executor. The saved bytes are the
+        same as without an executor.
     """
     from . import downsample
+    from ._dask import check_executor
 
+    check_executor(executor)
     if not isinstance(image, MemoryImage):
         image = from_array(image)
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS} (got={method!r:.30})")
+    if executor is not None and hasattr(image.data, "__cuda_array_interface__"):
+        raise InvalidArgumentError("executor= needs a host (numpy), on-disk or dask source, not a device array")
     flist = _factor_list(image, factors)
     specs = _stream.plan_levels(image.shape, image.scale, image.translation, flist,
                                 method in WINDOW_METHODS, (1,) * len(image.shape), None)
     levels = [Level(None, sp.scale, sp.translation, sp.factors, sp.shape) for sp in specs]
     levels[0].data = image.data
+    if executor is not None:
+        return Pyramid(image, levels, method, executor)
     if image.in_memory:
         datas = _core.downsample_levels(image.data, [list(sp.step) for sp in specs[1:]], method)
         for lv, d in zip(levels[1:], datas):
@@ -379,7 +393,7 @@ def _read_slab(source: Any, prefix: tuple[int, ...], z0: int, z1: int) -> np.nda
 
 
 def _write_levels(target: _Target, sub: str, pyr: Pyramid, chunk_t, shard_t, codec, level, v3: bool,
-                  progress: bool) -> dict:
+                  progress: bool, executor: Any = None) -> dict:
     """Write a pyramid's level arrays under `sub`; returns its multiscales entry."""
     from . import __version__
 
@@ -396,6 +410,13 @@ def _write_levels(target: _Target, sub: str, pyr: Pyramid, chunk_t, shard_t, cod
     arrays = [target.array("/".join(p for p in (sub, str(i)) if p), sp.shape, img.dtype, sp.chunks, sp.shards,
                            codec, level, v3, img.dims) for i, sp in enumerate(specs)]
     label = f"{target.label}/{sub}" if sub else target.label
+    if executor is not None:
+        from ._dask import write_pyramid
+
+        bar = _stream.Progress(1, f"{label}: blocks", progress)
+        write_pyramid(executor, arrays, specs, img.data, img.dims, img.dtype, pyr.method, target.durable, bar)
+        bar.close()
+        return entry
     if not pyr.streamed:
         bar = _stream.Progress(len(arrays), f"{label}: levels", progress)
         for arr, lv in zip(arrays, pyr.levels):
@@ -513,7 +534,7 @@ def _image_label(extra: dict, version: str) -> dict:
 def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: Any = None,
          codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
          labels: dict | None = None, label_method: str = "mode", progress: bool = False,
-         durable: bool = True) -> str:
+         durable: bool = True, executor: Any = None) -> str:
     """Write a pyramid (or a single image) as an OME-Zarr group, or as NIfTI when path ends in
     .nii / .nii.gz (one image; level is the gzip level, default 1); returns where it was written.
 
@@ -531,11 +552,31 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         same factors, reduced by label_method ("mode" or "nearest", never a mean).
     progress : show a progress bar on stderr.
     durable : local directories: fsync every file written (atomic renames either way).
+    executor : None (here; a pyramid built with an executor uses that one), a
+        concurrent.futures.Executor, or a dask.distributed.Client. The driver creates the level
+        arrays, the executor's workers read level 0 in blocks aligned to every level's chunks
+        (shards) times its factor, compute the levels from it and write them, and the driver
+        writes the group metadata last. Same files and bytes as a local save. A voxcore Image source is read by
+        the workers from its path (which they must see); numpy blocks are sent to them
+        (client.scatter), dask blocks computed on the cluster. Local directory targets only:
+        executor= with a zarr store or a NIfTI path raises UnsupportedError (a pyramid's own
+        executor is then not used: it is written here).
 
     The level arrays are written first and the group metadata last, so a failed save leaves
     no valid OME group.
     """
-    if isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith((".nii", ".nii.gz")):
+    from ._dask import check_executor
+
+    check_executor(executor)
+    local_dir = isinstance(path, (str, os.PathLike))
+    nifti_out = local_dir and os.fspath(path).lower().endswith((".nii", ".nii.gz"))
+    if executor is not None and not local_dir:
+        raise UnsupportedError(f"executor= writes local directories only (got={type(path).__name__})")
+    if executor is not None and nifti_out:
+        raise UnsupportedError("executor= writes OME-Zarr; a NIfTI file is written by one process")
+    if executor is None and isinstance(obj, Pyramid) and local_dir:
+        executor = obj.executor  # a store or NIfTI target: the pyramid is written here instead
+    if nifti_out:
         from .formats import nifti
 
         return nifti.save_nifti(obj, os.fspath(path), level=1 if level is None else level, durable=durable,
@@ -547,19 +588,22 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     if isinstance(obj, MemoryImage):
         obj = Pyramid(obj, [Level(obj.data, obj.scale, obj.translation, (1,) * len(obj.shape), obj.shape)], None)
     img = obj.image
+    if executor is not None and hasattr(img.data, "__cuda_array_interface__"):
+        raise InvalidArgumentError("executor= needs a host (numpy), on-disk or dask source, not a device array")
     chunk_t, shard_t = _storage(chunks, shards, version, img.dims)
     if label_method not in ("mode", "nearest"):
         raise InvalidArgumentError(f"label_method must be mode or nearest (got={label_method!r:.20})")
     label_imgs = _label_images(labels, obj)
     v3 = version == "0.5"
     target = _Target(path, overwrite, durable)
-    entry = _write_levels(target, "", obj, chunk_t, shard_t, codec, level, v3, progress)
+    entry = _write_levels(target, "", obj, chunk_t, shard_t, codec, level, v3, progress, executor)
     if label_imgs:
         factors = [lv.factors for lv in obj.levels[1:]]
         for name, lab, extra in label_imgs:
-            lp = build_pyramid(lab, factors, label_method) if factors else \
+            lp = build_pyramid(lab, factors, label_method, executor=executor) if factors else \
                 Pyramid(lab, [Level(lab.data, lab.scale, lab.translation, (1,) * len(lab.shape), lab.shape)], None)
-            lentry = _write_levels(target, f"labels/{name}", lp, chunk_t, shard_t, codec, level, v3, progress)
+            lentry = _write_levels(target, f"labels/{name}", lp, chunk_t, shard_t, codec, level, v3, progress,
+                                   executor)
             attrs = ngff.group_attributes(lentry, version)
             extra_attrs = _image_label(extra, version)
             (attrs["ome"] if v3 else attrs)["image-label"] = extra_attrs

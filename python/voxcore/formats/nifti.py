@@ -449,6 +449,13 @@ class NiftiImage:
         """Drop the decoded buffer (the next read inflates / reads the file again)."""
         self._cache = None
 
+    def to_dask(self, chunks: Any = None):
+        """A dask array of the stored values whose blocks (slabs along the slowest axis unless
+        chunks says otherwise) are read by the core; tasks carry the path, never data."""
+        from .._dask import to_dask
+
+        return to_dask(self, 0, chunks)
+
     def as_closest_canonical(self) -> NiftiArray:
         """The image reoriented to the RAS+ axis order closest to its affine, as nibabel's
         as_closest_canonical (same array values and affine); see :func:`reorient`."""
