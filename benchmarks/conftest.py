@@ -24,7 +24,7 @@ import _peers
 PACKAGES = ("voxcore", "numpy", "zarr", "zarrs", "tensorstore", "zarrista", "numcodecs",
             "zstandard", "scipy", "pytest-benchmark", "ngff-zarr", "itkwasm-downsample",
             "itk-filtering", "dask", "ome-zarr", "scikit-image", "nibabel", "indexed_gzip",
-            "deflate")
+            "deflate", "distributed", "webknossos")
 
 
 def pytest_collect_file(file_path: Path, parent):

@@ -33,6 +33,10 @@ OPS = {
     "reorient": "NIfTI reorientation to RAS in memory (axes (2, 1, 0) + one flip; x-fastest "
                 "result)",
     "nifti-write": ".nii.gz write of a loaded image (gzip level 1 for voxcore; nibabel's default)",
+    "scaleout": "2x mean downsample chunk by chunk into a new array (size x 2size x 2size source, "
+                "128^3 -> 64^3 chunks, zstd-1; bytes = source)",
+    "scaleout-overhead": "Chunk dispatch alone: the same chunk pairs with a no-op function "
+                         "(extra_info per_chunk_ms)",
 }
 PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista",
               "ngff-zarr", "ome-zarr-py", "nibabel", "numpy"]
@@ -89,7 +93,8 @@ def load(path: Path):
         rows.append(dict(op=info["op"], case=info["case"], peer=info["peer"],
                          median=st["median"], min=st["min"], max=st["max"], rounds=st["rounds"],
                          nbytes=info["nbytes"], load=info.get("loadavg_1m"),
-                         family=info.get("family"), kind=info.get("kind")))
+                         family=info.get("family"), kind=info.get("kind"),
+                         per_chunk_ms=info.get("per_chunk_ms")))
     return doc, rows
 
 
@@ -208,6 +213,9 @@ def render(doc, rows) -> str:
         for key in cases:
             lines += [f"## {title}: {key[1]}" if key[1] != "-" else f"## {title}", ""]
             lines += table(groups[key]) + [""]
+            per_chunk = [r for r in groups[key] if r.get("per_chunk_ms") is not None]
+            if per_chunk:
+                lines += [f"- {r['peer']}: {r['per_chunk_ms']} ms per chunk" for r in per_chunk] + [""]
     lines += [f"## Where voxcore is slower than the best peer or above {SLACK}x its floor", ""]
     lines += findings(groups)
     pyramid = [r for r in rows if r["op"] == "pyramid"]

@@ -22,6 +22,7 @@ from .errors import (
 from .formats.nifti import NiftiArray, NiftiImage, reorient
 from .image import Image, create_array, open
 from .pyramid import Level, MemoryImage, Pyramid, build_pyramid, create, from_array, save
+from .view import UnalignedWriteWarning, View
 
 __version__ = "0.1.0"
 
@@ -86,9 +87,11 @@ __all__ = [
     "NiftiImage",
     "Pyramid",
     "PyramidWriter",
+    "UnalignedWriteWarning",
     "UnavailableError",
     "UnsafePathError",
     "UnsupportedError",
+    "View",
     "VoxcoreError",
     "build_pyramid",
     "create",

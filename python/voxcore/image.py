@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +33,9 @@ class Image:
         self._ome: dict | None = None  # the parsed multiscale when opened from an OME-Zarr group
         self._levels: list[ImageLevel] = []
         self._labels: list[str] = []
+        # (source, open() keyword arguments, OME level index or None): how to reopen it, for
+        # pickling. Set by open() and create_array(); None for an Image made any other way.
+        self._origin: tuple | None = None
 
     # -- description ------------------------------------------------------------------------
     @property
@@ -65,7 +69,7 @@ class Image:
         A plain array is its own single level."""
         if self._levels:
             return list(self._levels)
-        return [ImageLevel("", (1.0,) * self.ndim, (0.0,) * self.ndim, self)]
+        return [ImageLevel("", (1.0,) * self.ndim, (0.0,) * self.ndim, self, owner=self, index=0)]
 
     @property
     def axes(self) -> list[dict]:
@@ -215,6 +219,32 @@ class Image:
         a = self.read()
         return a if dtype is None else a.astype(dtype, copy=False)
 
+    # -- views and scale-out ------------------------------------------------------------------
+    def to_dask(self, level: int = 0, chunks: Any = None):
+        """A dask array of one level whose blocks are read by the core (storage-chunk aligned
+        unless chunks is given as multiples of them)."""
+        from ._dask import to_dask
+
+        return to_dask(self, level=level, chunks=chunks)
+
+    def view(self, offset: Sequence[int] | None = None, size: Sequence[int] | None = None, *,
+             level: int = 0, read_only: bool = False, allow_unaligned: bool = False):
+        """A :class:`voxcore.View`: a box on one level, offset and size in level-0 voxels
+        (default: the whole level). See :mod:`voxcore.view`."""
+        from .view import View
+
+        return View(self, level, offset, size, read_only=read_only, allow_unaligned=allow_unaligned)
+
+    def __reduce__(self):
+        """Pickles as how to reopen it (path or store, options), never the data."""
+        if self._origin is None:
+            raise pickle.PicklingError(
+                f"cannot pickle {self!r}: only images from voxcore.open or create_array reopen")
+        source, kwargs, level = self._origin
+        if not isinstance(source, str):
+            _check_store_pickles(source)
+        return (_reopen, (source, kwargs, level, self._meta.dims))
+
     # -- writing ----------------------------------------------------------------------------
     def write(self, data: Any, offset: Sequence[int] | None = None) -> None:
         """Write data (array-like, same rank) with its first element at offset (default 0s).
@@ -251,11 +281,30 @@ class Image:
 class ImageLevel:
     """One level of an OME-Zarr image: its array and where its voxels lie."""
 
-    def __init__(self, path: str, scale: tuple[float, ...], translation: tuple[float, ...], image: Image):
+    def __init__(self, path: str, scale: tuple[float, ...], translation: tuple[float, ...], image: Image,
+                 owner: Image | None = None, index: int = 0):
         self.path = path
         self.scale = scale
         self.translation = translation
         self.image = image
+        self.owner = owner  # the Image whose levels these are (level 0's Image), when known
+        self.index = index
+
+    def view(self, offset: Sequence[int] | None = None, size: Sequence[int] | None = None, *,
+             read_only: bool = False, allow_unaligned: bool = False):
+        """A :class:`voxcore.View` on this level; offset and size in level-0 voxels."""
+        from .view import View
+
+        if self.owner is None:
+            return View(self.image, 0, offset, size, read_only=read_only,
+                        allow_unaligned=allow_unaligned)
+        return View(self.owner, self.index, offset, size, read_only=read_only,
+                    allow_unaligned=allow_unaligned)
+
+    def __reduce__(self):
+        if self.owner is None:
+            return (ImageLevel, (self.path, self.scale, self.translation, self.image))
+        return (_level_of, (self.owner, self.index))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -293,6 +342,8 @@ def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_dep
     base.attrs = {k: v for k, v in node.items() if k != "_zarr_format"}
     base._ome = ms
     base._levels = levels
+    for i, lv in enumerate(levels):
+        lv.owner, lv.index = base, i
     labels_node = None
     try:
         labels_node = zmeta.read_metadata(adapter.sub("labels").get)
@@ -343,7 +394,8 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         _core.check_key(path.strip("/") if is_zarr_store(source) else path)
     if is_zarr_store(source):
         adapter = ZarrStoreAdapter(source, path or "")
-        return _open_node(adapter, f"{type(source).__name__}:{path or ''}", cache_bytes)
+        img = _open_node(adapter, f"{type(source).__name__}:{path or ''}", cache_bytes)
+        return _remember_origin(img, source, {"path": path, "cache_bytes": cache_bytes})
     root = os.fspath(source)
     if path:
         root = os.path.join(root, path)
@@ -353,7 +405,8 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         return nifti.NiftiImage(root, caching=caching, affine_source=affine_source)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no such directory: {root}")
-    return _open_node(FileAdapter(root, durable), root, cache_bytes)
+    img = _open_node(FileAdapter(root, durable), root, cache_bytes)
+    return _remember_origin(img, root, {"cache_bytes": cache_bytes, "durable": durable})
 
 
 def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Sequence[int] | int | None = None,
@@ -438,4 +491,46 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
     if zarr_format == 2 and attributes:
         adapter.set(".zattrs", zmeta.dumps(attributes))
     core = _core.ChunkedArray(meta.array_spec(), adapter.core_store(), None)
-    return Image(core, meta, label)
+    img = Image(core, meta, label)
+    if is_zarr_store(source):
+        return _remember_origin(img, source, {"path": path})
+    return _remember_origin(img, label, {"durable": durable})
+
+
+# ---- pickling: an Image travels as where to reopen it ---------------------------------------
+
+def _remember_origin(img: Image, source: Any, kwargs: dict) -> Image:
+    if isinstance(source, str):
+        source = os.path.abspath(source)  # a worker may run in another directory
+    img._origin = (source, kwargs, None)
+    for i, lv in enumerate(img._levels):
+        if lv.image is not img:
+            lv.image._origin = (source, kwargs, i)
+    return img
+
+
+def _check_store_pickles(store: Any) -> None:
+    """Refuse stores that cannot travel to another process as a reference to the same data."""
+    name = type(store).__name__
+    if "MemoryStore" in name:  # it pickles, but as a copy of its bytes: writes would be lost
+        raise pickle.PicklingError(
+            f"cannot pickle a voxcore.Image over a {name}: the store lives in this process's "
+            "memory (use a path or a LocalStore/FsspecStore to share it with workers)")
+    try:
+        pickle.dumps(store)
+    except Exception as e:  # noqa: BLE001 - any failure of a foreign store's pickling
+        raise pickle.PicklingError(
+            f"cannot pickle a voxcore.Image over a {name}: the store does not pickle ({e})") from None
+
+
+def _reopen(source: Any, kwargs: dict, level: int | None, dims: tuple | None) -> Image:
+    img = open(source, **kwargs)
+    if level is not None:
+        img = img.levels[level].image
+    if dims is not None and img._ome is None and len(dims) == img.ndim:
+        img._meta.dims = tuple(dims)  # a v2 array's dims live only in the handle
+    return img
+
+
+def _level_of(owner: Image, index: int) -> ImageLevel:
+    return owner.levels[index]

@@ -1,0 +1,681 @@
+"""Views: webknossos-style boxes on one level of an image, chunk maps, buffered plane I/O.
+
+A :class:`View` is a box on one resolution level of an :class:`~voxcore.Image` (an OME-Zarr
+level, or a plain Zarr array as its own level 0). Get one from ``img.view(...)``,
+``img.levels[k].view(...)`` or ``view.get_view(...)``.
+
+Coordinates (as webknossos' "Mag(1)" coordinates):
+
+- Offsets and sizes are in **level-0 voxels**, on **every axis of the array**, in the array's
+  axis order (t, c, z, y, x ...). A level whose OME scale is ``f`` times level 0's on an axis
+  (f an integer; 1 for axes that are not downsampled, as t and c usually are) stores the box
+  ``[offset / f, (offset + size) / f)`` of its own voxels, so a view's offset and size are
+  multiples of f. To pick a channel or a time point, give it a size of 1 (times f) there.
+- Data going in and out (``read``, ``write``, the planes of the slice reader/writer) is in the
+  level's own voxels: ``view.shape == size // factors``.
+
+Rules:
+
+- ``read`` may reach anywhere; what lies outside the array is the fill value.
+- ``write`` is confined to the view (:class:`~voxcore.InvalidArgumentError` otherwise) and
+  refused on read-only views. A writable view lies inside its parent view (the root: inside
+  the level's array); a read-only view may exceed both.
+- A write whose box is not aligned to the write unit (the shard of a sharded array, else the
+  chunk; the array's edge counts as aligned) emits :class:`UnalignedWriteWarning`: every chunk
+  is one file written whole, so a partly covered chunk (or shard) is read, merged and
+  rewritten. ``allow_unaligned=True`` on the view or on ``write`` silences it.
+- Chunk maps cut a view on the absolute grid of ``chunk_shape`` (level-0 voxels; default the
+  write unit), so edge pieces may be partial. For a writable view, chunk_shape must be a
+  multiple of the write unit (so that no two workers rewrite the same chunk or shard) unless
+  the view allows unaligned writes.
+
+Chunk maps call ``fn(view)`` (``for_each_chunk``, ``map_chunk``) or ``fn(source, target)``
+(``for_zipped_chunks``); unlike webknossos no chunk index is passed (a sub-view knows its
+``offset``). ``executor`` is None (run in the calling thread, in order: the core is already
+multi-threaded inside each read and write), a ``concurrent.futures.Executor`` (thread or
+process pool), or a ``dask.distributed.Client``. Views, Images and ImageLevels pickle as a
+path (or store) plus a box, never data, so they travel to processes and clusters cheaply.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import itertools
+import math
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._stream import SLAB_BUDGET_BYTES, Progress
+from .errors import InvalidArgumentError, UnsupportedError
+
+__all__ = ["SliceReader", "SliceWriter", "UnalignedWriteWarning", "View"]
+
+
+class UnalignedWriteWarning(UserWarning):
+    """A write that covers chunks (or shards) only partly: they are read, merged and rewritten."""
+
+
+def _ints(value: Any, n: int, name: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in value)
+    except TypeError:
+        raise InvalidArgumentError(f"{name} must be a sequence of {n} integers (got={value!r:.60})") from None
+    if len(out) != n:
+        raise InvalidArgumentError(f"{name} rank differs from the array (expected={n}, got={len(out)})")
+    return out
+
+
+def _level_factors(image, level: int) -> tuple[int, ...]:
+    """Integer downsampling factor of each axis of `level` relative to level 0 (OME scales)."""
+    levels = image.levels
+    if not 0 <= level < len(levels):
+        raise InvalidArgumentError(f"level out of range (levels={len(levels)}, got={level})")
+    if level == 0:
+        return (1,) * image.ndim
+    out = []
+    for axis, (s0, sk) in enumerate(zip(levels[0].scale, levels[level].scale)):
+        r = sk / s0 if s0 else math.nan
+        k = round(r) if math.isfinite(r) else 0
+        if k < 1 or abs(r - k) > 1e-6 * k:
+            raise UnsupportedError(
+                f"level {level} is not an integer downsampling of level 0 "
+                f"(axis={axis}, scale0={s0}, scale={sk})")
+        out.append(k)
+    return tuple(out)
+
+
+def _is_dask_client(executor: Any) -> bool:
+    """A dask.distributed Client, recognised without importing distributed."""
+    return any(c.__name__ == "Client" and (c.__module__ or "").split(".")[0] == "distributed"
+               for c in type(executor).__mro__)
+
+
+class View:
+    """A box on one level of an image; offsets and sizes in level-0 voxels on every axis.
+
+    Made by ``Image.view``, ``ImageLevel.view`` or ``View.get_view``. ``View(image, level,
+    offset, size)`` is the same as ``image.view(offset, size, level=level)``; offset defaults
+    to 0s and size to the level's whole extent (its shape times the level's factors).
+    """
+
+    def __init__(self, image, level: int = 0, offset: Sequence[int] | None = None,
+                 size: Sequence[int] | None = None, *, read_only: bool = False,
+                 allow_unaligned: bool = False):
+        level = int(level)
+        factors = _level_factors(image, level)
+        array = image.levels[level].image
+        n = image.ndim
+        extent = tuple(s * f for s, f in zip(array.shape, factors))
+        off = (0,) * n if offset is None else _ints(offset, n, "offset")
+        if size is None:
+            size = tuple(e - o for e, o in zip(extent, off))
+        self._set(image, level, factors, off, _ints(size, n, "size"), bool(read_only),
+                  bool(allow_unaligned))
+        self._check_box(parent=(0,) * n, parent_size=extent, what="the level's array")
+
+    def _set(self, image, level, factors, offset, size, read_only, allow_unaligned) -> None:
+        self._image, self._level, self._factors = image, level, factors
+        self._offset, self._size = offset, size
+        self._read_only, self._allow_unaligned = read_only, allow_unaligned
+        self._array = image.levels[level].image
+
+    def _derive(self, offset, size, read_only, allow_unaligned) -> View:
+        v = View.__new__(View)
+        v._set(self._image, self._level, self._factors, offset, size, read_only, allow_unaligned)
+        return v
+
+    def _check_box(self, parent, parent_size, what: str) -> None:
+        for name, vec in (("offset", self._offset), ("size", self._size)):
+            bad = [i for i, (v, f) in enumerate(zip(vec, self._factors)) if v % f]
+            if bad:
+                raise InvalidArgumentError(
+                    f"view {name} is not a multiple of level {self._level}'s factors "
+                    f"(axis={bad[0]}, factors={self._factors}, got={vec})")
+        if any(s <= 0 for s in self._size):
+            raise InvalidArgumentError(f"view size must be positive on every axis (got={self._size})")
+        if not self._read_only:
+            outside = any(o < p or o + s > p + ps for o, s, p, ps
+                          in zip(self._offset, self._size, parent, parent_size))
+            if outside:
+                raise InvalidArgumentError(
+                    f"a writable view must lie inside {what} (offset={self._offset}, "
+                    f"size={self._size}, bounds offset={tuple(parent)}, size={tuple(parent_size)}); "
+                    "pass read_only=True to read beyond it")
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def image(self):
+        """The Image (level 0 of an OME-Zarr group) this view belongs to."""
+        return self._image
+
+    @property
+    def array(self):
+        """The Image of this view's level (its Zarr array)."""
+        return self._array
+
+    @property
+    def level(self) -> int:
+        return self._level
+
+    @property
+    def factors(self) -> tuple[int, ...]:
+        """Downsampling factor of each axis relative to level 0 (webknossos' mag)."""
+        return self._factors
+
+    @property
+    def offset(self) -> tuple[int, ...]:
+        """Absolute offset in level-0 voxels."""
+        return self._offset
+
+    @property
+    def size(self) -> tuple[int, ...]:
+        """Size in level-0 voxels."""
+        return self._size
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the view's data in the level's voxels (size // factors)."""
+        return tuple(s // f for s, f in zip(self._size, self._factors))
+
+    @property
+    def level_offset(self) -> tuple[int, ...]:
+        """Offset in the level's voxels (offset // factors)."""
+        return tuple(o // f for o, f in zip(self._offset, self._factors))
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    @property
+    def allow_unaligned(self) -> bool:
+        return self._allow_unaligned
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return self._image.dims
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._array.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._size)
+
+    @property
+    def chunk_shape(self) -> tuple[int, ...]:
+        """The storage chunk (read unit) in level-0 voxels."""
+        return tuple(c * f for c, f in zip(self._array.chunks, self._factors))
+
+    @property
+    def write_shape(self) -> tuple[int, ...]:
+        """The write unit in level-0 voxels: the shard of a sharded array, else the chunk."""
+        unit = self._array.shards or self._array.chunks
+        return tuple(c * f for c, f in zip(unit, self._factors))
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self._read_only else "writable"
+        return (f"<voxcore.View {self._array._source} level={self._level} offset={self._offset} "
+                f"size={self._size} factors={self._factors} {mode}>")
+
+    # -- pickling: the image travels as its path (see Image.__reduce__) ---------------------
+    def __getstate__(self) -> dict:
+        return {"image": self._image, "level": self._level, "factors": self._factors,
+                "offset": self._offset, "size": self._size, "read_only": self._read_only,
+                "allow_unaligned": self._allow_unaligned}
+
+    def __setstate__(self, state: dict) -> None:
+        self._set(state["image"], state["level"], state["factors"], state["offset"], state["size"],
+                  state["read_only"], state["allow_unaligned"])
+
+    # -- sub-views --------------------------------------------------------------------------
+    def _box(self, relative_offset, absolute_offset, size, default_to_view: bool):
+        """Absolute offset and size in level-0 voxels from the keyword arguments."""
+        n = self.ndim
+        if relative_offset is not None and absolute_offset is not None:
+            raise InvalidArgumentError("give relative_offset or absolute_offset, not both")
+        if absolute_offset is not None:
+            off = _ints(absolute_offset, n, "absolute_offset")
+        elif relative_offset is not None:
+            off = tuple(a + b for a, b in zip(self._offset, _ints(relative_offset, n, "relative_offset")))
+        else:
+            off = self._offset
+        if size is None:
+            if not default_to_view:
+                raise InvalidArgumentError("size is needed")
+            sz = tuple(o + s - a for o, s, a in zip(self._offset, self._size, off))
+        else:
+            sz = _ints(size, n, "size")
+        return off, sz
+
+    def get_view(self, relative_offset: Sequence[int] | None = None,
+                 absolute_offset: Sequence[int] | None = None, size: Sequence[int] | None = None,
+                 *, read_only: bool | None = None, allow_unaligned: bool | None = None) -> View:
+        """A view of a box of this one (level-0 voxels; default offset: this view's, default
+        size: up to this view's end). A writable sub-view must lie inside this view; a
+        read-only one may exceed it. read_only defaults to this view's (a read-only view
+        only gives read-only views)."""
+        if read_only is None:
+            read_only = self._read_only
+        elif not read_only and self._read_only:
+            raise InvalidArgumentError("a read-only view only gives read-only views (got read_only=False)")
+        off, sz = self._box(relative_offset, absolute_offset, size, True)
+        v = self._derive(off, sz, bool(read_only),
+                         self._allow_unaligned if allow_unaligned is None else bool(allow_unaligned))
+        v._check_box(self._offset, self._size, "its parent view")
+        return v
+
+    # -- reading and writing ----------------------------------------------------------------
+    def _level_box(self, off, sz, what: str):
+        bad = [i for i, (o, s, f) in enumerate(zip(off, sz, self._factors)) if o % f or s % f]
+        if bad:
+            raise InvalidArgumentError(
+                f"{what} box is not a multiple of level {self._level}'s factors "
+                f"(axis={bad[0]}, factors={self._factors}, offset={off}, size={sz})")
+        return (tuple(o // f for o, f in zip(off, self._factors)),
+                tuple(s // f for s, f in zip(sz, self._factors)))
+
+    def read(self, relative_offset: Sequence[int] | None = None,
+             absolute_offset: Sequence[int] | None = None, size: Sequence[int] | None = None,
+             *, out: np.ndarray | None = None) -> np.ndarray:
+        """Read the view (or a box: offset and size in level-0 voxels; default size: up to the
+        view's end) into a numpy array of the level's voxels. Outside the array: fill value."""
+        off, sz = self._box(relative_offset, absolute_offset, size, True)
+        if any(s < 0 for s in sz):
+            raise InvalidArgumentError(f"read size must not be negative (got={sz})")
+        start, shape = self._level_box(off, sz, "read")
+        region = tuple(slice(a, a + s) for a, s in zip(start, shape))
+        return self._array.read(region, out=out, pad=True)
+
+    def write(self, data: Any, relative_offset: Sequence[int] | None = None,
+              absolute_offset: Sequence[int] | None = None, *,
+              allow_unaligned: bool | None = None) -> None:
+        """Write data (the level's voxels, one axis per array axis) with its first voxel at the
+        offset (level-0 voxels; default: the view's offset). The box must lie inside the view.
+        Unaligned boxes warn (UnalignedWriteWarning) unless allowed here or on the view."""
+        if self._read_only:
+            raise InvalidArgumentError(f"cannot write to a read-only view ({self!r})")
+        arr = np.asarray(data)
+        if arr.ndim != self.ndim:
+            raise InvalidArgumentError(
+                f"data rank differs from the view (expected={self.ndim}, got={arr.ndim})")
+        off, _ = self._box(relative_offset, absolute_offset, None, True)
+        sz = tuple(s * f for s, f in zip(arr.shape, self._factors))
+        start, shape = self._level_box(off, sz, "write")
+        if any(o < vo or o + s > vo + vs for o, s, vo, vs in zip(off, sz, self._offset, self._size)):
+            raise InvalidArgumentError(
+                f"write outside the view (offset={off}, size={sz} in level-0 voxels; view "
+                f"offset={self._offset}, size={self._size})")
+        if not (self._allow_unaligned if allow_unaligned is None else allow_unaligned):
+            self._warn_unaligned(start, shape, stacklevel=3)
+        if all(shape):
+            self._array.write(arr, start)
+
+    def _warn_unaligned(self, start, shape, stacklevel: int) -> None:
+        unit = self._array.shards or self._array.chunks
+        full = self._array.shape
+        for axis, (a, s, u, n) in enumerate(zip(start, shape, unit, full)):
+            if s and (a % u or ((a + s) % u and a + s != n)):
+                kind = "shard" if self._array.shards else "chunk"
+                warnings.warn(UnalignedWriteWarning(
+                    f"write of box start={start} shape={shape} is not aligned to the {kind} "
+                    f"shape {tuple(unit)} (axis={axis}): partly covered {kind}s are read, merged "
+                    "and rewritten (pass allow_unaligned=True to accept that)"), stacklevel=stacklevel)
+                return
+
+    # -- chunks -----------------------------------------------------------------------------
+    def _check_chunk_shape(self, chunk_shape, read_only: bool, name: str = "chunk_shape") -> tuple[int, ...]:
+        if chunk_shape is None:
+            return self.write_shape
+        cs = _ints(chunk_shape, self.ndim, name)
+        if any(c <= 0 for c in cs):
+            raise InvalidArgumentError(f"{name} must be positive on every axis (got={cs})")
+        bad = [i for i, (c, f) in enumerate(zip(cs, self._factors)) if c % f]
+        if bad:
+            raise InvalidArgumentError(
+                f"{name} is not a multiple of level {self._level}'s factors "
+                f"(axis={bad[0]}, factors={self._factors}, got={cs})")
+        if not read_only and not self._allow_unaligned:
+            unit = self.write_shape
+            bad = [i for i, (c, u) in enumerate(zip(cs, unit)) if c % u]
+            if bad:
+                raise InvalidArgumentError(
+                    f"{name} of a writable view must be a multiple of its write unit, so that no "
+                    f"two chunks share a stored chunk or shard (axis={bad[0]}, expected a multiple "
+                    f"of {unit}, got={cs}); use a read-only view or allow_unaligned=True")
+        return cs
+
+    def _grid(self, chunk_shape) -> list[list[tuple[int, int]]]:
+        """Per axis: the [start, stop) pieces of the view on the absolute grid of chunk_shape."""
+        out = []
+        for o, s, c in zip(self._offset, self._size, chunk_shape):
+            cuts = [o] + list(range((o // c + 1) * c, o + s, c)) + [o + s]
+            out.append(list(itertools.pairwise(cuts)))
+        return out
+
+    def _pieces(self, chunk_shape, read_only: bool) -> list[View]:
+        views = []
+        for box in itertools.product(*self._grid(chunk_shape)):
+            views.append(self._derive(tuple(a for a, _ in box), tuple(b - a for a, b in box),
+                                      read_only, self._allow_unaligned))
+        return views
+
+    def chunks(self, chunk_shape: Sequence[int] | None = None) -> Iterator[View]:
+        """Sub-views on the absolute grid of chunk_shape (level-0 voxels; default the write
+        unit: shards when sharded, else chunks), in C order; edge pieces may be partial."""
+        cs = self._check_chunk_shape(chunk_shape, self._read_only)
+        for box in itertools.product(*self._grid(cs)):
+            yield self._derive(tuple(a for a, _ in box), tuple(b - a for a, b in box),
+                               self._read_only, self._allow_unaligned)
+
+    def for_each_chunk(self, fn: Callable[[View], Any], chunk_shape: Sequence[int] | None = None,
+                       executor: Any = None, progress: bool = True) -> None:
+        """Call fn(sub_view) for every chunk of the view (see :meth:`chunks`), through executor
+        (None: this thread, in order). The first error is raised; pending chunks are cancelled.
+        progress: a bar on stderr when it is a terminal."""
+        jobs = [(v,) for v in self._pieces(self._check_chunk_shape(chunk_shape, self._read_only),
+                                           self._read_only)]
+        _dispatch(fn, jobs, executor, progress, "for_each_chunk", want_results=False)
+
+    def map_chunk(self, fn: Callable[[View], Any], chunk_shape: Sequence[int] | None = None,
+                  executor: Any = None, progress: bool = True) -> list:
+        """fn(sub_view) for every chunk of the view, like :meth:`for_each_chunk`; returns the
+        results in chunk order (C order over the grid)."""
+        jobs = [(v,) for v in self._pieces(self._check_chunk_shape(chunk_shape, self._read_only),
+                                           self._read_only)]
+        return _dispatch(fn, jobs, executor, progress, "map_chunk", want_results=True)
+
+    def for_zipped_chunks(self, fn: Callable[[View, View], Any], target_view: View,
+                          source_chunk_shape: Sequence[int] | None = None,
+                          target_chunk_shape: Sequence[int] | None = None, executor: Any = None,
+                          progress: bool = True) -> None:
+        """Call fn(source_chunk, target_chunk) for the k-th chunk of this view (read-only
+        sub-views) and the k-th chunk of target_view, e.g. to downsample into another level.
+
+        Both views are cut on their own absolute grids. Per axis, the chunk shapes must be in
+        the ratio of the view sizes (k = round(larger / smaller)) and give the same number of
+        chunks. Missing shapes follow from the other one; with neither, the target's write
+        unit (grown to cover the source's write unit where that is larger) is used.
+        """
+        if not isinstance(target_view, View):
+            raise InvalidArgumentError(f"target_view must be a voxcore View (got={type(target_view).__name__})")
+        if target_view.ndim != self.ndim:
+            raise InvalidArgumentError(
+                f"target_view rank differs (expected={self.ndim}, got={target_view.ndim})")
+        ratio = []  # per axis: (k, source is the larger)
+        for s, t in zip(self._size, target_view._size):
+            ratio.append((max(1, round(max(s, t) / min(s, t))), s >= t))
+
+        def to_target(cs):
+            out = []
+            for axis, (c, (k, down)) in enumerate(zip(cs, ratio)):
+                if not down:
+                    out.append(c * k)
+                elif c % k:
+                    raise InvalidArgumentError(
+                        f"source_chunk_shape does not divide by the view size ratio "
+                        f"(axis={axis}, ratio={k}, got={tuple(cs)}); give target_chunk_shape")
+                else:
+                    out.append(c // k)
+            return tuple(out)
+
+        def to_source(cs):
+            out = []
+            for axis, (c, (k, down)) in enumerate(zip(cs, ratio)):
+                if down:
+                    out.append(c * k)
+                elif c % k:
+                    raise InvalidArgumentError(
+                        f"target_chunk_shape does not divide by the view size ratio "
+                        f"(axis={axis}, ratio={k}, got={tuple(cs)}); give source_chunk_shape")
+                else:
+                    out.append(c // k)
+            return tuple(out)
+
+        if source_chunk_shape is None and target_chunk_shape is None:
+            tw = target_view.write_shape
+            want = [max(1, sw // k) if down else sw * k
+                    for sw, (k, down) in zip(self.write_shape, ratio)]
+            target_chunk_shape = tuple(-(-max(u, w) // u) * u for u, w in zip(tw, want))
+        if target_chunk_shape is None:
+            source_chunk_shape = _ints(source_chunk_shape, self.ndim, "source_chunk_shape")
+            target_chunk_shape = to_target(source_chunk_shape)
+        elif source_chunk_shape is None:
+            target_chunk_shape = _ints(target_chunk_shape, self.ndim, "target_chunk_shape")
+            source_chunk_shape = to_source(target_chunk_shape)
+        scs = self._check_chunk_shape(source_chunk_shape, True, "source_chunk_shape")
+        tcs = target_view._check_chunk_shape(target_chunk_shape, target_view._read_only,
+                                             "target_chunk_shape")
+        for axis, (a, b, (k, down)) in enumerate(zip(scs, tcs, ratio)):
+            if (a != b * k) if down else (b != a * k):
+                raise InvalidArgumentError(
+                    f"source and target chunk shapes are not in the ratio of the view sizes "
+                    f"(axis={axis}, source size={self._size[axis]}, target size="
+                    f"{target_view._size[axis]}, source_chunk_shape={scs}, target_chunk_shape={tcs})")
+        sg, tg = self._grid(scs), target_view._grid(tcs)
+        counts = ([len(g) for g in sg], [len(g) for g in tg])
+        if counts[0] != counts[1]:
+            raise InvalidArgumentError(
+                f"source and target split into different numbers of chunks per axis "
+                f"(source={tuple(counts[0])} with {scs}, target={tuple(counts[1])} with {tcs})")
+        jobs = list(zip(self._pieces(scs, True), target_view._pieces(tcs, target_view._read_only)))
+        _dispatch(fn, jobs, executor, progress, "for_zipped_chunks", want_results=False)
+
+    # -- planes -----------------------------------------------------------------------------
+    def _axis(self, axis: int | str | None) -> int:
+        if axis is None:
+            return self.dims.index("z") if "z" in self.dims else 0
+        if isinstance(axis, str):
+            if axis not in self.dims:
+                raise InvalidArgumentError(f"unknown axis {axis!r} (dims={self.dims})")
+            return self.dims.index(axis)
+        a = int(axis)
+        if not -self.ndim <= a < self.ndim:
+            raise InvalidArgumentError(f"axis out of range (ndim={self.ndim}, got={axis})")
+        return a % self.ndim
+
+    def slice_reader(self, axis: int | str | None = None, buffer: int | None = None) -> SliceReader:
+        """Iterate the view's (ndim-1)-D planes along axis (default: 'z' when dims name it,
+        else 0), reading `buffer` planes at a time (default: the chunk depth along axis)."""
+        a = self._axis(axis)
+        return SliceReader(self, a, self._array.chunks[a] if buffer is None else int(buffer))
+
+    def slice_writer(self, axis: int | str | None = None, buffer: int | None = None) -> SliceWriter:
+        """A context manager taking the view's planes in order along axis with send(plane),
+        writing `buffer` planes at a time (default: the write unit's depth along axis, a shard
+        when it fits 256 MiB, else a chunk). See :class:`SliceWriter`."""
+        if self._read_only:
+            raise InvalidArgumentError(f"cannot write to a read-only view ({self!r})")
+        a = self._axis(axis)
+        if buffer is None:
+            plane_bytes = math.prod(s for i, s in enumerate(self.shape) if i != a) * self.dtype.itemsize
+            buffer = self._array.chunks[a]
+            shards = self._array.shards
+            if shards is not None and shards[a] * plane_bytes <= SLAB_BUDGET_BYTES:
+                buffer = shards[a]
+        return SliceWriter(self, a, int(buffer))
+
+
+def _slabs(lo: int, hi: int, depth: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) pieces of [lo, hi) cut at multiples of depth (level voxels)."""
+    pos = lo
+    while pos < hi:
+        end = min(hi, (pos // depth + 1) * depth)
+        yield pos, end
+        pos = end
+
+
+class SliceReader:
+    """Planes of a view along one axis, read `buffer` planes (one slab) at a time.
+
+    Iterate it (or use it in a with-block and iterate). Slabs are cut at multiples of buffer
+    in the level's voxels, so with the default buffer every read covers whole chunks. The
+    planes are numpy views of the current slab.
+    """
+
+    def __init__(self, view: View, axis: int, buffer: int):
+        if buffer < 1:
+            raise InvalidArgumentError(f"buffer must be >= 1 plane (got={buffer})")
+        self.view, self.axis, self.buffer = view, axis, buffer
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        v, a = self.view, self.axis
+        f = v.factors[a]
+        lo = v.level_offset[a]
+        for start, stop in _slabs(lo, lo + v.shape[a], self.buffer):
+            off = list(v.offset)
+            size = list(v.size)
+            off[a], size[a] = start * f, (stop - start) * f
+            slab = v.read(absolute_offset=off, size=size)
+            index: list[Any] = [slice(None)] * v.ndim
+            for i in range(stop - start):
+                index[a] = i
+                yield slab[tuple(index)]
+
+    def __len__(self) -> int:
+        return self.view.shape[self.axis]
+
+    def __enter__(self) -> SliceReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+class SliceWriter:
+    """Takes a view's planes in order along one axis and writes them a slab at a time.
+
+    ``send(plane)`` copies the plane (the view's shape without the axis, in the level's voxels)
+    into the current slab; a slab is written when it reaches a multiple of `buffer` planes (in
+    the level's voxels, so with the default buffer each write covers whole write units along
+    the axis). Leaving the with-block (or ``close()``) writes the remainder, **also when the
+    block raised**: every plane that send() accepted reaches storage, as with a file's buffer;
+    the exception then propagates. Sending more planes than the view holds, or a plane of the
+    wrong shape, raises InvalidArgumentError. Memory: one slab.
+    """
+
+    def __init__(self, view: View, axis: int, buffer: int):
+        if buffer < 1:
+            raise InvalidArgumentError(f"buffer must be >= 1 plane (got={buffer})")
+        self.view, self.axis, self.buffer = view, axis, buffer
+        self.plane_shape = tuple(s for i, s in enumerate(view.shape) if i != axis)
+        self._lo = view.level_offset[axis]
+        self._hi = self._lo + view.shape[axis]
+        self._next = self._lo  # level index of the next plane
+        self._slab: np.ndarray | None = None
+        self._slab_start = self._lo
+        self._closed = False
+
+    @property
+    def written(self) -> int:
+        """Planes accepted so far."""
+        return self._next - self._lo
+
+    def __enter__(self) -> SliceWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def send(self, plane: Any) -> None:
+        """Append the next plane along the axis."""
+        if self._closed:
+            raise InvalidArgumentError("send() on a closed slice writer")
+        p = np.asarray(plane)
+        if p.shape != self.plane_shape:
+            raise InvalidArgumentError(
+                f"plane has the wrong shape (expected={self.plane_shape}, got={p.shape})")
+        if self._next >= self._hi:
+            raise InvalidArgumentError(
+                f"more planes than the view holds along axis {self.axis} "
+                f"(expected={self._hi - self._lo})")
+        if self._slab is None:
+            self._slab_start = self._next
+            stop = min(self._hi, (self._next // self.buffer + 1) * self.buffer)
+            shape = list(self.view.shape)
+            shape[self.axis] = stop - self._next
+            self._slab = np.empty(shape, dtype=self.view.dtype)
+        index: list[Any] = [slice(None)] * self.view.ndim
+        index[self.axis] = self._next - self._slab_start
+        self._slab[tuple(index)] = p
+        self._next += 1
+        if self._next - self._slab_start == self._slab.shape[self.axis]:
+            self._flush()
+
+    def _flush(self) -> None:
+        slab, self._slab = self._slab, None
+        if slab is None:
+            return
+        n = self._next - self._slab_start
+        if n < slab.shape[self.axis]:
+            index: list[Any] = [slice(None)] * slab.ndim
+            index[self.axis] = slice(0, n)
+            slab = slab[tuple(index)]
+        off = list(self.view.offset)
+        off[self.axis] = self._slab_start * self.view.factors[self.axis]
+        self.view.write(slab, absolute_offset=off)
+
+    def close(self) -> None:
+        """Write the planes still buffered; later send() calls raise."""
+        if not self._closed:
+            self._closed = True
+            self._flush()
+
+
+# ---- running one function per chunk ---------------------------------------------------------
+
+def _dispatch(fn: Callable, jobs: list[tuple], executor: Any, progress: bool, label: str,
+              want_results: bool) -> list | None:
+    bar = Progress(len(jobs), label, bool(progress) and sys.stderr.isatty())
+    try:
+        if executor is None:
+            results = []
+            for job in jobs:
+                r = fn(*job)
+                if want_results:
+                    results.append(r)
+                bar.advance(1)
+            return results if want_results else None
+        if _is_dask_client(executor):
+            return _run_dask(fn, jobs, executor, bar, want_results)
+        if isinstance(executor, cf.Executor):
+            return _run_futures(fn, jobs, executor, bar, want_results)
+        raise InvalidArgumentError(
+            "executor must be None, a concurrent.futures.Executor or a dask.distributed.Client "
+            f"(got={type(executor).__name__})")
+    finally:
+        bar.close()
+
+
+def _run_futures(fn, jobs, executor, bar, want_results):
+    futures = [executor.submit(fn, *job) for job in jobs]
+    try:
+        for f in cf.as_completed(futures):
+            f.result()  # the first failure raises here
+            bar.advance(1)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+    return [f.result() for f in futures] if want_results else None
+
+
+def _run_dask(fn, jobs, client, bar, want_results):
+    from distributed import as_completed  # a Client exists, so distributed is installed
+
+    if not jobs:
+        return [] if want_results else None
+    futures = client.map(fn, *zip(*jobs), pure=False)
+    try:
+        for f in as_completed(futures, loop=client.loop):  # this client, default or not
+            if f.status == "error":
+                f.result()  # raises the worker's exception
+            bar.advance(1)
+        return client.gather(futures) if want_results else None
+    except BaseException:
+        client.cancel(futures)
+        raise
