@@ -42,7 +42,7 @@ from bench_zarr import assert_equal, run
 RUN_ORDER = (("test_load_gz", "test_floor_gunzip"),
              ("test_reorient", "test_reorient_peers", "test_floor_reorient"),
              ("test_reorient_scaled", "test_reorient_scaled_peers"),
-             ("test_write_gz", "test_write_gz_nibabel"))
+             ("test_write_gz", "test_write_gz_nibabel", "test_floor_write_gz"))
 # Rounds: fresh 256 MiB allocations page-fault and, on the reference VM, now and then stall for
 # a few tenths of a second, so the sub-second rows take enough rounds for a steady median.
 LOAD_ROUNDS, REORIENT_ROUNDS, SLOW_ROUNDS = 9, 15, 3  # SLOW: rows over a second per round
@@ -391,3 +391,17 @@ def test_write_gz_nibabel(benchmark, nii_gz, volume, workdir, size):
     run(benchmark, lambda: _write_nibabel(img, str(out)), op="nifti-write", case=None, size=size,
         peer="nibabel to_filename", nbytes=volume.nbytes, rounds=SLOW_ROUNDS, quiet=True)
     assert_equal(np.asanyarray(nib.load(out).dataobj), volume, "nibabel .nii.gz write")
+
+
+def test_floor_write_gz(benchmark, volume, size):
+    """The compression alone: the volume's bytes as ISA-L level-1 gzip members (4 MiB each) on
+    the core's threads, into memory (no file, no header)."""
+    import gzip
+
+    from voxcore import _core
+
+    payload = np.ascontiguousarray(volume.T).reshape(-1).view(np.uint8)
+    out = run(benchmark, lambda: _core.gzip_members(payload, 1), op="nifti-write", case=None,
+              size=size, peer="floor: ISA-L level-1 gzip members on the core's threads (in memory)",
+              nbytes=volume.nbytes, rounds=LOAD_ROUNDS)
+    assert gzip.decompress(out.tobytes()) == payload.tobytes()

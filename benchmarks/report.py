@@ -32,6 +32,7 @@ OPS = {
     "nifti-load": ".nii.gz load to numpy (fresh open + read all; file in the page cache)",
     "reorient": "NIfTI reorientation to RAS in memory (axes (2, 1, 0) + one flip; x-fastest "
                 "result)",
+    "reorient-f32": "NIfTI reorientation to RAS with scl_slope/scl_inter applied into float32",
     "nifti-write": ".nii.gz write of a loaded image (gzip level 1 for voxcore; nibabel's default)",
     "scaleout": "2x mean downsample chunk by chunk into a new array (size x 2size x 2size source, "
                 "128^3 -> 64^3 chunks, zstd-1; bytes = source)",
@@ -43,7 +44,8 @@ PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zar
 # The floor a voxcore row is held against (None: no floor applies).
 FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one file per chunk",
              "boxes-cached": None, "downsample": None, "pyramid": "zstd-1 encode",
-             "nifti-load": "into a preallocated buffer", "reorient": "memcpy"}
+             "nifti-load": "into a preallocated buffer", "reorient": "memcpy", "reorient-f32": None,
+             "nifti-write": "ISA-L level-1"}
 SLACK = 1.1
 # The project's pyramid targets: (what, voxcore rows held to it (peer label prefix and kind),
 # which peer rows count (family, kind or label prefix; None = any), required speed-up).
