@@ -32,6 +32,9 @@ OPS = {
     "nifti-load": ".nii.gz load to numpy (fresh open + read all; file in the page cache)",
     "reorient": "NIfTI reorientation to RAS in memory (axes (2, 1, 0) + one flip; x-fastest "
                 "result)",
+    "pipeline-read": "zarr-python whole-array read through a codec pipeline (voxcore, zarrs, default)",
+    "pipeline-boxes": "zarr-python: 100 random unaligned 64^3 boxes through a codec pipeline",
+    "pipeline-write": "zarr-python whole-array write through a codec pipeline (no fsync)",
     "reorient-f32": "NIfTI reorientation to RAS with scl_slope/scl_inter applied into float32",
     "nifti-write": ".nii.gz write of a loaded image (gzip level 1 for voxcore; nibabel's default)",
     "scaleout": "2x mean downsample chunk by chunk into a new array (size x 2size x 2size source, "

@@ -7,6 +7,7 @@ void init_errors(py::module_& m);
 void init_array(py::module_& m);
 void init_transform(py::module_& m);
 void init_pyramid(py::module_& m);
+void init_codec(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "voxcore's compiled core (C++): codecs, stores, chunked arrays, transforms.";
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_core, m) {
   init_array(m);
   init_transform(m);
   init_pyramid(m);
+  init_codec(m);
 }

@@ -92,3 +92,35 @@ def cuda_permute_flip(src, dst, perm: Sequence[int], flips: Sequence[bool], stre
 def downsample(src: np.ndarray, factors: Sequence[int], method: str = "mean") -> np.ndarray: ...
 def downsample_levels(src: np.ndarray, steps: Sequence[Sequence[int]], method: str = "mean") -> list[np.ndarray]: ...
 def cuda_downsample(src: Any, dst: Any, factors: Sequence[int], method: str = "mean", stream: int = 0) -> Any: ...
+
+class CodecChain:
+    """A codec chain prepared for one chunk shape, dtype and fill value (batched, GIL-free)."""
+    def __init__(
+        self, codecs: Sequence[CodecSpec], chunk_shape: Sequence[int], dtype: str,
+        fill_value: bytes = b"",
+    ) -> None: ...
+    @property
+    def chunk_shape(self) -> list[int]: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def chunk_nbytes(self) -> int: ...
+    @property
+    def sharded(self) -> bool: ...
+    def decode_batch(
+        self,
+        keys: Sequence[str],
+        sources: Sequence[Any | None] | None,
+        dests: Sequence[np.ndarray],
+        regions: Sequence[tuple[Sequence[int], Sequence[int]] | None],
+        store: Store | None = None,
+    ) -> None: ...
+    def encode_batch(
+        self,
+        keys: Sequence[str],
+        values: Sequence[np.ndarray],
+        regions: Sequence[tuple[Sequence[int], Sequence[int]] | None],
+        existing: Sequence[Any | None] | None = None,
+        store: Store | None = None,
+        write_empty: bool = True,
+    ) -> list[np.ndarray | None] | list[bool]: ...

@@ -211,6 +211,9 @@ def _bytes_to_bytes_v3(name: str, cfg: dict, key: str, itemsize: int) -> _core.C
     if short == "lz4":
         return _codec(_core.CodecId.lz4, level=_int_field(cfg, "acceleration", 1, key, name))
     if short == "crc32c":
+        location = cfg.get("location", "end")
+        if location != "end":  # numcodecs' CRC32C can put the checksum first; the core reads it last
+            raise UnsupportedError(f"{name} with location={location!r:.20} is not supported (key={key})")
         return _codec(_core.CodecId.crc32c)
     if short == "blosc":
         return _blosc(cfg, key, name, v3=not name.startswith("numcodecs."), itemsize=itemsize)
