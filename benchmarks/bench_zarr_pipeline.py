@@ -29,9 +29,9 @@ import sys
 from pathlib import Path
 
 import _peers
-import numpy as np
 import pytest
 from _data import CASES, Case, MiB
+from bench_zarr import assert_equal
 
 ROUNDS = {"pipeline-read": 7, "pipeline-boxes": 7, "pipeline-write": 5}
 # conftest.py runs the tests grouped by these names and by case, peers back to back.
@@ -93,15 +93,6 @@ def check_core(peer, handle) -> None:
         spec = meta.get_chunk_spec((0,) * len(handle.shape), handle._async_array.config,
                                    zarr.core.buffer.default_buffer_prototype())
         assert handle._async_array.codec_pipeline.uses_core(spec), "fell back to zarr-python"
-
-
-def assert_equal(got, want, what: str):
-    got = np.asarray(got)
-    assert got.shape == want.shape and got.dtype == want.dtype, (
-        f"{what}: got {got.shape} {got.dtype}, want {want.shape} {want.dtype}")
-    if not np.array_equal(got, want):
-        bad = np.argwhere(got != want)
-        raise AssertionError(f"{what}: {len(bad)} voxel(s) differ, first at {tuple(bad[0])}")
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
