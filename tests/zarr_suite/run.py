@@ -86,8 +86,9 @@ def main(argv: list[str]) -> int:
     src = fetch(version, cache)
     deps = test_deps(cache)
     env = dict(os.environ)
-    path = [str(ROOT / "python"), str(HERE), str(deps), str(entry_point(cache)),
-            env.get("PYTHONPATH", "")]
+    # The source tree when it holds a built _core (a development build), else the installed voxcore.
+    tree = [str(ROOT / "python")] if any((ROOT / "python" / "voxcore").glob("_core*.so")) else []
+    path = [*tree, str(HERE), str(deps), str(entry_point(cache)), env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     env["ZARR_CODEC_PIPELINE__PATH"] = "voxcore.zarr.CodecPipeline"
     # Without a test path (anything under tests/), run the default subset with the options given.
