@@ -676,20 +676,24 @@ void byteswap_inplace(void* data, std::size_t count, std::size_t unit) noexcept 
   }
 }
 
-void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
-                  const std::vector<bool>& flips, Executor* executor) {
+namespace {
+
+// src seen through perm, then flipped along the permuted axes where flips says; both checked
+// (lengths equal to the rank, a permutation, usable strides of src and dst) for `where`.
+ArrayView permuted_flipped(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
+                           const std::vector<bool>& flips, const char* where) {
   const int rank = src.rank();
   if (static_cast<int>(perm.size()) != rank || static_cast<int>(flips.size()) != rank) {
-    fail(ErrorCode::kInvalidArgument, "permute_flip",
+    fail(ErrorCode::kInvalidArgument, where,
          "perm/flips length must equal rank (expected=" + std::to_string(rank) +
              ", got=" + std::to_string(perm.size()) + "/" + std::to_string(flips.size()) + ")");
   }
-  check_strides(src, "permute_flip");
-  check_strides(dst, "permute_flip");
+  check_strides(src, where);
+  check_strides(dst, where);
   bool seen[kMaxRank] = {};
   for (int axis : perm) {
     if (axis < 0 || axis >= rank || seen[axis]) {
-      fail(ErrorCode::kInvalidArgument, "permute_flip",
+      fail(ErrorCode::kInvalidArgument, where,
            "perm is not a permutation of the axes (got axis=" + std::to_string(axis) + ")");
     }
     seen[axis] = true;
@@ -698,6 +702,14 @@ void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<
   for (int i = 0; i < rank; ++i) {
     if (flips[i]) view = view.flipped(i);
   }
+  return view;
+}
+
+}  // namespace
+
+void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
+                  const std::vector<bool>& flips, Executor* executor) {
+  const ArrayView view = permuted_flipped(src, dst, perm, flips, "permute_flip");
   check_same(view, dst, "permute_flip");
   copy(view, dst, executor);
 }
@@ -761,24 +773,7 @@ void permute_flip_scale(const ArrayView& src, const ArrayView& dst, const std::v
              dtype_name(dst.dtype) + ")");
   }
   const int rank = src.rank();
-  if (static_cast<int>(perm.size()) != rank || static_cast<int>(flips.size()) != rank) {
-    fail(ErrorCode::kInvalidArgument, where,
-         "perm/flips length must equal rank (expected=" + std::to_string(rank) + ", got=" +
-             std::to_string(perm.size()) + "/" + std::to_string(flips.size()) + ")");
-  }
-  check_strides(src, where);
-  check_strides(dst, where);
-  bool seen[kMaxRank] = {};
-  for (int axis : perm) {
-    if (axis < 0 || axis >= rank || seen[axis]) {
-      fail(ErrorCode::kInvalidArgument, where, "perm is not a permutation of the axes (got axis=" + std::to_string(axis) + ")");
-    }
-    seen[axis] = true;
-  }
-  ArrayView view = src.permuted(perm);
-  for (int i = 0; i < rank; ++i) {
-    if (flips[i]) view = view.flipped(i);
-  }
+  const ArrayView view = permuted_flipped(src, dst, perm, flips, where);
   if (view.shape != dst.shape) {
     fail(ErrorCode::kInvalidArgument, where, "dst must have the permuted shape");
   }
