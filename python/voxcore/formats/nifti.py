@@ -51,12 +51,8 @@ def is_nifti_path(path: str) -> bool:
         return False
     if os.path.isfile(path):
         return True
-    other = {".img": ".hdr", ".hdr": ".img"}
-    stem = low.removesuffix(".gz")
-    for a, b in other.items():
-        if stem.endswith(a) and os.path.isfile(path[:len(stem) - len(a)] + b + path[len(stem):]):
-            return True
-    return False
+    hdr, img, single = _pair_paths(path)
+    return not single and (os.path.isfile(hdr) or os.path.isfile(img))
 
 
 def _pair_paths(path: str) -> tuple[str, str, bool]:
