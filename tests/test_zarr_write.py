@@ -48,7 +48,7 @@ def zarr_open(path, quiet_zarr):
 
 def stored_chunk_keys(root: Path) -> set[str]:
     return {p.relative_to(root).as_posix() for p in Path(root).rglob("*")
-            if p.is_file() and p.name not in META_FILES}
+            if p.is_file() and p.name not in META_FILES and p.name != ".vxlock"}  # partial-write lock
 
 
 def bytes_codecs(meta: dict) -> list[dict]:

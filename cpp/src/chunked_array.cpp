@@ -574,7 +574,12 @@ struct ChunkedArray::Impl {
       thread_local ByteBuffer existing;
       thread_local ByteBuffer encoded;
       bool have = false;
-      if (needs_existing(o)) have = store->get(key, ByteRange::whole(max_chunk_file), existing);
+      // A read-modify-write also holds the store's lock of the key (other processes).
+      std::shared_ptr<void> update_lock;
+      if (needs_existing(o)) {
+        update_lock = store->lock_for_update(key);
+        have = store->get(key, ByteRange::whole(max_chunk_file), existing);
+      }
       if (have && existing.empty()) {
         fail(ErrorCode::kCorrupt, "ChunkedArray::write", "empty chunk file (key=" + key + ")");
       }

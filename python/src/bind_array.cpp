@@ -170,9 +170,14 @@ void init_array(py::module_& m) {
 
   py::class_<FileStore, Store, std::shared_ptr<FileStore>>(
       m, "FileStore", "Files under a root directory; atomic, durable writes unless durable=False.")
-      .def(py::init<std::string, bool>(), py::arg("root"), py::arg("durable") = true)
+      .def(py::init<std::string, bool, bool>(), py::arg("root"), py::arg("durable") = true,
+           py::arg("allow_external_links") = false)
+      .def("sub", &FileStore::sub, py::arg("path"), "The subtree at path, with the same root as its boundary.")
+      .def("exists", &FileStore::exists, py::arg("key"))
       .def_property_readonly("root", &FileStore::root)
-      .def_property_readonly("durable", &FileStore::durable);
+      .def_property_readonly("prefix", &FileStore::prefix)
+      .def_property_readonly("durable", &FileStore::durable)
+      .def_property_readonly("allow_external_links", &FileStore::allow_external_links);
 
   py::class_<CallbackStore, Store, std::shared_ptr<CallbackStore>>(
       m, "CallbackStore",
@@ -222,7 +227,14 @@ void init_array(py::module_& m) {
           },
           py::arg("start"), py::arg("src"), "Writes src at start (the box must lie inside the array).");
 
-  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Sets the size of the core's thread pool.");
+  m.def(
+      "set_num_threads",
+      [](int n) {
+        py::gil_scoped_release release;  // joining the old pool's idle workers
+        set_num_threads(n);
+      },
+      py::arg("n"), "Replaces the core's thread pool (1 <= n <= max_threads()).");
+  m.def("max_threads", &max_threads, "The largest thread count set_num_threads accepts.");
   m.def("get_num_threads", &num_threads, "The size of the core's thread pool.");
   m.def(
       "gunzip_into",

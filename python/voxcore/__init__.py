@@ -5,6 +5,8 @@
 >>> block = img[0:64, 100:200, ::2]       # numpy array, decoded in parallel in C++
 """
 
+import operator
+
 from . import _core
 from ._stream import PyramidWriter
 from .datadef import Array, DataDefinition
@@ -28,8 +30,17 @@ __version__ = "0.1.0"
 
 
 def set_num_threads(n: int) -> None:
-    """Set the number of threads the core uses (default: VOXCORE_NUM_THREADS or all cores)."""
-    _core.set_num_threads(int(n))
+    """Set the number of threads the core uses (default: VOXCORE_NUM_THREADS or all cores).
+
+    1 <= n <= max(256, 2 x cores) (``_core.max_threads()``): a larger count raises
+    LimitExceededError. Threads start when work first needs them. Safe at any moment: open
+    handles keep working and use the new count from their next call.
+    """
+    n = operator.index(n)
+    if n > _core.max_threads():
+        raise LimitExceededError(
+            f"set_num_threads: at most {_core.max_threads()} threads (max(256, 2 x cores)), got {n}")
+    _core.set_num_threads(n)
 
 
 def downsample(array, factors, method: str = "mean"):

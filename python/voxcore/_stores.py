@@ -91,11 +91,16 @@ class ZarrStoreAdapter:
 
 
 class FileAdapter:
-    """The same small interface over a local directory, through the core's FileStore."""
+    """The same small interface over a local directory, through the core's FileStore.
 
-    def __init__(self, root: str, durable: bool = True):
+    Keys resolve beneath the store's root: a symlink that leads out of it raises UnsafePathError
+    unless allow_external_links is set. sub() keeps the root as the boundary.
+    """
+
+    def __init__(self, root: str, durable: bool = True, allow_external_links: bool = False,
+                 store: Any = None):
         self.root = root
-        self.store = _core.FileStore(root, durable)
+        self.store = store if store is not None else _core.FileStore(root, durable, allow_external_links)
 
     def get(self, key: str) -> bytes | None:
         """A metadata document, refused before reading when it is implausibly large."""
@@ -105,11 +110,11 @@ class FileAdapter:
         from .formats.zarr import MAX_METADATA_BYTES
 
         _core.check_key(key)
+        if not self.store.exists(key):
+            return None
         try:
             size = os.stat(os.path.join(self.root, key)).st_size
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         if size > MAX_METADATA_BYTES:
             raise LimitExceededError(
@@ -122,7 +127,7 @@ class FileAdapter:
     def sub(self, path: str) -> FileAdapter:
         import os
 
-        return FileAdapter(os.path.join(self.root, path), self.store.durable)
+        return FileAdapter(os.path.join(self.root, path), store=self.store.sub(path))
 
     def core_store(self) -> _core.FileStore:
         return self.store

@@ -366,7 +366,8 @@ def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 1
 
 
 def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
-         durable: bool = True, caching: str = "fill", affine_source: str = "best") -> Image:
+         durable: bool = True, caching: str = "fill", affine_source: str = "best",
+         allow_external_links: bool = False) -> Image:
     """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0) or a NIfTI file, lazily.
 
     NIfTI (.nii, .nii.gz, .hdr/.img[.gz]) gives a NiftiImage: caching "fill" keeps a .gz
@@ -386,6 +387,10 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         rewrites the array meanwhile.
     durable : bool
         For local directories: fsync writes (atomic rename either way).
+    allow_external_links : bool
+        For local directories: follow symbolic links that lead out of the root directory (by
+        default a key or level path that resolves outside it raises UnsafePathError; links that
+        stay inside are always followed).
     """
     store_path = getattr(source, "store_path", None)
     if store_path is not None:  # zarr.Array / zarr.Group
@@ -405,8 +410,9 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         return nifti.NiftiImage(root, caching=caching, affine_source=affine_source)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no such directory: {root}")
-    img = _open_node(FileAdapter(root, durable), root, cache_bytes)
-    return _remember_origin(img, root, {"cache_bytes": cache_bytes, "durable": durable})
+    img = _open_node(FileAdapter(root, durable, allow_external_links), root, cache_bytes)
+    return _remember_origin(img, root, {"cache_bytes": cache_bytes, "durable": durable,
+                                        "allow_external_links": allow_external_links})
 
 
 def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Sequence[int] | int | None = None,

@@ -276,7 +276,8 @@ class CodecPipeline(_ZarrCodecPipeline):
         root = str(store.root)
         found = self._cache.get(("file-store", root))
         if found is None:
-            found = _core.FileStore(root, durable=False)
+            # zarr-python's LocalStore follows every symlink: so does its drop-in pipeline.
+            found = _core.FileStore(root, durable=False, allow_external_links=True)
             self._cache[("file-store", root)] = found
         return found
 

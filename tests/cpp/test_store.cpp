@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <filesystem>
 #include <string>
 
@@ -128,4 +131,81 @@ TEST(Store, CallbackStoreBatches) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
   }
+}
+
+TEST(Store, FileStoreKeysCannotLeaveTheRoot) {
+  auto base = fresh_dir("beneath");
+  const fs::path root = base / "arr";
+  FileStore store(root.string(), /*durable=*/false);
+  store.set("c/0/0", reinterpret_cast<const uint8_t*>("in"), 2);
+  fs::create_directories(base / "outside");
+  {
+    std::FILE* f = std::fopen((base / "outside" / "secret").c_str(), "wb");
+    std::fputs("secret", f);
+    std::fclose(f);
+  }
+  ByteBuffer out;
+  auto expect_unsafe = [&](auto&& fn) {
+    try {
+      fn();
+      ADD_FAILURE() << "escaping key accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kUnsafePath) << e.what();
+    }
+  };
+  // a key that is a link out of the root, relative or absolute
+  fs::create_symlink("../../../outside/secret", root / "c" / "0" / "1");
+  fs::create_symlink(base / "outside" / "secret", root / "c" / "0" / "2");
+  expect_unsafe([&] { store.get("c/0/1", ByteRange::whole(), out); });
+  expect_unsafe([&] { store.get("c/0/2", ByteRange::whole(), out); });
+  expect_unsafe([&] { store.snapshot("c/0/2"); });
+  // a directory that links out: reads, writes and erases through it are refused
+  fs::create_symlink(base / "outside", root / "c" / "1");
+  expect_unsafe([&] { store.get("c/1/secret", ByteRange::whole(), out); });
+  expect_unsafe([&] { store.set("c/1/new", reinterpret_cast<const uint8_t*>("x"), 1); });
+  expect_unsafe([&] { store.erase("c/1/secret"); });
+  expect_unsafe([&] { store.set("c/1/deeper/new", reinterpret_cast<const uint8_t*>("x"), 1); });
+  EXPECT_TRUE(fs::exists(base / "outside" / "secret"));
+  EXPECT_FALSE(fs::exists(base / "outside" / "new"));
+  EXPECT_FALSE(fs::exists(base / "outside" / "deeper"));
+  // links that stay inside are followed, relative or absolute
+  fs::create_symlink("0", root / "c" / "2");
+  fs::create_symlink(root / "c" / "0" / "0", root / "c" / "3");
+  ASSERT_TRUE(store.get("c/2/0", ByteRange::whole(), out));
+  EXPECT_EQ(as_string(out), "in");
+  ASSERT_TRUE(store.get("c/3", ByteRange::whole(), out));
+  EXPECT_EQ(as_string(out), "in");
+  // a sub-store keeps the root as its boundary
+  auto sub = store.sub("c");
+  EXPECT_EQ(sub->prefix(), "c");
+  ASSERT_TRUE(sub->get("0/0", ByteRange::whole(), out));
+  EXPECT_EQ(as_string(out), "in");
+  auto linked = store.sub("c/1");
+  expect_unsafe([&] { linked->get("secret", ByteRange::whole(), out); });
+  // the explicit opt-in follows links out of the root
+  FileStore open_store(root.string(), false, /*allow_external_links=*/true);
+  ASSERT_TRUE(open_store.get("c/0/2", ByteRange::whole(), out));
+  EXPECT_EQ(as_string(out), "secret");
+  fs::remove_all(base);
+}
+
+TEST(Store, FileStoreUpdateLockSerialisesOneKey) {
+  auto root = fresh_dir("lock");
+  FileStore a(root.string(), false), b(root.string(), false);  // two handles, like two processes
+  auto held = a.lock_for_update("c/0/0");
+  ASSERT_NE(held, nullptr);
+  EXPECT_TRUE(fs::exists(root / FileStore::kLockFile));
+  std::atomic<bool> got{false};
+  std::thread other([&] {
+    auto mine = b.lock_for_update("c/0/0");
+    got = true;
+  });
+  auto unrelated = b.lock_for_update("c/9/9");  // another key does not wait
+  EXPECT_NE(unrelated, nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(got.load());
+  held.reset();
+  other.join();
+  EXPECT_TRUE(got.load());
+  fs::remove_all(root);
 }

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "voxcore/error.hpp"
 #include "voxcore/thread_pool.hpp"
 
 using namespace voxcore;
@@ -48,4 +49,43 @@ TEST(ThreadPool, DefaultPoolResizes) {
   EXPECT_EQ(num_threads(), 3);
   set_num_threads(2);
   EXPECT_EQ(num_threads(), 2);
+}
+
+TEST(ThreadPool, DefaultExecutorOutlivesResizes) {
+  // A handle keeps the executor's address; every call runs on the pool of that moment.
+  Executor* held = &default_executor();
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> done{0};
+  std::thread user([&] {
+    while (!stop.load()) {
+      std::atomic<int64_t> sum{0};
+      held->parallel_for(64, [&](int64_t i) { sum += i; });
+      EXPECT_EQ(sum.load(), 64 * 63 / 2);
+      ++done;
+    }
+  });
+  for (int round = 0; round < 50 || done.load() < 20; ++round) {
+    set_num_threads(1 + round % 4);
+    std::this_thread::yield();
+  }
+  stop = true;
+  user.join();
+  EXPECT_GT(done.load(), 0);
+  EXPECT_EQ(held, &default_executor());
+  EXPECT_EQ(held->concurrency(), num_threads());
+  set_num_threads(2);
+}
+
+TEST(ThreadPool, CountsAreBounded) {
+  EXPECT_GE(max_threads(), 256);
+  try {
+    set_num_threads(max_threads() + 1);
+    ADD_FAILURE() << "a count above the cap was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kLimitExceeded);
+  }
+  EXPECT_THROW(ThreadPool(max_threads() + 1), Error);
+  EXPECT_THROW(set_num_threads(0), Error);
+  ThreadPool lazy(64);  // no thread is started until work needs one
+  EXPECT_EQ(lazy.concurrency(), 64);
 }

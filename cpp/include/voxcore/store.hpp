@@ -73,16 +73,35 @@ class VOXCORE_API Store {
   // Identifies the underlying storage, so that writers of the same key through different handles
   // in one process serialise their read-modify-writes (FileStore: its canonical root).
   virtual std::string identity() const;
+
+  // Held for the whole read-modify-write of key (a partial chunk or shard write), so that writers
+  // of the same key in other processes wait for it. nullptr: the store has no such lock.
+  virtual std::shared_ptr<void> lock_for_update(const std::string& key);
 };
 
-// Files under a root directory. Reads use pread; writes are atomic (unique temp file in the same
-// directory, O_CREAT|O_EXCL, fsync, rename, directory fsync) unless durable is false, which drops
-// the fsyncs. Thread-safe.
+// Files under a root directory.
+//
+// Keys resolve beneath the root: openat2(RESOLVE_BENEATH) where the kernel has it, else a
+// realpath check. A symlink inside the tree is followed while it stays inside the root; one that
+// leads out of it raises kUnsafePath for reads and writes, unless allow_external_links is set.
+// sub(path) gives a store for a subtree that keeps this root as its boundary.
+//
+// Writes are atomic: a unique temp file ".NAME.vxtmp-PID-..." in the key's directory
+// (O_CREAT|O_EXCL), fsync, rename over NAME, directory fsync; durable=false drops the fsyncs. The
+// first write into a directory through a store removes temp files there whose writer process no
+// longer exists. lock_for_update takes an open-file-description byte-range lock (F_OFD_SETLKW)
+// on the ".vxlock" file of the store's directory (root/prefix), one byte per key hash, so that
+// read-modify-writes of one key are serialised across processes and threads; the lock is
+// released when the token is dropped, or by the kernel when the process dies. Thread-safe.
 class VOXCORE_API FileStore : public Store {
  public:
-  explicit FileStore(std::string root, bool durable = true);
+  explicit FileStore(std::string root, bool durable = true, bool allow_external_links = false);
   const std::string& root() const noexcept { return root_; }
+  const std::string& prefix() const noexcept { return prefix_; }
   bool durable() const noexcept { return durable_; }
+  bool allow_external_links() const noexcept { return allow_external_links_; }
+  // The subtree at path (a checked key), with the same root as its boundary.
+  std::shared_ptr<FileStore> sub(const std::string& path) const;
 
   bool get(const std::string& key, const ByteRange& range, ByteBuffer& out,
            uint64_t* total_size = nullptr) override;
@@ -91,11 +110,25 @@ class VOXCORE_API FileStore : public Store {
   bool exists(const std::string& key);
   std::unique_ptr<Snapshot> snapshot(const std::string& key) override;
   std::string identity() const override;
+  std::shared_ptr<void> lock_for_update(const std::string& key) override;
+
+  // The name of the lock file in the store's directory.
+  static constexpr const char* kLockFile = ".vxlock";
 
  private:
+  struct Cleaned;
+  std::string full(const std::string& key) const;  // the path of prefix/key, for messages
+  std::string rel(const std::string& key) const;   // prefix/key
+  int open_beneath(const std::string& rel_path, int flags, unsigned mode = 0) const;
+  int open_dir_for_write(const std::string& rel_dir) const;
+  void remove_stale_temps(int dir_fd, const std::string& rel_dir) const;
+
   std::string root_;
+  std::string prefix_;
   std::string canonical_root_;
   bool durable_;
+  bool allow_external_links_;
+  std::shared_ptr<Cleaned> cleaned_;
 };
 
 // A store whose bytes come from caller-supplied functions (e.g. Python serving any zarr store).

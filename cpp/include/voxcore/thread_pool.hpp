@@ -18,8 +18,9 @@ class VOXCORE_API Executor {
   virtual int concurrency() const = 0;
 };
 
-// A fixed pool of worker threads; the calling thread takes part in parallel_for. A parallel_for
-// called from inside one of its own workers runs inline (no deadlock on nesting).
+// A fixed pool of worker threads, started by the first parallel_for that has more than one item;
+// the calling thread takes part in parallel_for. A parallel_for called from inside one of its own
+// workers runs inline (no deadlock on nesting). num_threads above max_threads() is refused.
 class VOXCORE_API ThreadPool : public Executor {
  public:
   explicit ThreadPool(int num_threads);
@@ -32,9 +33,15 @@ class VOXCORE_API ThreadPool : public Executor {
   std::unique_ptr<Impl> impl_;
 };
 
-// The process-wide default pool: VOXCORE_NUM_THREADS if set, else the number of cores.
+// The largest thread count a pool may have: max(256, 2 x the number of cores).
+VOXCORE_API int max_threads();
+// The process-wide default executor: a stable object (handles keep a pointer to it) that runs each
+// call on the current default pool, of VOXCORE_NUM_THREADS threads if set, else one per core
+// (both capped at max_threads()).
 VOXCORE_API Executor& default_executor();
-// Resizes the default pool (n >= 1); not to be called while work runs on it.
+// Replaces the default pool (1 <= n <= max_threads(), else kInvalidArgument / kLimitExceeded).
+// Safe at any time, also while work runs: calls in flight finish on the old pool, later calls
+// run on the new one, and the old pool's threads exit when its last call returns.
 VOXCORE_API void set_num_threads(int n);
 VOXCORE_API int num_threads();
 
