@@ -71,7 +71,7 @@ def test_threads_write_disjoint_unaligned_regions(tmp_path, layout, handles, mak
             target = img if handles == "shared-handle" else vc.open(path)
             barrier.wait()
             for piece in pieces(box):
-                target.write(src[piece], offset=tuple(s.start for s in piece))
+                target.write(src[piece], offset=tuple(s.start for s in piece), allow_unaligned=True)
 
         with ThreadPoolExecutor(len(boxes)) as ex:
             for f in [ex.submit(work, b) for b in boxes]:

@@ -15,6 +15,10 @@ import pytest
 import voxcore as vc
 from voxcore import _core
 
+# Partial-chunk writes are what these tests exercise; the warning itself is tested in
+# test_errors_named.py.
+pytestmark = pytest.mark.filterwarnings("ignore::voxcore.UnalignedWriteWarning")
+
 # ---- thread pool: a handle keeps working whatever the order of set_num_threads --------------
 
 

@@ -17,6 +17,10 @@ import pytest
 import voxcore as vc
 import zarr
 
+# Partial-chunk writes are what these tests exercise; the warning itself is tested in
+# test_errors_named.py.
+pytestmark = pytest.mark.filterwarnings("ignore::voxcore.UnalignedWriteWarning")
+
 SHAPE = (37, 50, 23)
 CHUNKS = (16, 16, 8)
 SHARDS = (32, 32, 16)

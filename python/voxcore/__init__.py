@@ -16,7 +16,10 @@ from .errors import (
     InvalidArgumentError,
     InvalidMetadataError,
     LimitExceededError,
+    TargetNotReplaceableError,
+    UnalignedWriteWarning,
     UnavailableError,
+    UnsafeMetadataPathError,
     UnsafePathError,
     UnsupportedError,
     VoxcoreError,
@@ -24,7 +27,7 @@ from .errors import (
 from .formats.nifti import NiftiArray, NiftiImage, reorient
 from .image import Image, create_array, open
 from .pyramid import Level, MemoryImage, Pyramid, build_pyramid, create, from_array, save
-from .view import UnalignedWriteWarning, View
+from .view import View
 
 __version__ = "0.1.0"
 
@@ -98,8 +101,10 @@ __all__ = [
     "NiftiImage",
     "Pyramid",
     "PyramidWriter",
+    "TargetNotReplaceableError",
     "UnalignedWriteWarning",
     "UnavailableError",
+    "UnsafeMetadataPathError",
     "UnsafePathError",
     "UnsupportedError",
     "View",

@@ -14,13 +14,14 @@ read-modify-writes of one chunk from several processes take byte-range locks on 
 empty, belongs to the array, and may be deleted whenever no writer is running.
 """
 
-LOCK_FILE = ".vxlock"
 from __future__ import annotations
 
 import os
 import re
 
 from .errors import LimitExceededError
+
+LOCK_FILE = ".vxlock"
 
 _TEMP_PATTERNS = (
     re.compile(r"^\..+\.vxtmp-(\d+)-"),

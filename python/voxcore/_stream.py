@@ -86,7 +86,8 @@ class _Pending:
 
     def _write(self, planes: np.ndarray, at: int) -> None:
         block = planes.reshape((1,) * len(self.prefix) + planes.shape)
-        self.arr.write(block, self.prefix + (at,) + (0,) * len(self.plane))
+        # voxcore cuts these blocks itself (write units, or a level's end): no warning
+        self.arr.write(block, self.prefix + (at,) + (0,) * len(self.plane), allow_unaligned=True)
 
     def append(self, planes: np.ndarray) -> None:
         i, n = 0, len(planes)

@@ -1,4 +1,4 @@
-"""The `voxcore` command line: demo, info, convert, view."""
+"""The `voxcore` command line: demo, info, convert, view, check."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ def _dir_bytes(path: str) -> int:
     for root, _, files in os.walk(path):
         total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
     return total
+
+
+def _compare(peer: float, ours: float) -> str:
+    """How much faster voxcore was than a peer, from the two times ("x2.0 faster", "x1.25 slower")."""
+    ratio = peer / ours if ours > 0 else float("inf")
+    return f"x{ratio:.1f} faster" if ratio >= 1 else f"x{1 / ratio:.2f} slower"
 
 
 def _best(fn, reps: int = 3) -> float:
@@ -38,8 +44,22 @@ def demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     vol = synthetic_volume(n, seed=1)
     print(f"  made synthetic volume                 {time.perf_counter() - t0:7.3f} s")
-    work = args.dir or tempfile.mkdtemp(prefix="voxcore-demo-")
-    os.makedirs(work, exist_ok=True)
+    if args.dir:
+        os.makedirs(args.dir, exist_ok=True)
+        return _demo_in(vc, vol, args.dir)
+    work = tempfile.mkdtemp(prefix="voxcore-demo-")
+    print(f"  files go to {work}, removed on exit (keep them with --dir DIR)")
+    try:
+        return _demo_in(vc, vol, work)
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _demo_in(vc, vol: np.ndarray, work: str) -> int:
+    n = vol.shape[0]
+    mib = vol.nbytes / 2 ** 20
     ok_nifti = _demo_nifti(vc, vol, work)
     path = os.path.join(work, "demo.zarr")
     shard = min(128, n)
@@ -95,12 +115,9 @@ def demo(args: argparse.Namespace) -> int:
     same = np.array_equal(za[...], vol)
     print(f"  zarr-python {zarr.__version__} on the same data (its reads of voxcore's array: "
           f"{'equal' if same else 'DIFFERENT'}):")
-    print(f"    write  {t_zwrite:7.3f} s   voxcore is x{t_zwrite / t_write:.1f} faster")
-    print(f"    read   {t_zread:7.3f} s   voxcore is x{t_zread / t_read:.1f} faster")
-    print(f"    boxes  {t_zrand * 10:6.2f} ms/box voxcore is x{t_zrand / t_rand:.1f} faster")
-    if not args.dir:
-        import shutil
-        shutil.rmtree(work, ignore_errors=True)
+    print(f"    write  {t_zwrite:7.3f} s   voxcore is {_compare(t_zwrite, t_write)}")
+    print(f"    read   {t_zread:7.3f} s   voxcore is {_compare(t_zread, t_read)}")
+    print(f"    boxes  {t_zrand * 10:6.2f} ms/box voxcore is {_compare(t_zrand, t_rand)}")
     return 0 if ok and ok_rand and ok_pyr and ok_nifti and same else 1
 
 
@@ -122,8 +139,8 @@ def _demo_nifti(vc, vol: np.ndarray, work: str) -> bool:
     nii = vc.open(src)
     ok = np.array_equal(nii.read(), np.asanyarray(nib.load(src).dataobj))
     print(f"  NIfTI phantom ({''.join(nii.orientation)}, {' x '.join(f'{v:g}' for v in np.float32(nii.scale))} mm):")
-    print(f"    .nii.gz write {t_save:7.3f} s  (nibabel {t_nsave:6.2f} s, x{t_nsave / t_save:.1f})")
-    print(f"    .nii.gz load  {t_load:7.3f} s  (nibabel {t_nload:6.2f} s, x{t_nload / t_load:.1f})"
+    print(f"    .nii.gz write {t_save:7.3f} s  (nibabel {t_nsave:6.2f} s, {_compare(t_nsave, t_save)})")
+    print(f"    .nii.gz load  {t_load:7.3f} s  (nibabel {t_nload:6.2f} s, {_compare(t_nload, t_load)})"
           f"   values {'OK' if ok else 'WRONG'}")
     t0 = time.perf_counter()
     ras = nii.as_closest_canonical()
@@ -172,37 +189,106 @@ def _codecs(img) -> str:
 
 
 def _stored_bytes(path: str) -> str:
-    return f"{_dir_bytes(path) / 2**20:.1f} MiB stored" if os.path.isdir(path) else ""
+    if os.path.isdir(path):
+        return f"{_dir_bytes(path) / 2**20:.1f} MiB stored"
+    return f"{os.path.getsize(path) / 2**20:.1f} MiB stored" if os.path.isfile(path) else ""
+
+
+def _or_error(fn) -> str:
+    """fn() as text, or why it cannot be had (a header field voxcore refuses)."""
+    from .errors import VoxcoreError
+
+    try:
+        return str(fn())
+    except VoxcoreError as e:
+        return f"unusable ({e})"
+
+
+def _nifti_kind(header, path: str) -> str:
+    magic = bytes(header["magic"]).rstrip(b"\0").decode("ascii", "replace")  # n+1, ni1, n+2, ni2
+    layout = "single file" if magic[1:2] == "+" else "header/image pair"
+    return f"NIfTI-{magic[2:3]} ({layout}{', gzip' if path.lower().endswith('.gz') else ''})"
+
+
+def _nifti_lines(img, header) -> list[str]:
+    """The NIfTI header fields a user checks: datatype, scaling, voxel sizes, units, codes, affine."""
+    import nibabel as nib
+
+    codes = nib.nifti1.xform_codes.label
+    code = int(header["datatype"])
+    slope, inter = getattr(img, "slope_inter", (None, None))
+    scaled = slope is not None and (slope, inter) != (1.0, 0.0)
+    lines = [f"datatype: {code} ({nib.nifti1.data_type_codes.label.get(code, 'unknown')}), "
+             f"bitpix {int(header['bitpix'])}" + (f"  scaling: value * {slope:g} + {inter:g}" if scaled else "")]
+    space, time_unit = header.get_xyzt_units()
+    sizes = _or_error(lambda: "(" + ", ".join(f"{v:g}" for v in img.scale) + ")")
+    lines.append(f"voxel sizes: {sizes}  xyzt_units: {space}, {time_unit}")
+    sform, qform = int(header["sform_code"]), int(header["qform_code"])
+    lines.append(f"sform_code: {sform} ({codes.get(sform, 'invalid')})  "
+                 f"qform_code: {qform} ({codes.get(qform, 'invalid')})  "
+                 f"orientation: {_or_error(lambda: ''.join(img.orientation))}")
+    source = getattr(img, "affine_source", "best")
+    try:
+        rows = [" ".join(f"{v:10.4g}" for v in row) for row in np.asarray(img.affine)]
+        lines.append(f"affine ({source}):")
+        lines += [f"    {r}" for r in rows]
+    except ValueError as e:  # voxcore's metadata errors are ValueErrors
+        lines.append(f"affine ({source}): unusable ({e})")
+    return lines
 
 
 def info(args: argparse.Namespace) -> int:
     import voxcore as vc
 
     img = vc.open(args.path)
-    print(f"path:   {args.path}")
-    ome = img.ome
+    path = os.fspath(args.path)
+    print(f"path:   {path}")
+    ome = getattr(img, "ome", None)
+    header = getattr(img, "header", None)  # a NIfTI image's (nibabel) header
+    zarr_format = getattr(img, "zarr_format", None)
     if ome is not None:
-        print(f"format: OME-Zarr {ome['version']} (Zarr v{img.zarr_format})"
+        print(f"format: OME-Zarr {ome['version']} (Zarr v{zarr_format})"
               + (f"  name: {ome['name']}" if ome.get("name") else "")
               + (f"  method: {ome['type']}" if ome.get("type") else ""))
         axes = ", ".join(f"{a['name']} ({a['type']}{', ' + a['unit'] if a['unit'] else ''})" for a in img.axes)
         print(f"axes:   {axes}")
     else:
-        print(f"format: Zarr v{img.zarr_format}")
+        print(f"format: {f'Zarr v{zarr_format}' if zarr_format is not None else _nifti_kind(header, path)}")
         print(f"dims:   {img.dims}")
-    print(f"dtype:  {img.dtype}  fill: {img.fill_value}")
-    for k, lv in enumerate(img.levels):
+    fill = getattr(img, "fill_value", None)
+    print(f"dtype:  {img.dtype}" + (f"  fill: {fill}" if fill is not None else ""))
+    levels = getattr(img, "levels", None)
+    if levels is None:
+        print(f"shape: {img.shape}  ({img.nbytes / 2**20:.1f} MiB, {_stored_bytes(path)})")
+    for k, lv in enumerate(levels or ()):
         nbytes = int(np.prod(lv.shape, dtype=np.int64)) * img.dtype.itemsize
-        where = os.path.join(os.fspath(args.path), lv.path) if lv.path else os.fspath(args.path)
+        where = os.path.join(path, lv.path) if lv.path else path
         head = f"level {k} ({lv.path}): " if ome is not None else ""
         print(f"{head}shape: {lv.shape}  ({nbytes / 2**20:.1f} MiB, {_stored_bytes(where)})")
         if ome is not None:
             print(f"    scale: {lv.scale}  translation: {lv.translation}")
         print(f"    chunks: {lv.chunks}  shards: {lv.shards}")
         print(f"    codecs: {_codecs(lv.image)}")
-    if img.labels:
-        print(f"labels: {', '.join(img.labels)}")
+    if header is not None:
+        for line in _nifti_lines(img, header):
+            print(line)
+    labels = getattr(img, "labels", None)
+    if labels:
+        print(f"labels: {', '.join(labels)}")
     return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from .check import check as check_tree
+    from .check import has_errors
+
+    problems = check_tree(args.path)
+    for p in problems:
+        print(p)
+    counts = {sev: sum(p.severity == sev for p in problems) for sev in ("error", "warning", "info")}
+    print(f"{os.fspath(args.path)}: {counts['error']} errors, {counts['warning']} warnings, "
+          f"{counts['info']} notes")
+    return 1 if has_errors(problems) else 0
 
 
 def _ints(text: str | None) -> int | tuple[int, ...] | None:
@@ -262,11 +348,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="write, read back and time a synthetic volume")
     p.add_argument("--size", type=int, default=256, help="edge length of the cube (default 256)")
-    p.add_argument("--dir", help="keep the arrays in this directory")
+    p.add_argument("--dir", help="write the files to this directory and keep them "
+                   "(default: a temp directory removed on exit)")
     p.set_defaults(func=demo)
-    p = sub.add_parser("info", help="describe an array or OME-Zarr image (axes, levels, chunks, codecs, sizes)")
+    p = sub.add_parser("info", help="describe an array, OME-Zarr image or NIfTI file (axes, levels, "
+                       "chunks, codecs, sizes; NIfTI: header fields and affine)")
     p.add_argument("path")
     p.set_defaults(func=info)
+    p = sub.add_parser("check", help="report problems of a local Zarr / OME-Zarr tree (read-only)")
+    p.add_argument("path")
+    p.set_defaults(func=check)
     p = sub.add_parser("convert", help="write an array as an OME-Zarr pyramid, streamed in bounded memory")
     p.add_argument("src", help="a Zarr array or OME-Zarr image (level 0 is read)")
     p.add_argument("dst", help="the OME-Zarr directory to write")

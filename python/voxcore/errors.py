@@ -25,6 +25,14 @@ class UnsafePathError(VoxcoreError, ValueError):
     """A key or path would leave the store, or is malformed."""
 
 
+class TargetNotReplaceableError(VoxcoreError, FileExistsError):
+    """overwrite=True met a target that holds more than a Zarr hierarchy (or is a file)."""
+
+
+class UnsafeMetadataPathError(InvalidMetadataError, UnsafePathError):
+    """A path in metadata (an OME dataset path, a label name) leaves its group or is malformed."""
+
+
 class UnsupportedError(VoxcoreError, NotImplementedError):
     """Valid input that voxcore does not implement (e.g. an unknown codec)."""
 
@@ -35,3 +43,7 @@ class UnavailableError(VoxcoreError, RuntimeError):
 
 class CudaError(VoxcoreError, RuntimeError):
     """A CUDA runtime call failed."""
+
+
+class UnalignedWriteWarning(UserWarning):
+    """A write that covers chunks (or shards) only partly: they are read, merged and rewritten."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
-import shutil
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,8 +13,9 @@ import numpy as np
 
 from . import _core
 from ._indexing import select
+from ._resources import check_allocation
 from ._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
-from .errors import InvalidArgumentError, InvalidMetadataError
+from .errors import InvalidArgumentError, InvalidMetadataError, LimitExceededError, UnalignedWriteWarning
 from .formats import ngff
 from .formats import zarr as zmeta
 
@@ -196,11 +198,11 @@ class Image:
                 raise InvalidArgumentError(
                     f"out has the wrong dtype (expected={self.dtype}, got={out.dtype})")
         if sel.simple:
-            dst = out if out is not None else np.empty(result_shape, dtype=self.dtype)
+            dst = out if out is not None else self._alloc(result_shape)
             box_view = np.expand_dims(dst, tuple(sel.squeeze)) if sel.squeeze else dst
             self._core.read_into(sel.start, box_view)
             return dst
-        box = np.empty(sel.shape, dtype=self.dtype)
+        box = self._alloc(sel.shape)
         self._core.read_into(sel.start, box)
         index = tuple(
             (0 if i in sel.squeeze else slice(None, None, st) if st > 0 else slice(None, None, st))
@@ -211,6 +213,16 @@ class Image:
             np.copyto(out, picked)
             return out
         return np.ascontiguousarray(picked)
+
+    def _alloc(self, shape: tuple[int, ...]) -> np.ndarray:
+        """An empty result buffer, refused (LimitExceededError) before allocating if it cannot fit."""
+        nbytes = math.prod(shape) * self.dtype.itemsize
+        what = f"read of shape {shape} {self.dtype} from {self._source}"
+        check_allocation(nbytes, what)
+        try:
+            return np.empty(shape, dtype=self.dtype)
+        except MemoryError:
+            raise LimitExceededError(f"{what}: cannot allocate the {nbytes}-byte result") from None
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return self.read(key)
@@ -246,17 +258,20 @@ class Image:
         return (_reopen, (source, kwargs, level, self._meta.dims))
 
     # -- writing ----------------------------------------------------------------------------
-    def write(self, data: Any, offset: Sequence[int] | None = None) -> None:
+    def write(self, data: Any, offset: Sequence[int] | None = None, *, casting: str = "same_kind",
+              allow_unaligned: bool = False) -> None:
         """Write data (array-like, same rank) with its first element at offset (default 0s).
 
-        The box must lie inside the array. Partial chunks are read, merged and rewritten; the
-        merge is serialised per chunk, so threads may write disjoint regions concurrently.
+        The box must lie inside the array. Partial chunks are read, merged and rewritten
+        (UnalignedWriteWarning unless allow_unaligned); the merge is serialised per chunk, so
+        threads may write disjoint regions concurrently. casting: as numpy's ("no", "equiv",
+        "safe", "same_kind", "unsafe"); below "unsafe", integers out of the array's range raise.
         """
-        arr = np.asarray(data)
-        if arr.dtype != self.dtype:
-            arr = arr.astype(self.dtype)
-        if not arr.dtype.isnative:
-            arr = arr.astype(arr.dtype.newbyteorder("="))
+        self._write(_cast_for_write(data, self.dtype, casting), offset, allow_unaligned)
+
+    def _write(self, arr: np.ndarray, offset: Sequence[int] | None, allow_unaligned: bool) -> None:
+        """Write an array already of self.dtype (native order); called by write and __setitem__
+        only, so that the warning's stacklevel names their caller."""
         if arr.ndim != self.ndim:
             raise InvalidArgumentError(
                 f"data rank differs from the array (expected={self.ndim}, got={arr.ndim})")
@@ -264,16 +279,65 @@ class Image:
         if len(start) != self.ndim:
             raise InvalidArgumentError(
                 f"offset rank differs from the array (expected={self.ndim}, got={len(start)})")
+        if not allow_unaligned:
+            self._warn_unaligned(start, arr.shape)
         self._core.write(start, arr)
+
+    def _warn_unaligned(self, start: Sequence[int], shape: Sequence[int]) -> None:
+        """UnalignedWriteWarning if the box covers a write unit (shard, else chunk) partly; the
+        array's end counts as aligned."""
+        unit = self.shards or self.chunks
+        if not all(shape):
+            return
+        for axis, (a, n, u, end) in enumerate(zip(start, shape, unit, self.shape)):
+            if a % u or ((a + n) % u and a + n != end):
+                kind = "shard" if self.shards else "chunk"
+                warnings.warn(UnalignedWriteWarning(
+                    f"write of box start={tuple(start)} shape={tuple(shape)} to {self._source} is not "
+                    f"aligned to the {kind} shape {tuple(unit)} (axis={axis}): partly covered {kind}s "
+                    "are read, merged and rewritten (pass allow_unaligned=True to accept that)"),
+                    stacklevel=4)  # the caller of write() or of item assignment
+                return
 
     def __setitem__(self, key: Any, value: Any) -> None:
         sel = select(key, self.shape, self.dims)
         if not sel.simple:
             raise IndexError("assignment supports unit steps only")
-        value = np.asarray(value, dtype=self.dtype)
+        value = _cast_for_write(value, self.dtype, "same_kind")
         full = np.broadcast_to(np.expand_dims(value, tuple(sel.squeeze)) if sel.squeeze and
                                value.ndim == self.ndim - len(sel.squeeze) else value, sel.shape)
-        self.write(np.ascontiguousarray(full), sel.start)
+        self._write(np.ascontiguousarray(full), sel.start, False)
+
+
+_CASTINGS = ("no", "equiv", "safe", "same_kind", "unsafe")
+
+
+def _cast_for_write(data: Any, dtype: np.dtype, casting: str) -> np.ndarray:
+    """data as a native-order array of dtype (no copy when it already is one) by numpy's casting
+    rule, except: under "same_kind" any integer type may go to any other, and below "unsafe"
+    integers outside dtype's range raise instead of wrapping. A Python int, float or complex is
+    judged by its value (NEP 50), so img[...] = 5 works for every integer dtype it fits."""
+    if casting not in _CASTINGS:
+        raise InvalidArgumentError(f"casting must be one of {_CASTINGS} (got={casting!r:.20})")
+    arr = np.asarray(data)
+    if arr.dtype != dtype:
+        src = np.min_scalar_type(data) if type(data) in (int, float, complex) else arr.dtype
+        ints = src.kind in "iu" and dtype.kind in "iu"
+        if not (np.can_cast(src, dtype, casting) or (ints and casting == "same_kind")):
+            raise InvalidArgumentError(
+                f"cannot write {arr.dtype} data into a {dtype} array with casting={casting!r} "
+                "(pass casting=\"unsafe\" to convert anyway)")
+        if ints and casting != "unsafe" and arr.size and not np.can_cast(arr.dtype, dtype, "safe"):
+            info = np.iinfo(dtype)
+            lo, hi = int(arr.min()), int(arr.max())
+            if lo < info.min or hi > info.max:
+                raise InvalidArgumentError(
+                    f"values out of range of the array's {dtype} (range=[{info.min}, {info.max}], "
+                    f"got=[{lo}, {hi}]); pass casting=\"unsafe\" to wrap them")
+        arr = arr.astype(dtype)
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
 
 
 # ---- opening --------------------------------------------------------------------------------
@@ -326,8 +390,7 @@ def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_dep
     ms = ngff.parse_multiscale(node)
     levels = []
     names = tuple(a["name"] for a in ms["axes"])
-    for i, lv in enumerate(ms["levels"]):
-        _core.check_key(lv["path"])
+    for i, lv in enumerate(ms["levels"]):  # parse_multiscale checked the paths
         try:
             img = _open_node(adapter.sub(lv["path"]), f"{source}/{lv['path']}", cache_bytes, 0)
         except FileNotFoundError as e:
@@ -425,9 +488,13 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
 
     chunks defaults to 64 per axis (clipped to the shape); shards (v3 only) groups chunks into
     one file each and must be a multiple of chunks. codec: "zstd" (level 1), "blosc-lz4",
-    "gzip", "lz4", "zlib" or None. zarr_format 2 writes .zarray with dimension_separator "."
-    unless given.
+    "gzip", "lz4", "zlib" or None ("none"). zarr_format 2 writes .zarray with dimension_separator "."
+    unless given. overwrite=True replaces an existing Zarr node at the target (anything else
+    there is refused, nothing touched): locally the new metadata is built beside the old node
+    and swapped in by one atomic rename, then the old node is removed.
     """
+    if codec == "none":  # as the CLI's --codec none
+        codec = None
     shape = tuple(int(s) for s in shape)
     nd = len(shape)
     dtype = np.dtype(dtype)
@@ -475,21 +542,30 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         adapter = ZarrStoreAdapter(source, path or "")
         if not overwrite and (adapter.get("zarr.json") is not None or adapter.get(".zarray") is not None):
             raise FileExistsError(f"an array already exists at {path or '/'} (pass overwrite=True)")
-        if overwrite:
-            from ._stores import _sync
-            _sync(source.delete_dir(adapter.prefix)) if adapter.prefix else _sync(source.clear())
         label = f"{type(source).__name__}:{path or ''}"
+        if overwrite:
+            from ._replace import check_store_prefix
+            from ._stores import _sync
+            check_store_prefix(source, adapter.prefix, label)
+            _sync(source.delete_dir(adapter.prefix)) if adapter.prefix else _sync(source.clear())
     else:
         root = os.fspath(source)
         if path:
             _core.check_key(path)
             root = os.path.join(root, path)
-        if os.path.exists(root):
-            if not overwrite and any(os.path.exists(os.path.join(root, k))
-                                     for k in ("zarr.json", ".zarray", ".zgroup")):
-                raise FileExistsError(f"a Zarr node already exists at {root} (pass overwrite=True)")
-            if overwrite:
-                shutil.rmtree(root)
+        if overwrite:  # build the new node beside the old one and swap it in (refuses non-Zarr)
+            from ._replace import replace_now
+
+            def build(new: str) -> None:
+                fresh = FileAdapter(new, durable)
+                fresh.set(meta_key, zmeta.dumps(doc))
+                if zarr_format == 2 and attributes:
+                    fresh.set(".zattrs", zmeta.dumps(attributes))
+
+            replace_now(root, build, durable)
+        elif os.path.exists(root) and any(os.path.exists(os.path.join(root, k))
+                                          for k in ("zarr.json", ".zarray", ".zgroup")):
+            raise FileExistsError(f"a Zarr node already exists at {root} (pass overwrite=True)")
         os.makedirs(root, exist_ok=True)
         adapter = FileAdapter(root, durable)
         label = root

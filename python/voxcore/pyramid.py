@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import _core, _stream
+from . import _core, _replace, _stream
 from .errors import InvalidArgumentError, UnsupportedError
 from .formats import ngff
 
@@ -325,6 +324,7 @@ class _Target:
         if sp is not None:  # a zarr.Group
             path, store_path = sp.store, "/".join(p for p in (sp.path, store_path) if p)
         markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
+        self._beside = None
         if is_zarr_store(path):
             self.store, self.prefix, self.durable = path, (store_path or "").strip("/"), True
             self.adapter = ZarrStoreAdapter(path, self.prefix)
@@ -332,22 +332,37 @@ class _Target:
             if any(self.adapter.get(k) is not None for k in markers):
                 if not overwrite:
                     raise FileExistsError(f"a Zarr node exists at {self.label} (pass overwrite=True)")
+                _replace.check_store_prefix(path, self.prefix, self.label)
                 _sync(path.delete_dir(self.prefix)) if self.prefix else _sync(path.clear())
             return
         root = os.fspath(path)
         if store_path:
             root = os.path.join(root, store_path)
-        if os.path.exists(root):
-            if not overwrite:
-                raise FileExistsError(f"{root} exists (pass overwrite=True)")
-            if not os.path.isdir(root) or (os.listdir(root) and not any(
-                    os.path.exists(os.path.join(root, k)) for k in markers)):
-                raise FileExistsError(f"{root} is not a Zarr node; refusing to overwrite it")
-            shutil.rmtree(root)
-        os.makedirs(root)
-        self.store, self.prefix, self.label = root, "", root
+        if os.path.lexists(root) and not overwrite:
+            raise FileExistsError(f"{root} exists (pass overwrite=True)")
+        # Written beside root, swapped in by commit(): root holds the old tree or the new one.
+        self._beside = _replace.Beside(root, durable)
+        self.store, self.prefix, self.label = self._beside.new, "", root
         self.durable = durable
-        self.adapter = FileAdapter(root, durable)
+        self.adapter = FileAdapter(self._beside.new, durable)
+
+    def commit(self) -> None:
+        """Put what was written in place (local directories; a store was written in place)."""
+        if self._beside is not None:
+            self._beside.commit()
+
+    def abort(self) -> None:
+        """Remove what was written beside the target unless committed; the old tree stays."""
+        if self._beside is not None:
+            self._beside.abort()
+
+    def reopen(self, sub: str, array: Any) -> Any:
+        """An array written before commit(), opened where it is now."""
+        if self._beside is None:
+            return array
+        from .image import open as open_image
+
+        return open_image(self.label, path=sub, durable=self.durable)
 
     def array(self, sub: str, shape, dtype, chunks, shards, codec, level, v3: bool, dims):
         from . import create_array
@@ -460,7 +475,8 @@ def _label_images(labels: Any, pyr: Pyramid) -> list[tuple[str, MemoryImage, dic
     img = pyr.image
     out = []
     for name, item in labels.items():
-        if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+        if (not isinstance(name, str) or not name or name.startswith(".")
+                or any(c in name for c in "/\\\0")):
             raise InvalidArgumentError(f"label names must be plain names (got={name!r:.40})")
         extra: dict = {}
         if isinstance(item, dict):
@@ -550,6 +566,11 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     codec, level : "zstd" (level 1 unless given), "blosc-lz4", "gzip", "lz4", "zlib" or None.
     labels : {name: integer array of level 0's shape} written under labels/ as pyramids with the
         same factors, reduced by label_method ("mode" or "nearest", never a mean).
+    overwrite : replace what is at path. Refused (nothing touched) unless it is a Zarr /
+        OME-Zarr hierarchy and nothing else: a user's file, a non-Zarr directory, a symbolic
+        link, ".", "..", the working directory or an ancestor raise TargetNotReplaceableError or
+        UnsafePathError. A local directory is built beside the old one and swapped in by one
+        atomic rename, so a failed or killed save leaves the old tree intact.
     progress : show a progress bar on stderr.
     durable : local directories: fsync every file written (atomic renames either way).
     executor : None (here; a pyramid built with an executor uses that one), a
@@ -562,8 +583,9 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         executor= with a zarr store or a NIfTI path raises UnsupportedError (a pyramid's own
         executor is then not used: it is written here).
 
-    The level arrays are written first and the group metadata last, so a failed save leaves
-    no valid OME group.
+    The level arrays are written first and the group metadata last; a local directory is
+    written beside path and renamed into place at the end, so path never holds a half-written
+    save.
     """
     from ._dask import check_executor
 
@@ -596,25 +618,30 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     label_imgs = _label_images(labels, obj)
     v3 = version == "0.5"
     target = _Target(path, overwrite, durable)
-    entry = _write_levels(target, "", obj, chunk_t, shard_t, codec, level, v3, progress, executor)
-    if label_imgs:
-        factors = [lv.factors for lv in obj.levels[1:]]
-        for name, lab, extra in label_imgs:
-            lp = build_pyramid(lab, factors, label_method, executor=executor) if factors else \
-                Pyramid(lab, [Level(lab.data, lab.scale, lab.translation, (1,) * len(lab.shape), lab.shape)], None)
-            lentry = _write_levels(target, f"labels/{name}", lp, chunk_t, shard_t, codec, level, v3, progress,
-                                   executor)
-            attrs = ngff.group_attributes(lentry, version)
-            extra_attrs = _image_label(extra, version)
-            (attrs["ome"] if v3 else attrs)["image-label"] = extra_attrs
-            target.group(f"labels/{name}", attrs, v3)
-        names = [n for n, _, _ in label_imgs]
-        target.group("labels", {"ome": {"version": "0.5", "labels": names}} if v3 else {"labels": names}, v3)
-    attrs = ngff.group_attributes(entry, version)
-    affine = getattr(img, "nifti_affine", None)
-    if affine is not None:
-        attrs["voxcore"] = {"nifti_affine": [[float(v) for v in row] for row in affine]}
-    target.group("", attrs, v3)
+    try:
+        entry = _write_levels(target, "", obj, chunk_t, shard_t, codec, level, v3, progress, executor)
+        if label_imgs:
+            factors = [lv.factors for lv in obj.levels[1:]]
+            for name, lab, extra in label_imgs:
+                lp = build_pyramid(lab, factors, label_method, executor=executor) if factors else \
+                    Pyramid(lab, [Level(lab.data, lab.scale, lab.translation, (1,) * len(lab.shape),
+                                        lab.shape)], None)
+                lentry = _write_levels(target, f"labels/{name}", lp, chunk_t, shard_t, codec, level, v3, progress,
+                                       executor)
+                attrs = ngff.group_attributes(lentry, version)
+                extra_attrs = _image_label(extra, version)
+                (attrs["ome"] if v3 else attrs)["image-label"] = extra_attrs
+                target.group(f"labels/{name}", attrs, v3)
+            names = [n for n, _, _ in label_imgs]
+            target.group("labels", {"ome": {"version": "0.5", "labels": names}} if v3 else {"labels": names}, v3)
+        attrs = ngff.group_attributes(entry, version)
+        affine = getattr(img, "nifti_affine", None)
+        if affine is not None:
+            attrs["voxcore"] = {"nifti_affine": [[float(v) for v in row] for row in affine]}
+        target.group("", attrs, v3)
+        target.commit()
+    finally:
+        target.abort()  # a failed save leaves the old tree as it was
     return target.label
 
 
@@ -634,7 +661,10 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
 
     All metadata is written now: if the process dies mid-acquisition, every written chunk is
     readable and the group is a valid OME-Zarr whose unwritten parts are the fill value (0).
-    durable=False skips the fsyncs (each file is still replaced atomically).
+    durable=False skips the fsyncs (each file is still replaced atomically). overwrite=True
+    replaces a Zarr / OME-Zarr hierarchy at path (anything else is refused, as for :func:`save`):
+    the new metadata-only tree is built beside it and swapped in before this returns, so a crash
+    leaves the old image or the new one.
     """
     from . import __version__
 
@@ -656,11 +686,16 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     specs = _stream.plan_levels(shape, img.scale, img.translation, flist, method in WINDOW_METHODS, chunk_t,
                                 shard_t)
     v3 = version == "0.5"
-    target = _Target(path, overwrite, durable)
-    arrays = [target.array(str(i), sp.shape, dtype, sp.chunks, sp.shards, codec, level, v3, img.dims)
-              for i, sp in enumerate(specs)]
     axes = ngff.check_axes(img.dims, img.units)
     entry = ngff.multiscale(axes, [(sp.scale, sp.translation) for sp in specs], version, name=name,
                             method=method if flist else None, method_version=__version__ if flist else None)
-    target.group("", ngff.group_attributes(entry, version), v3)
+    target = _Target(path, overwrite, durable)
+    try:  # the metadata-only tree is swapped in now; the planes are written in place later
+        arrays = [target.array(str(i), sp.shape, dtype, sp.chunks, sp.shards, codec, level, v3, img.dims)
+                  for i, sp in enumerate(specs)]
+        target.group("", ngff.group_attributes(entry, version), v3)
+        target.commit()
+    finally:
+        target.abort()
+    arrays = [target.reopen(str(i), a) for i, a in enumerate(arrays)]
     return _stream.PyramidWriter(arrays, specs, img.dims, dtype, method)

@@ -50,13 +50,9 @@ from typing import Any
 import numpy as np
 
 from ._stream import SLAB_BUDGET_BYTES, Progress
-from .errors import InvalidArgumentError, UnsupportedError
+from .errors import InvalidArgumentError, UnalignedWriteWarning, UnsupportedError
 
 __all__ = ["SliceReader", "SliceWriter", "UnalignedWriteWarning", "View"]
-
-
-class UnalignedWriteWarning(UserWarning):
-    """A write that covers chunks (or shards) only partly: they are read, merged and rewritten."""
 
 
 def _ints(value: Any, n: int, name: str) -> tuple[int, ...]:
@@ -293,10 +289,11 @@ class View:
 
     def write(self, data: Any, relative_offset: Sequence[int] | None = None,
               absolute_offset: Sequence[int] | None = None, *,
-              allow_unaligned: bool | None = None) -> None:
+              allow_unaligned: bool | None = None, casting: str = "same_kind") -> None:
         """Write data (the level's voxels, one axis per array axis) with its first voxel at the
         offset (level-0 voxels; default: the view's offset). The box must lie inside the view.
-        Unaligned boxes warn (UnalignedWriteWarning) unless allowed here or on the view."""
+        Unaligned boxes warn (UnalignedWriteWarning) unless allowed here or on the view.
+        casting: as :meth:`Image.write`."""
         if self._read_only:
             raise InvalidArgumentError(f"cannot write to a read-only view ({self!r})")
         arr = np.asarray(data)
@@ -313,7 +310,7 @@ class View:
         if not (self._allow_unaligned if allow_unaligned is None else allow_unaligned):
             self._warn_unaligned(start, shape, stacklevel=3)
         if all(shape):
-            self._array.write(arr, start)
+            self._array.write(arr, start, casting=casting, allow_unaligned=True)  # warned above
 
     def _warn_unaligned(self, start, shape, stacklevel: int) -> None:
         unit = self._array.shards or self._array.chunks

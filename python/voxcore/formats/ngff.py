@@ -17,7 +17,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import InvalidArgumentError, InvalidMetadataError
+from .. import _core
+from ..errors import (
+    InvalidArgumentError,
+    InvalidMetadataError,
+    UnsafeMetadataPathError,
+    UnsafePathError,
+    UnsupportedError,
+)
 
 VERSIONS = ("0.4", "0.5")
 
@@ -146,7 +153,20 @@ def read_multiscales(attrs: dict) -> tuple[str, list[dict]]:
         raise InvalidMetadataError("no OME multiscales in the group attributes")
     if not isinstance(version, str):
         raise InvalidMetadataError(f"OME version missing or not a string (got={version!r:.20})")
+    if version not in VERSIONS:
+        raise UnsupportedError(
+            f"OME-NGFF version {version!r:.20} is not supported (supported: {', '.join(VERSIONS)})")
     return version, ms
+
+
+def check_path(path: str, where: str) -> str:
+    """``path`` if it is a relative key inside the group, else UnsafeMetadataPathError (an
+    InvalidMetadataError and an UnsafePathError) naming ``where`` and the path."""
+    try:
+        _core.check_key(path)
+    except UnsafePathError as e:
+        raise UnsafeMetadataPathError(f"{where}={path!r:.80} leaves the group or is malformed: {e}") from e
+    return path
 
 
 def _transforms(cts: Any, n: int, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -206,10 +226,16 @@ def parse_multiscale(attrs: dict) -> dict:
     top = m.get("coordinateTransformations")
     gscale, gtrans = _transforms(top, n, "multiscales[0]") if top is not None else ((1.0,) * n, (0.0,) * n)
     levels = []
+    seen: dict[str, int] = {}
     for i, d in enumerate(datasets):
         where = f"multiscales[0].datasets[{i}]"
         if not isinstance(d, dict) or not isinstance(d.get("path"), str) or not d["path"]:
             raise InvalidMetadataError(f"{where}.path must be a non-empty string")
+        check_path(d["path"], f"{where}.path")
+        if d["path"] in seen:
+            raise InvalidMetadataError(
+                f"{where}.path={d['path']!r:.80} is listed twice (first at datasets[{seen[d['path']]}])")
+        seen[d["path"]] = i
         scale, trans = _transforms(d.get("coordinateTransformations"), n, where)
         levels.append({
             "path": d["path"],
@@ -220,9 +246,15 @@ def parse_multiscale(attrs: dict) -> dict:
 
 
 def read_labels(attrs: dict) -> list[str]:
-    """The label names a labels/ group lists (either version)."""
+    """The label names a labels/ group lists (either version): unique relative paths."""
     ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
     names = ome.get("labels", [])
     if not isinstance(names, list) or not all(isinstance(x, str) and x for x in names):
         raise InvalidMetadataError(f"labels must be a list of names (got={names!r:.60})")
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        check_path(name, f"labels[{i}]")
+        if name in seen:
+            raise InvalidMetadataError(f"labels[{i}]={name!r:.80} is listed twice")
+        seen.add(name)
     return names
