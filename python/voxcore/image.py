@@ -434,8 +434,9 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
     """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0) or a NIfTI file, lazily.
 
     NIfTI (.nii, .nii.gz, .hdr/.img[.gz]) gives a NiftiImage: caching "fill" keeps a .gz
-    file's inflated bytes for later reads (nibabel's default; uncache() drops them),
-    "unchanged" does not; affine_source "best" | "sform" | "qform" | "fallback".
+    file's inflated bytes after a whole read (nibabel's default; uncache() drops them) — a
+    region read of an image over 256 MiB inflates only up to its slab and keeps nothing —
+    "unchanged" never keeps them; affine_source "best" | "sform" | "qform" | "fallback".
 
     Parameters
     ----------

@@ -182,6 +182,7 @@ def from_nifti(img: Any) -> MemoryImage:
                      translation=tuple(reversed(img.translation)), units=units,
                      name=os.path.basename(str(img.path)))
     out.nifti_affine = affine
+    out.nifti_header = img.header  # a NIfTI save keeps the source's forms and codes
     return out
 
 

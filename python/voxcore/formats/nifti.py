@@ -1,13 +1,23 @@
 """NIfTI-1 / NIfTI-2 images: nibabel parses the header, the C++ core moves the bytes.
 
 - .nii: regions are read with pread from the outermost axis range they touch, never the rest.
-- .nii.gz (and .img.gz): the whole stream is inflated once by libdeflate (any number of gzip
-  members) into one buffer, kept while caching="fill" (nibabel's default) until uncache().
+- .nii.gz (and .img.gz): a whole read inflates the stream once by libdeflate (any number of
+  gzip members) into one buffer, kept while caching="fill" (nibabel's default) until uncache().
+  A region read streams instead: the bytes before the outermost-axis span it touches are
+  inflated in bounded windows and dropped, the span is inflated into its buffer, and the rest
+  of the stream is never read, so a region costs its span in memory whatever the header
+  claims. Only with caching="fill" and an image of at most REGION_FILL_MAX bytes does a region
+  read inflate and keep the whole image (repeated slicing then inflates once).
 - .hdr/.img pairs: vox_offset is an offset into the .img file. In a single file a vox_offset
   below the header's end (0 included) means the header's end, 352 (NIfTI-2: 544).
 - Only the header (and its extensions) is inflated at open; nibabel parses it from those bytes.
 - Bytes after the image inside a .gz stream are checked (every member) and ignored, as nibabel
   ignores them; bytes that are not gzip are refused.
+
+Every buffer a read allocates (the result, the span, the whole image) is checked against the
+memory available first (LimitExceededError). A save writes NAME.tmp-PID beside the target and
+renames it over; OS errors (ENOSPC, EIO, ...) come out as OSError with the target as filename,
+and the temp file is removed. Before writing, temp files of dead writers beside it are removed.
 
 Values: read() gives the stored values in the stored type (byte-swapped to native order);
 read(dtype=np.float32) applies scl_slope/scl_inter like nibabel (not when the slope is 0 or
@@ -16,16 +26,19 @@ NaN). The numpy shape is nibabel's (x, y, z, t, ...): the file is x-fastest (For
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import stat
 import struct
+import threading
 import warnings
 import zlib
 from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _core, _resources
 from ..errors import (
     CorruptDataError,
     InvalidArgumentError,
@@ -39,6 +52,14 @@ DIMS = ("x", "y", "z", "t", "u", "v", "w")
 _UNITS = {"meter": "meter", "mm": "millimeter", "micron": "micrometer", "sec": "second",
           "msec": "millisecond", "usec": "microsecond", "unknown": None}
 AFFINE_SOURCES = ("best", "sform", "qform", "fallback")
+# caching="fill": a region read of a .gz image up to this size inflates and keeps the whole image;
+# beyond it, region reads stream their span (a whole read() still fills the cache).
+REGION_FILL_MAX = 256 << 20
+_INFLATE_WINDOW = 4 << 20  # decoded bytes per zlib call while streaming a .gz
+_READ_BLOCK = 1 << 20  # compressed bytes per file read while streaming
+_SAVE_SLICE = 64 << 20  # payload bytes compressed per gzip_members call while saving
+_WRITING: set[str] = set()  # temp files this process is writing now (its threads' saves)
+_WRITING_LOCK = threading.Lock()
 # NIfTI datatype code -> bits per voxel (nifti1.h)
 _BITPIX = {2: 8, 4: 16, 8: 32, 16: 32, 32: 64, 64: 64, 128: 24, 256: 8, 512: 16, 768: 32, 1024: 64,
            1280: 64, 1536: 128, 1792: 128, 2048: 256, 2304: 32}
@@ -66,29 +87,85 @@ def _pair_paths(path: str) -> tuple[str, str, bool]:
     return path, path, True
 
 
+class _GzipStream:
+    """Sequential inflate of a gzip file: any number of members, zero padding between them.
+
+    skip() drops decoded bytes and readinto() fills a caller's buffer; either holds at most
+    _INFLATE_WINDOW decoded bytes plus _READ_BLOCK compressed bytes at a time. Both return how
+    many bytes they got, fewer at the end of the stream (a truncated member ends it too).
+    A stream that is not gzip, or damaged, raises CorruptDataError naming the file.
+    """
+
+    def __init__(self, f: Any, name: str):
+        self._f, self._name = f, name
+        self._d = zlib.decompressobj(31)
+        self._in = b""  # compressed bytes not yet given to the inflater
+        self._between = False  # a member has ended: padding or the next member follows
+        self._done = False
+
+    def read1(self, limit: int) -> bytes:
+        """Up to limit (> 0) decoded bytes; b"" at the end of the stream."""
+        while not self._done:
+            if not self._in:
+                self._in = self._f.read(_READ_BLOCK)
+                if not self._in:  # end of file: what the inflater still holds, then the end
+                    self._done = True
+                    return b"" if self._between else self._call(self._d.flush)
+            if self._between:
+                self._in = self._in.lstrip(b"\0")
+                if not self._in:
+                    continue
+                self._d, self._between = zlib.decompressobj(31), False
+            out = self._call(self._d.decompress, self._in, limit)
+            if self._d.eof:
+                self._in, self._between = self._d.unused_data, True
+            else:
+                self._in = self._d.unconsumed_tail
+            if out:
+                return out
+        return b""
+
+    def _call(self, fn: Any, *args: Any) -> bytes:
+        try:
+            return fn(*args)
+        except zlib.error as e:
+            raise CorruptDataError(f"{self._name}: gzip stream unreadable ({e})") from None
+
+    def skip(self, n: int) -> int:
+        done = 0
+        while done < n:
+            out = self.read1(min(_INFLATE_WINDOW, n - done))
+            if not out:
+                break
+            done += len(out)
+        return done
+
+    def readinto(self, view: memoryview) -> int:
+        done = 0
+        while done < len(view):
+            out = self.read1(min(_INFLATE_WINDOW, len(view) - done))
+            if not out:
+                break
+            view[done:done + len(out)] = out
+            done += len(out)
+        return done
+
+
 def _read_head(path: str, need: int | None) -> bytes:
     """The first `need` bytes of a file as stored, inflated when it is gzip (all of it when
     need is None); fewer when the file is shorter. Only as much of a .gz is inflated as needed."""
-    name = os.path.basename(path)
     with open(path, "rb") as f:
         if not path.lower().endswith(".gz"):
             return f.read() if need is None else f.read(need)
-        out = bytearray()
-        d = zlib.decompressobj(31)
-        try:
-            while need is None or len(out) < need:
-                block = d.unconsumed_tail or f.read(1 << 16)
-                if not block:
-                    break
-                out += d.decompress(block, 0 if need is None else need - len(out))
-                if d.eof:  # the next member, if any
-                    rest = d.unused_data.lstrip(b"\0")
-                    d = zlib.decompressobj(31)
-                    if rest:
-                        out += d.decompress(rest, 0 if need is None else max(need - len(out), 1))
-        except zlib.error as e:
-            raise CorruptDataError(f"{name}: gzip stream unreadable at the header ({e})") from None
-    return bytes(out) if need is None else bytes(out[:need])
+        stream = _GzipStream(f, os.path.basename(path))
+        parts, got = [], 0  # grown as the stream delivers: need may be a lying vox_offset
+        while need is None or got < need:
+            part = stream.read1(_INFLATE_WINDOW if need is None else min(_INFLATE_WINDOW, need - got))
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+    return b"".join(parts)
 
 
 def _load_header(path: str) -> tuple[Any, str]:
@@ -318,10 +395,11 @@ class NiftiImage:
         if self._cache is not None:
             return self._cache
         need = self._offset + self.nbytes
+        name = os.path.basename(self._file)
         if self._gz:
             import mmap
 
-            buf = np.empty(need, np.uint8)
+            buf = _alloc(need, f"{name}: the whole image {self._shape} {self.dtype}, inflated")
             with open(self._file, "rb") as f:
                 # inflate straight from the page cache: no copy of the compressed bytes
                 packed = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
@@ -329,7 +407,7 @@ class NiftiImage:
                     # bytes past the image in the stream are checked and dropped (nibabel ignores them)
                     got = _core.gunzip_into(packed, buf, discard_excess=True)
                 except CorruptDataError as e:
-                    raise CorruptDataError(f"{os.path.basename(self._file)}: {str(e).split('] ', 1)[-1]}") from None
+                    raise CorruptDataError(f"{name}: {str(e).split('] ', 1)[-1]}") from None
                 finally:
                     if not isinstance(packed, bytes):
                         packed.close()
@@ -338,7 +416,7 @@ class NiftiImage:
                     f"NIfTI data truncated (file={self._file}, expected={need} bytes, got={got})")
             raw = buf[self._offset:]
         else:
-            raw = np.empty(self.nbytes, np.uint8)
+            raw = _alloc(self.nbytes, f"{name}: the whole image {self._shape} {self.dtype}")
             self._pread(raw, self._offset)
         arr = raw.view(self._stored).reshape(self._shape, order="F")
         if self.caching == "fill":
@@ -361,6 +439,20 @@ class NiftiImage:
         finally:
             os.close(fd)
 
+    def _inflate_span(self, buf: np.ndarray, offset: int) -> None:
+        """Decoded bytes [offset, offset + len(buf)) of the .gz stream into buf: the bytes before
+        are inflated window by window and dropped, nothing after the span is read."""
+        view = memoryview(buf).cast("B")
+        with open(self._file, "rb") as f:
+            stream = _GzipStream(f, os.path.basename(self._file))
+            got = stream.skip(offset)
+            if got == offset:
+                got += stream.readinto(view)
+        if got < offset + len(view):
+            raise CorruptDataError(
+                f"NIfTI data truncated (file={self._file}, expected={offset + len(view)} decoded bytes, "
+                f"got={got})")
+
     def _region(self, region: Any) -> tuple:
         if region is None:
             return (slice(None),) * self.ndim
@@ -371,29 +463,58 @@ class NiftiImage:
             return tuple(region.get(d, slice(None)) for d in self.dims)
         return region if isinstance(region, tuple) else (region,)
 
+    def _streams_regions(self) -> bool:
+        """Whether a region read fetches only its span (else it inflates and keeps the whole)."""
+        return not (self._gz and self.caching == "fill" and self.nbytes <= REGION_FILL_MAX)
+
+    def _scalar_dtype(self, dtype: Any, what: str) -> np.dtype:
+        """dtype as a numpy dtype that the stored values can be cast to (RGB records cannot)."""
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as e:
+            raise InvalidArgumentError(f"{what}: not a dtype (got={dtype!r:.40}; {e})") from None
+        if self._stored.fields is not None and dtype != self._stored:
+            kind = "RGBA32" if len(self._stored.fields) == 4 else "RGB24"
+            raise InvalidArgumentError(
+                f"{os.path.basename(str(self.path))}: {kind} data (records of uint8 fields "
+                f"{', '.join(self._stored.names)}) cannot be cast to a scalar dtype (got={dtype}); "
+                f"read without dtype, then use the fields, e.g. a['R'].astype(np.float32)")
+        return dtype
+
     def read(self, region: Any = None, *, dtype: Any = None) -> np.ndarray:
         """Stored values of a region (numpy indexing or {dim: index}); with dtype, scaled values.
 
         dtype=np.float32 / np.float64 gives scl_slope * stored + scl_inter, as nibabel's
         get_fdata (which is float64 only). Without dtype the stored values come back in native
-        byte order; from a cached .gz image they may be a read-only view of the cache.
+        byte order; from a cached .gz image they may be a read-only view of the cache. RGB24 /
+        RGBA32 images come back as records (fields R, G, B[, A]); they take no dtype.
+        A region of a .nii reads only the outermost-axis range it touches; of a .nii.gz, it
+        inflates the stream up to the end of that range, holding only the range (see the module
+        notes for caching="fill").
         """
         index = self._region(region)
+        if dtype is not None:
+            dtype = self._scalar_dtype(dtype, "read(dtype=)")
+            if dtype.kind != "f":
+                raise InvalidArgumentError(f"scaled reads need a float dtype (got={dtype})")
         data = None
-        if self._cache is None and not self._gz and region is not None:
+        if self._cache is None and region is not None and self._streams_regions():
             data = self._read_outer(index)
         if data is None:
             data = self._decoded()[index]
         if not data.dtype.isnative and data.dtype.fields is None:
+            _check_memory(data.nbytes, f"{os.path.basename(str(self.path))}: the values in native byte order")
             data = data.astype(data.dtype.newbyteorder("="))
         if dtype is None:
             return data
-        dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise InvalidArgumentError(f"scaled reads need a float dtype (got={dtype})")
-        out = np.asarray(data, dtype=dtype)
-        if out is data or np.shares_memory(out, data):
-            out = out.copy()
+        what = f"{os.path.basename(str(self.path))}: the values as {dtype}"
+        _check_memory(data.size * dtype.itemsize, what)
+        try:
+            out = np.asarray(data, dtype=dtype)
+            if out is data or np.shares_memory(out, data):
+                out = out.copy()
+        except MemoryError:
+            raise LimitExceededError(f"{what}: {data.size * dtype.itemsize} bytes cannot be allocated") from None
         if self._slope is not None and self._slope != 1.0:
             out *= dtype.type(self._slope)
         if self._inter is not None and self._inter != 0.0:
@@ -401,8 +522,8 @@ class NiftiImage:
         return out
 
     def _read_outer(self, index: tuple) -> np.ndarray | None:
-        """pread only the range of the outermost (slowest) axis the region touches (None: the
-        index needs the whole array)."""
+        """Fetch only the range of the outermost (slowest) axis the region touches: pread from a
+        .nii, a streamed inflate from a .gz (None: the index needs the whole array)."""
         index = _expand(tuple(index), self.ndim)
         if index is None:  # fancy indexing, newaxis or a bad index: numpy on the whole array
             return None
@@ -427,19 +548,28 @@ class NiftiImage:
             rest = index[:last] + (local,) + index[last + 1:]
         else:
             return None
-        plane = int(np.prod(self._shape[:last], dtype=np.int64)) * self._stored.itemsize
-        buf = np.empty((hi - lo) * plane, np.uint8)
-        self._pread(buf, self._offset + lo * plane)
+        if self._gz and hi - lo == n:  # the whole stream: one libdeflate pass is faster
+            return None
+        plane = math.prod(self._shape[:last]) * self._stored.itemsize
+        buf = _alloc((hi - lo) * plane, f"{os.path.basename(self._file)}: the span {lo}:{hi} of axis "
+                                        f"{DIMS[last]} that the region touches")
+        (self._inflate_span if self._gz else self._pread)(buf, self._offset + lo * plane)
         part_shape = self._shape[:last] + (hi - lo,) + self._shape[last + 1:]
-        part = buf.view(self._stored).reshape(part_shape, order="F")
-        return part[rest]
+        out = buf.view(self._stored).reshape(part_shape, order="F")[rest]
+        # a small region of a large span: keep its values, not the span
+        return out.copy() if 2 * out.nbytes <= buf.nbytes else out
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return self.read(key)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if dtype is not None:
+            dtype = self._scalar_dtype(dtype, "__array__(dtype=)")
         a = self.read()
-        return a if dtype is None else a.astype(dtype, copy=False)
+        if dtype is None or dtype == a.dtype:
+            return a
+        _check_memory(a.size * dtype.itemsize, f"{os.path.basename(str(self.path))}: the values as {dtype}")
+        return a.astype(dtype)
 
     def uncache(self) -> None:
         """Drop the decoded buffer (the next read inflates / reads the file again)."""
@@ -524,6 +654,9 @@ def reorient(img: NiftiImage, target: str = "RAS", *, dtype: Any = None, device:
     scaled = dtype is not None
     if scaled and src.dtype.kind not in "iuf":
         raise InvalidArgumentError(f"scaled reorientation needs integer or float data (got={src.dtype})")
+    if device == "cpu":
+        _check_memory(src.size * (dtype.itemsize if scaled else src.dtype.itemsize),
+                      f"reorient of {os.path.basename(str(img.path))}: the moved array")
     if device == "cuda":
         moved = _reorient_device(src, perm_t, flips_t, dtype, slope, inter)
     elif src.dtype.fields is not None:  # RGB records: move their bytes, a last axis kept in place
@@ -543,6 +676,14 @@ def reorient(img: NiftiImage, target: str = "RAS", *, dtype: Any = None, device:
         header.set_slope_inter(np.nan, np.nan)
         slope = inter = None
     out = cls(moved if device == "cpu" else np.empty((0,) * n, dtype or src.dtype), new_affine, header=header)
+    # nibabel recodes a moved affine as sform aligned / qform unknown. The world is the source's,
+    # so the source's codes stay and each coded form is moved with the voxels (a source that
+    # codes neither form keeps nibabel's aligned sform: an uncoded affine would be lost).
+    q_code, s_code = int(img.header["qform_code"]), int(img.header["sform_code"])
+    if q_code or s_code:
+        to_src = no.inv_ornt_aff(ornt, src.shape)  # new voxel -> source voxel
+        out.header.set_sform(img.header.get_sform() @ to_src if s_code else None, code=s_code)
+        out.header.set_qform(img.header.get_qform() @ to_src if q_code else None, code=q_code)
     if device == "cuda":
         out.header.set_data_shape(moved.shape)
     return NiftiArray(moved, out, slope, inter, img.path)
@@ -590,6 +731,22 @@ def _finite(affine: np.ndarray, what: str, path: str) -> np.ndarray:
     return affine
 
 
+def _check_memory(nbytes: int, what: str) -> None:
+    """LimitExceededError before an allocation of nbytes that cannot fit in memory."""
+    _resources.check_allocation(int(nbytes), what)
+
+
+def _alloc(nbytes: int, what: str) -> np.ndarray:
+    """An uninitialised uint8 buffer of nbytes, refused (LimitExceededError) when it cannot fit:
+    checked against the memory available first, and a MemoryError (an address-space limit) is
+    reported the same way."""
+    _check_memory(nbytes, what)
+    try:
+        return np.empty(nbytes, np.uint8)
+    except MemoryError:
+        raise LimitExceededError(f"{what}: {nbytes} bytes cannot be allocated in this process") from None
+
+
 def _expand(index: tuple, ndim: int) -> tuple | None:
     """index with Ellipsis expanded and padded to ndim slices/ints; None when it holds anything
     else (arrays, None, bools) or is malformed, for numpy to handle (and report)."""
@@ -612,9 +769,14 @@ _TIME_CODES = {"second": "sec", "millisecond": "msec", "microsecond": "usec"}
 
 
 def _as_nifti(obj: Any) -> tuple[np.ndarray, np.ndarray, Any, float | None, float | None, tuple]:
-    """(x-fastest array, affine, template header or None, slope, inter, units) for what save takes."""
+    """(x-fastest array, affine, template header or None, slope, inter, units) for what save takes.
+
+    A NIfTI image gives its header as the template, with the affine that header gives (sform,
+    else qform, else pixdim; whatever affine_source the image was opened with): its forms are
+    written as they are."""
     if isinstance(obj, NiftiImage):
-        return obj.read(), obj.affine, obj.header, obj._slope, obj._inter, obj.units
+        affine = np.array(obj.header.get_best_affine(), dtype=np.float64)
+        return obj.read(), affine, obj.header, obj._slope, obj._inter, obj.units
     from ..pyramid import MemoryImage, Pyramid, from_array
 
     if isinstance(obj, Pyramid):
@@ -636,13 +798,68 @@ def _as_nifti(obj: Any) -> tuple[np.ndarray, np.ndarray, Any, float | None, floa
         affine[k, 3] = obj.translation[i]
     units = tuple(obj.units[i] for i in rev)
     kept = getattr(obj, "nifti_affine", None)  # a NIfTI image's own affine (rotations included)
-    return data.T, (affine if kept is None else np.asarray(kept, dtype=np.float64)), None, None, None, units
+    # the header of the NIfTI image this one was made from, if it kept it: its data are that
+    # image's stored values, so its forms, codes and scaling still apply
+    header = getattr(obj, "nifti_header", None)
+    slope = inter = None
+    if header is not None:
+        slope, inter = (float(header["scl_slope"]), float(header["scl_inter"]))
+        if slope == 0 or not math.isfinite(slope):
+            slope = inter = None  # no scaling, as the reader treats it
+        elif not math.isfinite(inter):
+            inter = None
+    return data.T, (affine if kept is None else np.asarray(kept, dtype=np.float64)), header, slope, inter, units
+
+
+def _with_path(e: OSError, path: str) -> OSError:
+    """e as an OSError of the same errno (and subclass) that names the target path."""
+    return OSError(e.errno, e.strerror or str(e), path)
+
+
+def _remove_stale_temps(directory: str) -> None:
+    """Remove the NIfTI temp files (NAME.tmp-PID, NAME a NIfTI file name) that writers which no
+    longer run left in directory. Files of live writers, other names and directories stay; a
+    file that cannot be removed is left for the next save."""
+    for name in _resources.stale_temp_files(directory):
+        stem, sep, _ = name.rpartition(".tmp-")
+        if not sep or not stem.lower().endswith(SUFFIXES):
+            continue
+        full = os.path.join(directory, name)
+        try:
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                os.remove(full)
+        except OSError:
+            pass
+
+
+def _forms_for(hdr: Any, template: Any, affine: np.ndarray) -> None:
+    """Set hdr's qform and sform for the data being written.
+
+    A fresh image (no template) gets voxcore's codes: sform and qform both aligned (2), both
+    holding the affine (qform: its rigid part). An image with a header keeps that header's
+    codes and forms as they are (0 stays 0: no code is invented), unless its affine no longer
+    matches them; then the affine goes into the forms the template codes (if it codes neither,
+    voxcore's codes, since an affine without a code would be dropped)."""
+    if template is not None and np.allclose(hdr.get_best_affine(), affine, atol=1e-6, equal_nan=True):
+        return
+    q_code = int(template["qform_code"]) if template is not None else 0
+    s_code = int(template["sform_code"]) if template is not None else 0
+    if not q_code and not s_code:
+        q_code = s_code = 2
+    hdr.set_sform(affine, code=s_code)
+    hdr.set_qform(affine, code=q_code)
 
 
 def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwrite: bool = False) -> str:
     """Write obj as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767): .nii, or .nii.gz compressed
-    in parallel as independent gzip members (ISA-L at level <= 3). sform and qform both hold the
-    affine (qform: its rigid part). The file appears whole (temp file + rename)."""
+    in parallel as independent gzip members (ISA-L at level <= 3).
+
+    A NIfTI source keeps its header: qform and sform with their codes as they are. A fresh image
+    gets sform and qform both holding the affine (qform: its rigid part), codes 2.
+    The file appears whole: it is written to PATH.tmp-PID, fsync'd (durable) and renamed over
+    path; temp files of dead writers in the directory are removed first. An OS error (disk full,
+    file too large, I/O error) raises OSError with its errno and path as filename; the temp file
+    is removed and a file already at path is left as it was."""
     import io
 
     import nibabel as nib
@@ -651,10 +868,11 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
     if data.ndim < 1 or data.ndim > 7:
         raise InvalidArgumentError(f"NIfTI holds 1 to 7 dimensions (got={data.ndim})")
     if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists (pass overwrite=True)")
+        raise FileExistsError(errno.EEXIST, "the target exists (pass overwrite=True)", path)
     big = any(s > 32767 for s in data.shape)
     cls = nib.Nifti2Header if big or isinstance(template, nib.Nifti2Header) else nib.Nifti1Header
-    # from_header keeps the template's fields (description, intent, extensions of the same class)
+    # from_header keeps the template's fields (description, intent, qform/sform and their codes,
+    # extensions of the same class)
     hdr = cls() if template is None else cls.from_header(template)
     if data.dtype.fields is None and not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
@@ -666,10 +884,7 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
     except Exception as e:  # noqa: BLE001 -- nibabel's HeaderDataError and friends
         raise InvalidArgumentError(f"NIfTI cannot store dtype {data.dtype} ({e})") from None
     hdr.set_data_shape(data.shape)
-    sform_code = int(template["sform_code"]) if template is not None and template["sform_code"] else 2
-    qform_code = int(template["qform_code"]) if template is not None and template["qform_code"] else sform_code
-    hdr.set_sform(affine, code=sform_code)
-    hdr.set_qform(affine, code=qform_code)
+    _forms_for(hdr, template, affine)
     hdr.set_slope_inter(slope if slope is not None else np.nan, inter if inter is not None else np.nan)
     space = next((u for u in units[:3] if u), None)
     time_code = _TIME_CODES.get(units[3]) if len(units) > 3 else None
@@ -682,15 +897,25 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
     offset = int(hdr["vox_offset"])
     head.write(b"\0" * (offset - head.tell()))
     payload = np.ascontiguousarray(data.T).reshape(-1).view(np.uint8)
+    directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temps(directory)
     tmp = f"{path}.tmp-{os.getpid()}"
+    with _WRITING_LOCK:
+        if tmp in _WRITING:
+            raise FileExistsError(errno.EEXIST, "another thread of this process is saving to this path", path)
+        _WRITING.add(tmp)
     try:
+        if os.path.lexists(tmp):  # left by an earlier process that had this PID (a restarted container)
+            os.remove(tmp)
         with open(tmp, "xb") as f:
             if path.lower().endswith(".gz"):
                 import gzip
 
                 f.write(gzip.compress(head.getvalue(), compresslevel=1, mtime=0))
-                f.flush()  # the members go straight to the descriptor, after the header member
-                _core.gzip_members_to_fd(payload, f.fileno(), level)
+                # slice by slice (whole 4 MiB members each), written by Python so that a failed
+                # write keeps its errno; the same stream as one call over the whole payload
+                for lo in range(0, max(len(payload), 1), _SAVE_SLICE):
+                    f.write(memoryview(_core.gzip_members(payload[lo:lo + _SAVE_SLICE], level)))
             else:
                 f.write(head.getvalue())
                 f.write(memoryview(payload))
@@ -699,12 +924,18 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
                 os.fsync(f.fileno())
         os.replace(tmp, path)
         if durable:
-            dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+            dfd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+    except OSError as e:
+        raise _with_path(e, path) from e
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        try:
+            os.remove(tmp)  # after a failure (renamed away on success)
+        except OSError:
+            pass  # absent, or left for the next save into this directory
+        with _WRITING_LOCK:
+            _WRITING.discard(tmp)
     return path
