@@ -206,3 +206,24 @@ def chunk_files():
         return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
 
     return list_files
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """``small_tmpfs(size)``: a tmpfs of that size (e.g. "2m") mounted in a temp dir, unmounted
+    after the test; skips the test where it cannot be mounted (not root, no mount rights)."""
+    mounted = []
+
+    def mount(size: str) -> Path:
+        mnt = tmp_path / f"tmpfs-{len(mounted)}"
+        mnt.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip() or proc.returncode}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", str(mnt)], capture_output=True, check=False)

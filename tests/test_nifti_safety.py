@@ -280,18 +280,9 @@ def check_failed_save(exc: BaseException, want_errno: int, path, old: bytes) -> 
 
 
 @pytest.fixture
-def tiny_fs(tmp_path):
+def tiny_fs(small_tmpfs):
     """A 1 MiB tmpfs (needs root); skipped where it cannot be mounted."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip() or proc.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    return small_tmpfs("1m")
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
