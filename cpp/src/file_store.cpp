@@ -207,23 +207,30 @@ int FileStore::open_beneath(const std::string& rel_path, int flags, unsigned mod
   return ::open((resolved + tail).c_str(), flags, mode);
 }
 
-std::unique_ptr<Store::Snapshot> FileStore::snapshot(const std::string& key) {
+// Opens the value of key for reading: -1 when it does not exist; a directory, a FIFO or any other
+// non-regular file raises (opened with O_NONBLOCK, so a FIFO cannot block the open).
+int FileStore::open_value(const std::string& key, const char* where, struct stat& st) const {
   check_key(key);
   const std::string path = full(key);
-  int fd = open_beneath(rel(key), O_RDONLY | O_NONBLOCK);  // a FIFO must not block the open
-  if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return nullptr;
-    fail_io("FileStore::snapshot", "cannot open", path, errno);
+  int raw = open_beneath(rel(key), O_RDONLY | O_NONBLOCK);
+  if (raw < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return -1;
+    fail_io(where, "cannot open", path, errno);
   }
+  Fd fd(raw);
+  if (::fstat(fd.fd, &st) != 0) fail_io(where, "cannot stat", path, errno);
+  if (S_ISDIR(st.st_mode)) fail_io(where, "key is a directory", path, EISDIR);
+  if (!S_ISREG(st.st_mode)) fail(ErrorCode::kCorrupt, where, "key is not a regular file (path=" + path + ")");
+  const int out = fd.fd;
+  fd.fd = -1;
+  return out;
+}
+
+std::unique_ptr<Store::Snapshot> FileStore::snapshot(const std::string& key) {
   struct stat st;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    const int err = errno;
-    const bool stat_ok = ::fstat(fd, &st) == 0;
-    ::close(fd);
-    if (stat_ok && S_ISDIR(st.st_mode)) fail_io("FileStore::snapshot", "key is a directory", path, EISDIR);
-    if (stat_ok) fail(ErrorCode::kCorrupt, "FileStore::snapshot", "key is not a regular file (path=" + path + ")");
-    fail_io("FileStore::snapshot", "cannot stat", path, err);
-  }
+  const int fd = open_value(key, "FileStore::snapshot", st);
+  if (fd < 0) return nullptr;
+  const std::string path = full(key);
 
   class FileSnapshot : public Snapshot {
    public:
@@ -255,20 +262,11 @@ std::unique_ptr<Store::Snapshot> FileStore::snapshot(const std::string& key) {
 
 bool FileStore::get(const std::string& key, const ByteRange& range, ByteBuffer& out,
                     uint64_t* total_size) {
-  check_key(key);
-  const std::string path = full(key);
-  int raw = open_beneath(rel(key), O_RDONLY | O_NONBLOCK);  // a FIFO must not block the open
-  if (raw < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return false;
-    fail_io("FileStore::get", "cannot open", path, errno);
-  }
-  Fd fd(raw);
   struct stat st;
-  if (::fstat(fd.fd, &st) != 0) fail_io("FileStore::get", "cannot stat", path, errno);
-  if (S_ISDIR(st.st_mode)) fail_io("FileStore::get", "key is a directory", path, EISDIR);
-  if (!S_ISREG(st.st_mode)) {
-    fail(ErrorCode::kCorrupt, "FileStore::get", "key is not a regular file (path=" + path + ")");
-  }
+  const int raw = open_value(key, "FileStore::get", st);
+  if (raw < 0) return false;
+  Fd fd(raw);
+  const std::string path = full(key);
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   if (total_size) *total_size = size;
   uint64_t offset = 0, length = size;

@@ -28,12 +28,11 @@ import stat
 import sys
 from collections.abc import Callable
 
-from ._resources import LOCK_FILE, stale_temp_files, temp_owner
+from ._resources import LOCK_FILE, fsync_dir, stale_temp_files, temp_owner
 from .errors import TargetNotReplaceableError, UnsafePathError
+from .formats.zarr import MAX_METADATA_BYTES, METADATA_FILES
 
-METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 MAX_LISTED = 10
-MAX_JSON_BYTES = 16 << 20
 _CHUNK_KEY = re.compile(r"(?:c|\d+)(?:\.\d+)*\Z")  # v3 "c", "c.0.1"; v2 "0", "0.1.2"
 _DIGITS = re.compile(r"\d+\Z")
 _RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
@@ -105,7 +104,7 @@ def _check_dir(rel: str, entries, read, found: _Found, top: bool = False) -> Non
             _check_chunk_dir(path, entries, found)
         elif k == "dir":
             _check_dir(path, entries, read, found)
-        elif k == "file" and (name in METADATA or (kind == "array" and (
+        elif k == "file" and (name in METADATA_FILES or (kind == "array" and (
                 name == LOCK_FILE or _CHUNK_KEY.match(name)))):
             continue
         else:
@@ -154,7 +153,7 @@ def _local_entries(root: str):
 def _local_read(root: str):
     def read(rel: str) -> bytes | None:
         with open(os.path.join(root, rel), "rb") as f:
-            return f.read(MAX_JSON_BYTES + 1)
+            return f.read(MAX_METADATA_BYTES + 1)
     return read
 
 
@@ -286,14 +285,6 @@ def _renameat2(src: str, dst: str, flags: int) -> bool:
     raise OSError(err, os.strerror(err), src, None, dst)
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def remove_stale(parent: str, name: str) -> None:
     """Remove ``.NAME.vxnew-*`` / ``.NAME.vxold-*`` left in ``parent`` by writers that are gone."""
     for entry in stale_temp_files(parent):
@@ -342,7 +333,7 @@ class Beside:
         then at ``.NAME.vxold-PID-...``, which the next save to NAME removes once PID is gone).
         """
         if self.durable:
-            _fsync_dir(self.new)
+            fsync_dir(self.new)
         if not self.replacing:
             if not _renameat2(self.new, self.root, _RENAME_NOREPLACE):
                 if os.path.lexists(self.root):
@@ -365,7 +356,7 @@ class Beside:
                 raise
         self._done = True
         if self.durable:
-            _fsync_dir(self.parent)
+            fsync_dir(self.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 

@@ -30,6 +30,15 @@ _TEMP_PATTERNS = (
 )
 
 
+def fsync_dir(path: str) -> None:
+    """fsync a directory, so that the renames and removals in it are on stable storage."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def available_memory() -> int | None:
     """Bytes this process could still allocate: MemAvailable, capped by a cgroup memory limit.
 

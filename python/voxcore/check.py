@@ -36,7 +36,7 @@ from .formats import zarr as zmeta
 SEVERITIES = ("error", "warning", "info")
 MAX_LISTED = 5
 MAX_DEPTH = 64
-_METADATA = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata", LOCK_FILE})
+_METADATA = zmeta.METADATA_FILES | {LOCK_FILE}
 _INDEX = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 _CHUNK_LIKE = re.compile(r"(?:c(?:[./]|\Z))?[0-9./]*\Z")
 

@@ -536,6 +536,11 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
     if dims is not None:
         meta.dims = tuple(dims)
 
+    def write_metadata(adapter) -> None:
+        adapter.set(meta_key, zmeta.dumps(doc))
+        if zarr_format == 2 and attributes:
+            adapter.set(".zattrs", zmeta.dumps(attributes))
+
     store_path = getattr(source, "store_path", None)
     if store_path is not None:
         source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
@@ -549,6 +554,7 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
             from ._stores import _sync
             check_store_prefix(source, adapter.prefix, label)
             _sync(source.delete_dir(adapter.prefix)) if adapter.prefix else _sync(source.clear())
+        write_metadata(adapter)
     else:
         root = os.fspath(source)
         if path:
@@ -557,22 +563,15 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         if overwrite:  # build the new node beside the old one and swap it in (refuses non-Zarr)
             from ._replace import replace_now
 
-            def build(new: str) -> None:
-                fresh = FileAdapter(new, durable)
-                fresh.set(meta_key, zmeta.dumps(doc))
-                if zarr_format == 2 and attributes:
-                    fresh.set(".zattrs", zmeta.dumps(attributes))
-
-            replace_now(root, build, durable)
+            replace_now(root, lambda new: write_metadata(FileAdapter(new, durable)), durable)
         elif os.path.exists(root) and any(os.path.exists(os.path.join(root, k))
                                           for k in ("zarr.json", ".zarray", ".zgroup")):
             raise FileExistsError(f"a Zarr node already exists at {root} (pass overwrite=True)")
         os.makedirs(root, exist_ok=True)
         adapter = FileAdapter(root, durable)
+        if not overwrite:  # (after replace_now, root already holds the new metadata)
+            write_metadata(adapter)
         label = root
-    adapter.set(meta_key, zmeta.dumps(doc))
-    if zarr_format == 2 and attributes:
-        adapter.set(".zattrs", zmeta.dumps(attributes))
     core = _core.ChunkedArray(meta.array_spec(), adapter.core_store(), None)
     img = Image(core, meta, label)
     if is_zarr_store(source):

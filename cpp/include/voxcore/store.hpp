@@ -9,6 +9,8 @@
 #include "voxcore/api.hpp"
 #include "voxcore/buffer.hpp"
 
+struct stat;  // <sys/stat.h>, for FileStore's private helpers
+
 namespace voxcore {
 
 // Which bytes of a value to fetch.
@@ -120,6 +122,7 @@ class VOXCORE_API FileStore : public Store {
   std::string full(const std::string& key) const;  // the path of prefix/key, for messages
   std::string rel(const std::string& key) const;   // prefix/key
   int open_beneath(const std::string& rel_path, int flags, unsigned mode = 0) const;
+  int open_value(const std::string& key, const char* where, struct stat& st) const;
   int open_dir_for_write(const std::string& rel_dir) const;
   void remove_stale_temps(int dir_fd, const std::string& rel_dir) const;
 

@@ -924,11 +924,7 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
                 os.fsync(f.fileno())
         os.replace(tmp, path)
         if durable:
-            dfd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            _resources.fsync_dir(directory)
     except OSError as e:
         raise _with_path(e, path) from e
     finally:

@@ -20,6 +20,8 @@ from ..errors import InvalidMetadataError, LimitExceededError, UnsupportedError
 
 MAX_RANK = 32
 MAX_METADATA_BYTES = 16 << 20
+# The metadata documents a Zarr v2/v3 node may hold (v2 consolidated metadata included).
+METADATA_FILES = frozenset({"zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata"})
 
 _V3_DTYPES = {
     "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
