@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import voxcore as vc
-from voxcore import _dask, _stream
+from voxcore.images import blocks
+from voxcore.operations.pyramid import plan_levels
+from voxcore.writers import blocks as block_writes
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
@@ -50,7 +52,7 @@ def threads():
 @pytest.fixture
 def small_blocks(monkeypatch):
     """A 24 KiB block budget: several blocks per stage and several stages on small images."""
-    monkeypatch.setattr(_dask, "BLOCK_BUDGET_BYTES", 24 << 10)
+    monkeypatch.setattr(block_writes, "BLOCK_BUDGET_BYTES", 24 << 10)
 
 
 def volume(shape, dtype, seed=0):
@@ -159,7 +161,7 @@ def test_to_dask_chunks_argument(tmp_path):
     with pytest.raises(vc.InvalidArgumentError, match="level out of range"):
         img.to_dask(level=1)
     with pytest.raises(vc.InvalidArgumentError, match="Image or NiftiImage"):
-        _dask.to_dask(a)
+        blocks.to_dask(a)
 
 
 @pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
@@ -256,9 +258,9 @@ def test_labels_image_and_dask_sources_on_threads(tmp_path, threads, small_block
 
 
 def test_stage_plan_covers_whole_write_units(small_blocks):
-    specs = _stream.plan_levels((70, 61, 50), (1.0,) * 3, (0.0,) * 3, [(2, 2, 2), (4, 4, 4), (8, 8, 8)], True,
+    specs = plan_levels((70, 61, 50), (1.0,) * 3, (0.0,) * 3, [(2, 2, 2), (4, 4, 4), (8, 8, 8)], True,
                                 (8, 8, 8), (16, 16, 16))
-    stages = _dask.plan_stages(specs, 2, ("z", "y", "x"))
+    stages = block_writes.plan_stages(specs, 2, ("z", "y", "x"))
     assert len(stages) >= 2 and stages[0].levels[0] == 0
     assert [k for st in stages for k in st.levels] == [0, 1, 2, 3]  # each level written once
     for st in stages:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import voxcore as vc
-from voxcore.pyramid import build_pyramid, from_array, save
+from voxcore import build_pyramid, from_array, save
 
 zarr = pytest.importorskip("zarr")
 

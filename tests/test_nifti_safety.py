@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 import voxcore as vc
 from voxcore import _resources
-from voxcore.formats import nifti
+from voxcore import _gzip
+from voxcore.images import nifti
 
 AS_LIMIT = 3 << 29  # 1.5 GiB address space for the children that read huge claims
 RSS_LIMIT_MIB = 300
@@ -193,8 +194,8 @@ def test_gz_region_reads_match_numpy(tmp_path, monkeypatch, kind, caching):
     if caching == "fill-large":  # an image over the fill limit streams regions in fill mode too
         monkeypatch.setattr(nifti, "REGION_FILL_MAX", 0)
     # small odd windows and blocks: they split planes, members and padding runs
-    monkeypatch.setattr(nifti, "_INFLATE_WINDOW", 100_003)
-    monkeypatch.setattr(nifti, "_READ_BLOCK", 4099)
+    monkeypatch.setattr(_gzip, "INFLATE_WINDOW", 100_003)
+    monkeypatch.setattr(_gzip, "READ_BLOCK", 4099)
     img = vc.open(path, caching="fill" if caching == "fill-large" else "unchanged")
     for i, region in enumerate(REGIONS):
         want = a[tuple(region.get(d, slice(None)) for d in "xyz")] if isinstance(region, dict) \
@@ -411,7 +412,7 @@ def test_save_keeps_the_sources_qform_and_sform(tmp_path, suffix, codes):
     assert (int(ref.header["qform_code"]), int(ref.header["sform_code"])) == codes
     for out_suffix in (".nii", ".nii.gz"):
         out = tmp_path / f"out{out_suffix}"
-        vc.save(vc.open(src), out, overwrite=True)  # pyramid.save -> nifti.save_nifti
+        vc.save(vc.open(src), out, overwrite=True)  # writers.save -> writers.nifti.save_nifti
         back = nib.load(str(out))
         assert_same_forms(back.header, ref.header)
         np.testing.assert_array_equal(np.asanyarray(back.dataobj), np.asanyarray(ref.dataobj))

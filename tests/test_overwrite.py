@@ -393,7 +393,7 @@ def test_failure_mid_save_leaves_the_old_tree(old, make_volume, monkeypatch):
 
 
 def test_failure_in_create_leaves_the_old_tree(old, monkeypatch):
-    from voxcore import pyramid as pyramid_module
+    from voxcore.writers import target as target_module
 
     path, pyr = old
     before = snapshot(path)
@@ -401,7 +401,7 @@ def test_failure_in_create_leaves_the_old_tree(old, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError(errno.EIO, "injected")
 
-    monkeypatch.setattr(pyramid_module._Target, "group", fail)
+    monkeypatch.setattr(target_module.Target, "group", fail)
     with pytest.raises(OSError, match="injected"):
         vc.create(path, (8, 8), "u1", overwrite=True)
     assert snapshot(path) == before and siblings(path.parent) == []

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import numpy as np
 import pytest
 import voxcore as vc
-from voxcore.view import UnalignedWriteWarning
+from voxcore.images.view import UnalignedWriteWarning
 
 SHAPE = (37, 50, 23)
 CHUNKS = (16, 16, 8)

@@ -22,6 +22,9 @@ import re
 from .errors import LimitExceededError
 
 LOCK_FILE = ".vxlock"
+# A level-0 shard deeper than this is written one chunk-deep slab at a time (the shard is then
+# rewritten per slab, which costs I/O but keeps memory bounded); plane writers buffer up to it.
+SLAB_BUDGET_BYTES = 256 << 20
 
 _TEMP_PATTERNS = (
     re.compile(r"^\..+\.vxtmp-(\d+)-"),

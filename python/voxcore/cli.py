@@ -11,6 +11,18 @@ import time
 
 import numpy as np
 
+from ._sample import synthetic_volume
+from ._threads import get_num_threads
+from .check import check as check_tree
+from .check import has_errors
+from .errors import VoxcoreError
+from .images.memory import from_array
+from .images.registry import open as open_image
+from .operations.pyramid import build_pyramid
+from .ortho import ortho
+from .writers.arrays import create_array
+from .writers.save import save
+
 
 def _dir_bytes(path: str) -> int:
     total = 0
@@ -35,42 +47,40 @@ def _best(fn, reps: int = 3) -> float:
 
 
 def demo(args: argparse.Namespace) -> int:
-    import voxcore as vc
-    from voxcore._sample import synthetic_volume
 
     n = args.size
     mib = n ** 3 * 2 / 2 ** 20
-    print(f"voxcore demo: {n}^3 uint16 volume ({mib:.0f} MiB), {vc.get_num_threads()} threads")
+    print(f"voxcore demo: {n}^3 uint16 volume ({mib:.0f} MiB), {get_num_threads()} threads")
     t0 = time.perf_counter()
     vol = synthetic_volume(n, seed=1)
     print(f"  made synthetic volume                 {time.perf_counter() - t0:7.3f} s")
     if args.dir:
         os.makedirs(args.dir, exist_ok=True)
-        return _demo_in(vc, vol, args.dir)
+        return _demo_in(vol, args.dir)
     work = tempfile.mkdtemp(prefix="voxcore-demo-")
     print(f"  files go to {work}, removed on exit (keep them with --dir DIR)")
     try:
-        return _demo_in(vc, vol, work)
+        return _demo_in(vol, work)
     finally:
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _demo_in(vc, vol: np.ndarray, work: str) -> int:
+def _demo_in(vol: np.ndarray, work: str) -> int:
     n = vol.shape[0]
     mib = vol.nbytes / 2 ** 20
-    ok_nifti = _demo_nifti(vc, vol, work)
+    ok_nifti = _demo_nifti(vol, work)
     path = os.path.join(work, "demo.zarr")
     shard = min(128, n)
 
     def write():
-        img = vc.create_array(path, vol.shape, vol.dtype, chunks=64, shards=shard, codec="zstd",
+        img = create_array(path, vol.shape, vol.dtype, chunks=64, shards=shard, codec="zstd",
                               dims=("z", "y", "x"), overwrite=True)
         img.write(vol)
 
     t_write = _best(write)
-    img = vc.open(path)
+    img = open_image(path)
     on_disk = _dir_bytes(path)
     print(f"  wrote sharded Zarr v3 (64^3 chunks in {shard}^3 shards, zstd-1): {on_disk / 2**20:.1f} MiB "
           f"on disk (x{n**3 * 2 / on_disk:.2f})")
@@ -93,7 +103,7 @@ def _demo_in(vc, vol: np.ndarray, work: str) -> int:
                   for z, y, x in starts[:20])
     print(f"  100 random {b}^3 boxes {t_rand * 10:6.2f} ms/box   values {'OK' if ok_rand else 'WRONG'}")
 
-    ok_pyr = _demo_pyramid(vc, vol, work)
+    ok_pyr = _demo_pyramid(vol, work)
 
     try:
         import zarr
@@ -121,7 +131,7 @@ def _demo_in(vc, vol: np.ndarray, work: str) -> int:
     return 0 if ok and ok_rand and ok_pyr and ok_nifti and same else 1
 
 
-def _demo_nifti(vc, vol: np.ndarray, work: str) -> bool:
+def _demo_nifti(vol: np.ndarray, work: str) -> bool:
     """The phantom as an oblique-free LAS .nii.gz (as scanners write), loaded, reoriented to RAS,
     converted to an OME-Zarr pyramid and drawn as three orthogonal slices."""
     import nibabel as nib
@@ -132,11 +142,11 @@ def _demo_nifti(vc, vol: np.ndarray, work: str) -> bool:
     img.header.set_data_dtype(np.uint16)
     img.header.set_xyzt_units("mm")
     t_nsave = _best(lambda: nib.save(img, src), reps=1)
-    t_save = _best(lambda: vc.save(vc.open(src), os.path.join(work, "phantom-vc.nii.gz"), overwrite=True,
+    t_save = _best(lambda: save(open_image(src), os.path.join(work, "phantom-vc.nii.gz"), overwrite=True,
                                    durable=False))
     t_nload = _best(lambda: np.asanyarray(nib.load(src).dataobj), reps=1)
-    t_load = _best(lambda: vc.open(src).read())
-    nii = vc.open(src)
+    t_load = _best(lambda: open_image(src).read())
+    nii = open_image(src)
     ok = np.array_equal(nii.read(), np.asanyarray(nib.load(src).dataobj))
     print(f"  NIfTI phantom ({''.join(nii.orientation)}, {' x '.join(f'{v:g}' for v in np.float32(nii.scale))} mm):")
     print(f"    .nii.gz write {t_save:7.3f} s  (nibabel {t_nsave:6.2f} s, {_compare(t_nsave, t_save)})")
@@ -151,10 +161,9 @@ def _demo_nifti(vc, vol: np.ndarray, work: str) -> bool:
           f"same as nibabel: {'yes' if same else 'NO'}")
     ome = os.path.join(work, "phantom.ome.zarr")
     t0 = time.perf_counter()
-    vc.save(vc.build_pyramid(ras, [2, 4], "mean"), ome, overwrite=True)
+    save(build_pyramid(ras, [2, 4], "mean"), ome, overwrite=True)
     print(f"    to OME-Zarr 0.5, 3 mean levels {time.perf_counter() - t0:7.3f} s: {ome}")
     try:
-        from .ortho import ortho
 
         print(f"    orthogonal slices: {ortho(src, os.path.join(work, 'phantom.png'))}")
     except ImportError:
@@ -162,20 +171,20 @@ def _demo_nifti(vc, vol: np.ndarray, work: str) -> bool:
     return ok and same
 
 
-def _demo_pyramid(vc, vol: np.ndarray, work: str) -> bool:
+def _demo_pyramid(vol: np.ndarray, work: str) -> bool:
     """Build a 4-level mean pyramid, save it as OME-Zarr 0.5, convert it back streamed."""
-    img = vc.from_array(vol, dims=("z", "y", "x"), scale=(1.0, 0.5, 0.5), units=("micrometer",) * 3)
+    img = from_array(vol, dims=("z", "y", "x"), scale=(1.0, 0.5, 0.5), units=("micrometer",) * 3)
     path = os.path.join(work, "demo.ome.zarr")
     t0 = time.perf_counter()
-    pyr = vc.build_pyramid(img, [2, 4, 8], "mean")
+    pyr = build_pyramid(img, [2, 4, 8], "mean")
     t_build = time.perf_counter() - t0
-    t_save = _best(lambda: vc.save(pyr, path, chunks=64, overwrite=True))
+    t_save = _best(lambda: save(pyr, path, chunks=64, overwrite=True))
     print(f"  pyramid: 4 mean levels in memory      {t_build:7.3f} s; saved as OME-Zarr 0.5 {t_save:7.3f} s")
-    src = vc.open(path)
+    src = open_image(path)
     conv = os.path.join(work, "demo-streamed.ome.zarr")
-    t_conv = _best(lambda: vc.save(vc.build_pyramid(src, [2, 4, 8], "mean"), conv, chunks=64, overwrite=True),
+    t_conv = _best(lambda: save(build_pyramid(src, [2, 4, 8], "mean"), conv, chunks=64, overwrite=True),
                    reps=1)
-    back = vc.open(conv)
+    back = open_image(conv)
     ok = all(np.array_equal(back.read(level=k), lv.data) for k, lv in enumerate(pyr.levels))
     print(f"  streamed convert of level 0 (slab by slab) {t_conv:7.3f} s   levels "
           f"{[lv.shape[0] for lv in back.levels]} values {'OK' if ok else 'WRONG'}")
@@ -196,7 +205,6 @@ def _stored_bytes(path: str) -> str:
 
 def _or_error(fn) -> str:
     """fn() as text, or why it cannot be had (a header field voxcore refuses)."""
-    from .errors import VoxcoreError
 
     try:
         return str(fn())
@@ -238,9 +246,7 @@ def _nifti_lines(img, header) -> list[str]:
 
 
 def info(args: argparse.Namespace) -> int:
-    import voxcore as vc
-
-    img = vc.open(args.path)
+    img = open_image(args.path)
     path = os.fspath(args.path)
     print(f"path:   {path}")
     ome = getattr(img, "ome", None)
@@ -255,9 +261,10 @@ def info(args: argparse.Namespace) -> int:
     else:
         print(f"format: {f'Zarr v{zarr_format}' if zarr_format is not None else _nifti_kind(header, path)}")
         print(f"dims:   {img.dims}")
-    fill = getattr(img, "fill_value", None)
+    stored = zarr_format is not None  # chunked storage: a fill value, levels with chunks and codecs
+    fill = img.fill_value if stored else None
     print(f"dtype:  {img.dtype}" + (f"  fill: {fill}" if fill is not None else ""))
-    levels = getattr(img, "levels", None)
+    levels = img.levels if stored else None
     if levels is None:
         print(f"shape: {img.shape}  ({img.nbytes / 2**20:.1f} MiB, {_stored_bytes(path)})")
     for k, lv in enumerate(levels or ()):
@@ -279,8 +286,6 @@ def info(args: argparse.Namespace) -> int:
 
 
 def check(args: argparse.Namespace) -> int:
-    from .check import check as check_tree
-    from .check import has_errors
 
     problems = check_tree(args.path)
     for p in problems:
@@ -309,23 +314,22 @@ def _levels(text: str):
 
 
 def convert(args: argparse.Namespace) -> int:
-    import voxcore as vc
 
-    src = vc.open(args.src)
+    src = open_image(args.src)
     kw = {}
     if args.dims:
         kw["dims"] = tuple(args.dims.split(","))
     if args.scale:
         kw["scale"] = tuple(float(v) for v in args.scale.split(","))
-    img = vc.from_array(src, **kw)
+    img = from_array(src, **kw)
     factors = _levels(args.levels)
     t0 = time.perf_counter()
-    pyr = vc.build_pyramid(img, factors, args.method) if factors else img
-    out = vc.save(pyr, args.dst, version=args.version, chunks=_ints(args.chunks), shards=_ints(args.shards),
+    pyr = build_pyramid(img, factors, args.method) if factors else img
+    out = save(pyr, args.dst, version=args.version, chunks=_ints(args.chunks), shards=_ints(args.shards),
                   codec=None if args.codec == "none" else args.codec, level=args.level, overwrite=args.overwrite,
                   progress=not args.quiet)
     dt = time.perf_counter() - t0
-    res = vc.open(out)
+    res = open_image(out)
     print(f"wrote {out}: OME-Zarr {args.version}, {len(res.levels)} levels "
           f"{[lv.shape for lv in res.levels]}, {args.method}, {dt:.2f} s "
           f"({src.nbytes / 2**20 / max(dt, 1e-9):.0f} MiB/s of level 0)")
@@ -333,7 +337,6 @@ def convert(args: argparse.Namespace) -> int:
 
 
 def view(args: argparse.Namespace) -> int:
-    from .ortho import ortho
 
     at = tuple(int(v) for v in args.at.split(",")) if args.at else None
     if at is not None and len(at) != 3:

@@ -15,17 +15,16 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .images.registry import open as vc_open
 
 
 def _planes(img: Any, level: int, at: Sequence[int] | None):
     """(name, 2-D array [rows=vertical axis bottom-up, cols=horizontal], (w_size, h_size), labels
     (left, right, bottom, top)) for the three planes through `at` (x, y, z voxels)."""
-    from .formats.nifti import NiftiImage, reorient
-
-    if isinstance(img, NiftiImage):
+    if img.anatomical:  # NIfTI: shown in RAS+
         if level:
-            raise InvalidArgumentError("NIfTI images have one level")
-        vol = reorient(img, "RAS")
+            raise InvalidArgumentError("an anatomical (NIfTI) image has one level")
+        vol = img.canonical()
         data = vol.read()
         while data.ndim > 3:
             data = data[..., 0]
@@ -67,8 +66,6 @@ def ortho(source: Any, out: str | os.PathLike, level: int = 0, at: Sequence[int]
         raise ImportError("voxcore view needs matplotlib: pip install 'voxcore[view]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from . import open as vc_open
 
     img = vc_open(source) if isinstance(source, (str, os.PathLike)) else source
     planes = _planes(img, int(level), at)

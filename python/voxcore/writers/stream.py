@@ -16,61 +16,18 @@ of 2f planes of the previous slab and waiting for 2f planes of the next before e
 from __future__ import annotations
 
 import math
-import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import _core
-from .errors import InvalidArgumentError
-
-# A level-0 shard deeper than this is written one chunk-deep slab at a time (the shard is then
-# rewritten per slab, which costs I/O but keeps memory bounded).
-SLAB_BUDGET_BYTES = 256 << 20
-
-
-@dataclass
-class LevelSpec:
-    """Where one level's voxels lie and how it is stored."""
-
-    shape: tuple[int, ...]
-    scale: tuple[float, ...]
-    translation: tuple[float, ...]
-    factors: tuple[int, ...]  # cumulative, relative to level 0
-    step: tuple[int, ...]  # relative to the previous level (level 0: all 1)
-    chunks: tuple[int, ...]
-    shards: tuple[int, ...] | None
-
-
-def plan_levels(shape: Sequence[int], scale: Sequence[float], translation: Sequence[float],
-                factor_list: Sequence[Sequence[int]], window: bool, chunks: Sequence[int],
-                shards: Sequence[int] | None) -> list[LevelSpec]:
-    """Shapes, transforms and storage of level 0 and one level per entry of factor_list.
-
-    Chunks and shards are clipped to each level's shape (shards rounded up to whole chunks).
-    window methods shift the translation by (f - 1) / 2 voxels of level 0 (pixel centres); a
-    strided level (nearest) keeps level 0's.
-    """
-    n = len(shape)
-    out: list[LevelSpec] = []
-    prev_f = (1,) * n
-    cur = tuple(int(s) for s in shape)
-    for f in [(1,) * n] + [tuple(int(v) for v in f) for f in factor_list]:
-        step = tuple(a // b for a, b in zip(f, prev_f))
-        cur = tuple(-(-s // k) for s, k in zip(cur, step))
-        c = tuple(max(1, min(k, s)) for k, s in zip(chunks, cur))
-        sh = None
-        if shards is not None:
-            sh = tuple(min(k, -(-s // ci) * ci) for k, s, ci in zip(shards, cur, c))
-            sh = tuple(max(ci, -(-k // ci) * ci) for k, ci in zip(sh, c))
-        sc = tuple(s * k for s, k in zip(scale, f))
-        tr = tuple(t + (k - 1) / 2 * s for t, k, s in zip(translation, f, scale)) if window else tuple(translation)
-        out.append(LevelSpec(cur, sc, tr, f, step, c, sh))
-        prev_f = f
-    return out
+from .. import _core
+from .._progress import Progress
+from .._resources import SLAB_BUDGET_BYTES
+from ..errors import InvalidArgumentError
+from ..formats import ngff
+from ..operations.downsample import downsample
+from ..operations.pyramid import LevelSpec
 
 
 class _Pending:
@@ -135,7 +92,6 @@ class _GaussianStep:
         self.done = 0  # outputs emitted
 
     def feed(self, planes: np.ndarray, final: bool) -> np.ndarray | None:
-        from . import downsample
 
         # Always a copy: planes may be a reused slab buffer.
         self.hist = planes.copy() if self.hist is None or len(self.hist) == 0 else np.concatenate([self.hist, planes])
@@ -248,29 +204,6 @@ class _Volume:
         self.pending[level].overlay(lo, hi, out)
 
 
-class Progress:
-    """A one-line progress bar on stderr (voxels of level 0 done / total)."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label, self.enabled = max(1, total), label, enabled
-        self.done = 0
-        self.t0 = time.perf_counter()
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        if self.enabled:
-            frac = min(1.0, self.done / self.total)
-            bar = "#" * int(frac * 30)
-            dt = time.perf_counter() - self.t0
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac * 100:5.1f}% {dt:6.1f} s")
-            sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 class PyramidWriter:
     """Writes a multiscale image level 0 first, plane by plane or slab by slab, in bounded memory.
 
@@ -286,7 +219,6 @@ class PyramidWriter:
         self.dtype, self.method, self.fill_value = np.dtype(dtype), method, fill_value
         self._on_close = on_close
         self._progress = progress
-        from .formats import ngff
         self.axis = next(i for i, d in enumerate(dims) if ngff.AXIS_TYPES[d] == "space")
         p = self.axis
         self.total_factor = levels[-1].factors[p]

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
+from ..images.registry import open as vc_open
 
 _SPATIAL = "XYZ"
 
@@ -92,35 +93,32 @@ class _Reversed:
 
 def _levels_of(img: Any) -> tuple[list, list[float], list[int], list[bool]]:
     """Lazy levels in (Z, Y, X, 1) layout, element sizes (X, Y, Z), and the permute/flip that
-    bring a NIfTI image to RAS."""
-    from .formats.nifti import NiftiImage
+    bring an anatomical image (NIfTI) to RAS."""
+    dims = tuple(img.dims)
+    if len(dims) != 3 or set(dims) != {"x", "y", "z"}:
+        what = "3-D images" if img.anatomical else "3-D z, y, x images"
+        raise InvalidArgumentError(f"DataDefinition takes {what} (dims={dims}, shape={img.shape})")
+    axes = [dims.index(d) for d in ("z", "y", "x")]  # image axis of each of Z, Y, X
+    back = [axes.index(i) for i in range(3)]  # Z/Y/X position of each image axis
 
-    if isinstance(img, NiftiImage):
-        if img.ndim != 3:
-            raise InvalidArgumentError(f"DataDefinition takes 3-D images (shape={img.shape})")
-        shape = tuple(reversed(img.shape)) + (1,)
-
-        def read(index, img=img):
-            zyx = index[:3]
-            return np.ascontiguousarray(img.read(tuple(reversed(zyx))).T)[..., None][(slice(None),) * 3 + (index[3],)]
-
-        from nibabel import orientations as no
-
-        ornt = no.io_orientation(img.affine)
-        perm = [0] + [int(np.where(ornt[:, 0] == k)[0][0]) + 1 for k in range(3)]
-        flips = [False] + [bool(ornt[p - 1, 1] == -1) for p in perm[1:]]
-        return [_Reversed(read, shape, img.dtype)], list(img.scale), perm, flips
     levels = []
-    space = [i for i, d in enumerate(img.dims) if d in ("x", "y", "z")]
-    if len(space) != 3 or len(img.dims) != 3:
-        raise InvalidArgumentError(f"DataDefinition takes 3-D z, y, x images (dims={img.dims})")
     for k, lv in enumerate(img.levels):
         def read(index, k=k):
-            return img.read(index[:3], level=k)[..., None][(slice(None),) * 3 + (index[3],)]
+            region = tuple(index[back[i]] for i in range(3))
+            part = np.ascontiguousarray(img.read(region, level=k).transpose(axes))
+            return part[..., None][(slice(None),) * 3 + (index[3],)]
 
-        levels.append(_Reversed(read, tuple(lv.shape) + (1,), img.dtype))
+        levels.append(_Reversed(read, tuple(lv.shape[i] for i in axes) + (1,), img.dtype))
     scale = img.levels[0].scale
-    return levels, [scale[2], scale[1], scale[0]], [0, 1, 2, 3], [False] * 4
+    sizes = [scale[dims.index(d)] for d in ("x", "y", "z")]
+    if not img.anatomical:
+        return levels, sizes, [0, 1, 2, 3], [False] * 4
+    from nibabel import orientations as no
+
+    ornt = no.io_orientation(img.affine)
+    perm = [0] + [int(np.where(ornt[:, 0] == k)[0][0]) + 1 for k in range(3)]
+    flips = [False] + [bool(ornt[p - 1, 1] == -1) for p in perm[1:]]
+    return levels, sizes, perm, flips
 
 
 class DataDefinition:
@@ -135,8 +133,6 @@ class DataDefinition:
     def append(self, path: str | os.PathLike, dimension_order: str) -> Array:
         """Open a NIfTI file or (OME-)Zarr image lazily and add it as one array ("DXYZ" density,
         "MXYZ" mask). NIfTI arrays get the permute/flip that brings them to RAS."""
-        from . import open as vc_open
-
         order = _check_order(dimension_order)
         if len(order) != 4 or order[1:] != "XYZ":
             raise InvalidArgumentError(f"append takes component-first 3-D orders like DXYZ or MXYZ (got={order!r})")

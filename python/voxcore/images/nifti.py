@@ -1,0 +1,475 @@
+"""NiftiImage: NIfTI-1 / NIfTI-2 images read lazily; nibabel parses the header, the core moves the bytes.
+
+The NIfTI image kind of the image model; its metadata mapping is :mod:`voxcore.formats.nifti`.
+
+- .nii: regions are read with pread from the outermost axis range they touch, never the rest.
+- .nii.gz (and .img.gz): a whole read inflates the stream once by libdeflate (any number of
+  gzip members) into one buffer, kept while caching="fill" (nibabel's default) until uncache().
+  A region read streams instead: the bytes before the outermost-axis span it touches are
+  inflated in bounded windows and dropped, the span is inflated into its buffer, and the rest
+  of the stream is never read, so a region costs its span in memory whatever the header
+  claims. Only with caching="fill" and an image of at most REGION_FILL_MAX bytes does a region
+  read inflate and keep the whole image (repeated slicing then inflates once).
+- Bytes after the image inside a .gz stream are checked (every member) and ignored, as nibabel
+  ignores them; bytes that are not gzip are refused.
+
+Every buffer a read allocates (the result, the span, the whole image) is checked against the
+memory available first (LimitExceededError).
+
+Values: read() gives the stored values in the stored type (byte-swapped to native order);
+read(dtype=np.float32) applies scl_slope/scl_inter like nibabel (not when the slope is 0 or
+NaN). The numpy shape is nibabel's (x, y, z, t, ...): the file is x-fastest (Fortran order).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    CorruptDataError,
+    InvalidArgumentError,
+    InvalidMetadataError,
+    LimitExceededError,
+)
+from ..formats import nifti as meta
+from ..formats.nifti import AFFINE_SOURCES, DIMS
+from .memory import from_array
+from .model import ImageModel, check_out
+from .nifti_io import alloc_bytes, check_memory, expand, inflate_span, inflate_whole, pread_into
+from .nifti_reorient import reoriented
+
+# caching="fill": a region read of a .gz image up to this size inflates and keeps the whole image;
+# beyond it, region reads stream their span (a whole read() still fills the cache).
+REGION_FILL_MAX = 256 << 20
+
+
+def opens(source: Any, path: str | None) -> bool:
+    """Whether source (joined with path) names a NIfTI file (or either half of a pair)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    root = os.fspath(source)
+    return meta.is_nifti_path(os.path.join(root, path) if path else root)
+
+
+def open_image(source: Any, path: str | None = None, *, caching: str = "fill", affine_source: str = "best",
+               **_other: Any) -> NiftiImage:
+    """A NIfTI file opened lazily (see :func:`voxcore.open` for the options)."""
+    root = os.fspath(source)
+    return NiftiImage(os.path.join(root, path) if path else root, caching=caching, affine_source=affine_source)
+
+
+class NiftiImage(ImageModel):
+    """A NIfTI image opened lazily by :func:`voxcore.open`; the header is nibabel's."""
+
+    def __init__(self, path: str, caching: str = "fill", affine_source: str = "best"):
+        self.path = path
+        if caching not in ("fill", "unchanged"):
+            raise InvalidArgumentError(f"caching must be 'fill' or 'unchanged' (got={caching!r:.20})")
+        if affine_source not in AFFINE_SOURCES:
+            raise InvalidArgumentError(f"affine_source must be one of {AFFINE_SOURCES} (got={affine_source!r:.20})")
+        name = os.path.basename(path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # nibabel's own complaints become our errors below
+                self._nib, self._file = meta.load_header(path)
+        except (FileNotFoundError, InvalidMetadataError, CorruptDataError):
+            raise
+        except MemoryError:
+            raise LimitExceededError(f"{name}: the header's extensions claim more memory than exists") from None
+        except Exception as e:  # noqa: BLE001 -- HeaderDataError, struct/overflow/value errors
+            raise InvalidMetadataError(f"{name}: bad NIfTI header: {meta.field_of(str(e))}"
+                                       f"({type(e).__name__}: {e})") from None
+        self.caching = caching
+        self.affine_source = affine_source
+        self.header = self._nib.header
+        self._gz = self._file.lower().endswith(".gz")
+        # The loaded image's header has offset and scaling moved into its array proxy.
+        proxy = self._nib.dataobj
+        try:
+            offset = float(proxy.offset)
+            self._stored = np.dtype(proxy.dtype)
+            self._shape = tuple(int(s) for s in proxy.shape)
+            slope, inter = float(proxy.slope), float(proxy.inter)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise InvalidMetadataError(f"{name}: bad NIfTI header field ({e})") from None
+        if not math.isfinite(offset) or offset < 0 or offset > 2 ** 62:
+            raise InvalidMetadataError(f"{name}: vox_offset must be a finite offset >= 0 (got={offset})")
+        self._offset = int(offset)
+        if not self._shape or any(d < 1 for d in self._shape):
+            raise InvalidMetadataError(f"{name}: dim must hold 1-7 extents >= 1 (got={self._shape})")
+        bitpix = int(self.header["bitpix"])
+        if self._stored.fields is None and bitpix != self._stored.itemsize * 8:
+            raise InvalidMetadataError(
+                f"{name}: bitpix disagrees with datatype (expected={self._stored.itemsize * 8}, got={bitpix})")
+        nbytes = math.prod(self._shape) * self._stored.itemsize  # Python ints: no overflow
+        size = os.path.getsize(self._file)
+        if self._gz:
+            # deflate cannot expand past ~1032:1; a claim beyond that is a lie, refused before allocating
+            if self._offset + nbytes > 1032 * size + (1 << 20):
+                raise CorruptDataError(
+                    f"{name}: dim {self._shape} and datatype after vox_offset {self._offset} claim "
+                    f"{self._offset + nbytes} bytes, more than the {size}-byte gzip stream can hold "
+                    f"(truncated or a lying header)")
+        elif self._offset + nbytes > size:
+            raise CorruptDataError(
+                f"{name}: NIfTI data truncated: dim {self._shape} x {self._stored.itemsize} bytes after "
+                f"vox_offset {self._offset} need {self._offset + nbytes} bytes, the file has {size}")
+        self._nbytes = nbytes
+        if slope == 0 or not math.isfinite(slope):
+            self._slope, self._inter = None, None  # unusable slope: no scaling (as nibabel)
+        else:
+            if not math.isfinite(inter):
+                raise InvalidMetadataError(f"{name}: scl_inter must be finite (got={inter})")
+            self._slope, self._inter = slope, inter
+        self._cache: np.ndarray | None = None
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The stored type in native byte order (RGB24/RGBA32 are structured u1 records)."""
+        return self._stored.newbyteorder("=") if self._stored.fields is None else self._stored
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self._shape) * self._stored.itemsize
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return DIMS[:self.ndim]
+
+    @property
+    def scale(self) -> tuple[float, ...]:
+        """Voxel size per axis (pixdim)."""
+        zooms = tuple(float(z) for z in self.header.get_zooms()[:self.ndim])
+        if not all(math.isfinite(z) for z in zooms):
+            raise InvalidMetadataError(f"{os.path.basename(self.path)}: pixdim must be finite (got={zooms})")
+        return zooms
+
+    @property
+    def affine(self) -> np.ndarray:
+        """4x4 voxel -> RAS+ world (mm) affine from affine_source ("best": sform, else qform,
+        else the pixdim fallback, as nibabel)."""
+        h = self.header
+        if self.affine_source == "best":
+            return meta.check_affine(np.array(self._nib.affine, dtype=np.float64), "affine (sform/qform/pixdim)", self.path)
+        if self.affine_source == "sform":
+            aff, code = h.get_sform(coded=True)
+        elif self.affine_source == "qform":
+            aff, code = h.get_qform(coded=True)
+        else:
+            aff, code = h.get_base_affine(), 1
+        if aff is None or not code:
+            raise InvalidMetadataError(f"the {self.affine_source} is not set (its code is 0) in {self.path}")
+        return meta.check_affine(np.array(aff, dtype=np.float64), self.affine_source, self.path)
+
+    @property
+    def translation(self) -> tuple[float, ...]:
+        """World position of voxel 0 on the spatial axes (affine column 3), then toffset for t."""
+        t = [float(v) for v in self.affine[:3, 3]][:min(3, self.ndim)]
+        if self.ndim > 3:
+            t.append(float(self.header["toffset"]) if "toffset" in self.header else 0.0)
+        return tuple(t + [0.0] * (self.ndim - len(t)))
+
+    @property
+    def units(self) -> tuple[str | None, ...]:
+        space, time = self.header.get_xyzt_units()
+        per = [meta.UNITS.get(space)] * min(3, self.ndim)
+        if self.ndim > 3:
+            per.append(meta.UNITS.get(time))
+        return tuple(per + [None] * (self.ndim - len(per)))
+
+    @property
+    def orientation(self) -> tuple[str, ...]:
+        """Axis codes of the affine, e.g. ('R', 'A', 'S')."""
+        import nibabel as nib
+
+        codes = tuple(nib.aff2axcodes(self.affine))
+        if None in codes:
+            raise InvalidMetadataError(f"{os.path.basename(self.path)}: the affine is singular (axes={codes})")
+        return codes
+
+    @property
+    def slope_inter(self) -> tuple[float | None, float | None]:
+        return self._slope, self._inter
+
+    def __repr__(self) -> str:
+        try:
+            where = f"scale={self.scale} orientation={''.join(self.orientation)}"
+        except InvalidMetadataError:
+            where = "affine=unusable"
+        return f"<voxcore.{type(self).__name__} {self.path} shape={self.shape} dtype={self.dtype} {where}>"
+
+    # -- reading ----------------------------------------------------------------------------
+    def _decoded(self) -> np.ndarray:
+        """The whole stored array (Fortran order, stored byte order), from the cache or the file."""
+        if self._cache is not None:
+            return self._cache
+        what = f"{os.path.basename(self._file)}: the whole image {self._shape} {self.dtype}"
+        if self._gz:
+            raw = inflate_whole(self._file, self._offset + self.nbytes, f"{what}, inflated")[self._offset:]
+        else:
+            raw = alloc_bytes(self.nbytes, what)
+            pread_into(self._file, raw, self._offset)
+        arr = raw.view(self._stored).reshape(self._shape, order="F")
+        if self.caching == "fill":
+            arr.flags.writeable = False
+            self._cache = arr
+        return arr
+
+    def _streams_regions(self) -> bool:
+        """Whether a region read fetches only its span (else it inflates and keeps the whole)."""
+        return not (self._gz and self.caching == "fill" and self.nbytes <= REGION_FILL_MAX)
+
+    def _scalar_dtype(self, dtype: Any, what: str) -> np.dtype:
+        """dtype as a numpy dtype that the stored values can be cast to (RGB records cannot)."""
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError as e:
+            raise InvalidArgumentError(f"{what}: not a dtype (got={dtype!r:.40}; {e})") from None
+        if self._stored.fields is not None and dtype != self._stored:
+            kind = "RGBA32" if len(self._stored.fields) == 4 else "RGB24"
+            raise InvalidArgumentError(
+                f"{os.path.basename(str(self.path))}: {kind} data (records of uint8 fields "
+                f"{', '.join(self._stored.names)}) cannot be cast to a scalar dtype (got={dtype}); "
+                f"read without dtype, then use the fields, e.g. a['R'].astype(np.float32)")
+        return dtype
+
+    def read(self, region: Any = None, *, level: int = 0, out: np.ndarray | None = None,
+             dtype: Any = None, pad: bool = False) -> np.ndarray:
+        """Stored values of a region (numpy indexing or {dim: index}); with dtype, scaled values.
+
+        dtype=np.float32 / np.float64 gives scl_slope * stored + scl_inter, as nibabel's
+        get_fdata (which is float64 only). Without dtype the stored values come back in native
+        byte order; from a cached .gz image they may be a read-only view of the cache. RGB24 /
+        RGBA32 images come back as records (fields R, G, B[, A]); they take no dtype.
+        A region of a .nii reads only the outermost-axis range it touches; of a .nii.gz, it
+        inflates the stream up to the end of that range, holding only the range (see the module
+        notes for caching="fill"). out: a destination of the result's shape and dtype (then a
+        copy, never the cache). pad=True: unit-step slices taken literally, 0 outside the image.
+        A NIfTI image has one level (level=0).
+        """
+        if level:
+            self._level_image(level)  # raises: one level only
+        if dtype is not None:
+            dtype = self._scalar_dtype(dtype, "read(dtype=)")
+            if dtype.kind != "f":
+                raise InvalidArgumentError(f"scaled reads need a float dtype (got={dtype})")
+        if pad:
+            data = self._read_padded(region)
+        else:
+            data = self._stored_values(self._index(region), whole=region is None)
+        if dtype is not None:
+            data = self._scaled(data, dtype)
+        if out is not None:
+            check_out(out, data.shape, data.dtype)
+            np.copyto(out, data)
+            return out
+        return data
+
+    def _read_level0(self, region: Any) -> np.ndarray:
+        return self._stored_values(region, whole=False)
+
+    def _stored_values(self, index: tuple, whole: bool) -> np.ndarray:
+        """The stored values at index in native byte order (a region of a file fetches only
+        its outermost-axis span unless the whole image is cached or kept)."""
+        data = None
+        if self._cache is None and not whole and self._streams_regions():
+            data = self._read_outer(index)
+        if data is None:
+            data = self._decoded()[index]
+        if not data.dtype.isnative and data.dtype.fields is None:
+            check_memory(data.nbytes, f"{os.path.basename(str(self.path))}: the values in native byte order")
+            data = data.astype(data.dtype.newbyteorder("="))
+        return data
+
+    def _scaled(self, data: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """scl_slope * data + scl_inter as dtype, in a new array."""
+        what = f"{os.path.basename(str(self.path))}: the values as {dtype}"
+        check_memory(data.size * dtype.itemsize, what)
+        try:
+            out = np.asarray(data, dtype=dtype)
+            if out is data or np.shares_memory(out, data):
+                out = out.copy()
+        except MemoryError:
+            raise LimitExceededError(f"{what}: {data.size * dtype.itemsize} bytes cannot be allocated") from None
+        if self._slope is not None and self._slope != 1.0:
+            out *= dtype.type(self._slope)
+        if self._inter is not None and self._inter != 0.0:
+            out += dtype.type(self._inter)
+        return out
+
+    def _read_outer(self, index: tuple) -> np.ndarray | None:
+        """Fetch only the range of the outermost (slowest) axis the region touches: pread from a
+        .nii, a streamed inflate from a .gz (None: the index needs the whole array)."""
+        index = expand(tuple(index), self.ndim)
+        if index is None:  # fancy indexing, newaxis or a bad index: numpy on the whole array
+            return None
+        last = self.ndim - 1
+        while last > 0 and self._shape[last] == 1:
+            last -= 1
+        sel = index[last] if last < len(index) else slice(None)
+        n = self._shape[last]
+        if isinstance(sel, (int, np.integer)):
+            i = int(sel) + (n if sel < 0 else 0)
+            if not 0 <= i < n:
+                raise IndexError(f"index {sel} is out of bounds for axis {last} with size {n}")
+            lo, hi = i, i + 1
+            rest = index[:last] + (0,) + index[last + 1:]
+        elif isinstance(sel, slice):
+            r = range(*sel.indices(n))
+            if len(r) == 0:  # an empty selection: its shape, no I/O
+                return np.broadcast_to(np.zeros((), self._stored), self._shape)[index].copy()
+            lo, hi = min(r[0], r[-1]), max(r[0], r[-1]) + 1
+            stop = r.stop - lo
+            local = slice(r.start - lo, stop if stop >= 0 else None, r.step)
+            rest = index[:last] + (local,) + index[last + 1:]
+        else:
+            return None
+        if self._gz and hi - lo == n:  # the whole stream: one libdeflate pass is faster
+            return None
+        plane = math.prod(self._shape[:last]) * self._stored.itemsize
+        buf = alloc_bytes((hi - lo) * plane, f"{os.path.basename(self._file)}: the span {lo}:{hi} of axis "
+                                        f"{DIMS[last]} that the region touches")
+        (inflate_span if self._gz else pread_into)(self._file, buf, self._offset + lo * plane)
+        part_shape = self._shape[:last] + (hi - lo,) + self._shape[last + 1:]
+        out = buf.view(self._stored).reshape(part_shape, order="F")[rest]
+        # a small region of a large span: keep its values, not the span
+        return out.copy() if 2 * out.nbytes <= buf.nbytes else out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if dtype is not None:
+            dtype = self._scalar_dtype(dtype, "__array__(dtype=)")
+        a = self.read()
+        if dtype is None or dtype == a.dtype:
+            return a
+        check_memory(a.size * dtype.itemsize, f"{os.path.basename(str(self.path))}: the values as {dtype}")
+        return a.astype(dtype)
+
+    def uncache(self) -> None:
+        """Drop the decoded buffer (the next read inflates / reads the file again)."""
+        self._cache = None
+
+    # -- the image model ---------------------------------------------------------------------
+    @property
+    def source(self) -> str:
+        return str(self.path)
+
+    @property
+    def anatomical(self) -> bool:
+        return True
+
+    def canonical(self) -> NiftiArray:
+        return reorient(self, "RAS")
+
+    def to_dask(self, chunks: Any = None, level: int = 0):
+        """A dask array of the stored values whose blocks (slabs along the slowest axis unless
+        chunks says otherwise) are read by the core; tasks carry the path, never data."""
+        return super().to_dask(level=level, chunks=chunks)
+
+    def block_unit(self, level: int = 0) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Any block (a file has no chunks); preferred: slabs along the slowest axis."""
+        if level:
+            self._level_image(level)
+        last = max([i for i, s in enumerate(self.shape) if s > 1] or [0])
+        return (1,) * self.ndim, tuple(1 if i == last else s for i, s in enumerate(self.shape))
+
+    def reference(self) -> tuple | None:
+        return (NiftiImage, (os.path.abspath(str(self.path)), self.caching, self.affine_source))
+
+    def nifti_parts(self) -> tuple:
+        """(x-fastest stored values, the header's own affine, header, slope, inter, units): a
+        NIfTI save writes the header's forms as they are, whatever affine_source says."""
+        affine = np.array(self.header.get_best_affine(), dtype=np.float64)
+        return self.read(), affine, self.header, self._slope, self._inter, self.units
+
+    def ome_image(self) -> Any:
+        """An OME-ordered image (t, z, y, x) of this (x, y, z, t) image, without copying: the
+        x-fastest array reversed is C-ordered. scale and translation come from the zooms and the
+        affine's origin (toffset for t). A rotation or flip in the affine, which OME 0.4/0.5
+        cannot express, is kept as the image's `nifti_affine` (saved under the group's
+        "voxcore" attributes) and a warning says so."""
+        data = self.read()
+        n = data.ndim
+        if n > 4:
+            raise InvalidArgumentError(f"NIfTI images past 4-D have no OME axes (shape={data.shape})")
+        dims = tuple(reversed(("x", "y", "z", "t")[:n]))
+        affine = self.affine
+        rot = affine[:3, :3]
+        if not np.allclose(rot, np.diag(np.abs(np.diag(rot)))):
+            warnings.warn(f"{self.path}: the affine's rotation/flips ({''.join(self.orientation)}) cannot be "
+                          "stored in OME-Zarr 0.4/0.5; axes keep the file's order and the full affine is saved "
+                          "in the group's 'voxcore' attributes", UserWarning, stacklevel=2)
+        out = from_array(data.T, dims=dims, scale=tuple(reversed(self.scale)),
+                         translation=tuple(reversed(self.translation)), units=tuple(reversed(self.units)),
+                         name=os.path.basename(str(self.path)))
+        out.nifti_affine = affine
+        out.nifti_header = self.header  # a NIfTI save keeps the source's forms and codes
+        return out
+
+    def as_closest_canonical(self) -> NiftiArray:
+        """The image reoriented to the RAS+ axis order closest to its affine, as nibabel's
+        as_closest_canonical (same array values and affine); see :func:`reorient`."""
+        return reorient(self, "RAS")
+
+
+class NiftiArray(NiftiImage):
+    """An in-memory NIfTI image (what :func:`reorient` returns): array, header and affine."""
+
+    def __init__(self, data: np.ndarray, nib_image: Any, slope: float | None, inter: float | None,
+                 path: str | None = None):
+        self._nib = nib_image
+        self.header = nib_image.header
+        self.path = path or "<memory>"
+        self.caching, self.affine_source = "fill", "best"
+        self._file, self._gz, self._offset = None, False, 0
+        self._stored = data.dtype
+        self._shape = tuple(int(v) for v in data.shape)
+        self._slope, self._inter = slope, inter
+        self._cache = data
+
+    @property
+    def data(self) -> np.ndarray:
+        """The stored values (x fastest, like nibabel's arrays)."""
+        return self._cache
+
+    @property
+    def in_memory(self) -> bool:
+        return True
+
+    def reference(self) -> tuple | None:
+        return None  # no file holds these values
+
+    def uncache(self) -> None:
+        """Nothing to drop: the array is the image."""
+
+
+
+
+def reorient(img: NiftiImage, target: str = "RAS", *, dtype: Any = None, device: str = "cpu") -> NiftiArray:
+    """The image with its axes permuted and flipped so they point to `target` (e.g. "RAS",
+    "LPS"), and the affine updated to match: the same array and affine as nibabel's
+    ``as_reoriented(ornt_transform(io_orientation(affine), axcodes2ornt(target)))``.
+
+    The data move is one pass of the core's cache-blocked, threaded permute+flip. Axes past
+    the third (time, ...) are kept in place. dtype=np.float32 / np.float64 also applies
+    scl_slope/scl_inter in that pass (the values of ``img.read(dtype=...)``, reoriented; the
+    result then has no scaling left). device="cuda" moves the data on the GPU (the CUDA twin of
+    the kernel, CuPy needed): the result's ``data`` is a CuPy array.
+    """
+    if not isinstance(img, NiftiImage):
+        raise InvalidArgumentError(f"reorient takes a NIfTI image from voxcore.open (got={type(img).__name__})")
+    moved, nib_image, slope, inter = reoriented(img, target, dtype, device)
+    return NiftiArray(moved, nib_image, slope, inter, img.path)

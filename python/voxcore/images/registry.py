@@ -1,0 +1,61 @@
+"""voxcore.open: the registry of openers, one per kind of image.
+
+Each kind's module has ``opens(source, path) -> bool`` and ``open_image(source, path,
+**options)`` (taking the options it knows, ignoring the rest). :func:`open` asks them in order;
+adding a kind of image is adding its module to OPENERS.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .. import _core
+from .._stores import is_zarr_store
+from . import nifti, zarr
+from .model import ImageModel
+
+# Tried in order; the first that claims a source opens it.
+OPENERS = (nifti, zarr)
+
+
+def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
+         durable: bool = True, caching: str = "fill", affine_source: str = "best",
+         allow_external_links: bool = False) -> ImageModel:
+    """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0) or a NIfTI file, lazily.
+
+    NIfTI (.nii, .nii.gz, .hdr/.img[.gz]) gives a NiftiImage: caching "fill" keeps a .gz
+    file's inflated bytes after a whole read (nibabel's default; uncache() drops them) — a
+    region read of an image over 256 MiB inflates only up to its slab and keeps nothing —
+    "unchanged" never keeps them; affine_source "best" | "sform" | "qform" | "fallback".
+
+    Parameters
+    ----------
+    source : str, os.PathLike, zarr store, zarr.Array or zarr.Group
+        A local directory, or any zarr-python store object (chunk bytes are fetched through it
+        in batches).
+    path : str, optional
+        The node inside a store.
+    cache_bytes : int, optional
+        Size of a decoded-chunk LRU cache in the core (repeated/overlapping reads decode once).
+        Writes through this handle keep it current; it assumes no other handle or process
+        rewrites the array meanwhile.
+    durable : bool
+        For local directories: fsync writes (atomic rename either way).
+    allow_external_links : bool
+        For local directories: follow symbolic links that lead out of the root directory (by
+        default a key or level path that resolves outside it raises UnsafePathError; links that
+        stay inside are always followed).
+    """
+    store_path = getattr(source, "store_path", None)
+    if store_path is not None:  # zarr.Array / zarr.Group
+        source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
+    if path:
+        _core.check_key(path.strip("/") if is_zarr_store(source) else path)
+    options = {"cache_bytes": cache_bytes, "durable": durable, "caching": caching,
+               "affine_source": affine_source, "allow_external_links": allow_external_links}
+    for kind in OPENERS:
+        if kind.opens(source, path):
+            return kind.open_image(source, path, **options)
+    root = os.fspath(source)
+    raise FileNotFoundError(f"no such directory: {os.path.join(root, path) if path else root}")

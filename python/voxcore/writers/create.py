@@ -1,0 +1,70 @@
+"""voxcore.create: an OME-Zarr image written plane by plane as an acquisition produces it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import InvalidArgumentError
+from ..formats import ngff
+from ..images.memory import from_array
+from ..operations.pyramid import METHODS, WINDOW_METHODS, factor_list, plan_levels
+from .stream import PyramidWriter
+from .target import Target, storage
+
+
+def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] | None = None,
+           scale: Sequence[float] | None = None, translation: Sequence[float] | None = None,
+           units: Sequence[str | None] | None = None, name: str | None = None, chunks: Any = 64,
+           shards: Any = None, codec: str | None = "zstd", level: int | None = None,
+           pyramid: Any = (), method: str = "mean", version: str = "0.5",
+           overwrite: bool = False, durable: bool = True) -> PyramidWriter:
+    """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
+
+    Returns a writer: ``w.write_plane(plane, t=, c=, z=)`` takes planes in acquisition order
+    (increasing z within each (t, c) volume; volumes may interleave) and keeps only one slab per
+    level per volume in flight; ``w.get_data(t=, c=, z=, level=)`` reads back; ``w.close()``
+    (or leaving a ``with`` block) finishes every level. pyramid: the levels' factors as for
+    :func:`build_pyramid` (ints, dicts or "auto"; () for level 0 only).
+
+    All metadata is written now: if the process dies mid-acquisition, every written chunk is
+    readable and the group is a valid OME-Zarr whose unwritten parts are the fill value (0).
+    durable=False skips the fsyncs (each file is still replaced atomically). overwrite=True
+    replaces a Zarr / OME-Zarr hierarchy at path (anything else is refused, as for :func:`save`):
+    the new metadata-only tree is built beside it and swapped in before this returns, so a crash
+    leaves the old image or the new one.
+    """
+    if version not in ngff.VERSIONS:
+        raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method must be one of {METHODS} (got={method!r:.30})")
+    shape = tuple(int(s) for s in shape)
+    if any(s < 1 for s in shape):
+        raise InvalidArgumentError(f"shape must be positive (got={shape})")
+    dtype = np.dtype(dtype)
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)) or dtype.itemsize < 1 \
+            or dtype == np.float16:
+        raise InvalidArgumentError(f"dtype must be an integer or float32/float64 type (got={dtype})")
+    geometry = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, (0,) * len(shape))
+    img = from_array(geometry, dims=dims, scale=scale, translation=translation, units=units, name=name)
+    flist = factor_list(img, pyramid) if (isinstance(pyramid, str) or len(pyramid)) else []
+    chunk_t, shard_t = storage(chunks, shards, version, img.dims)
+    specs = plan_levels(shape, img.scale, img.translation, flist, method in WINDOW_METHODS, chunk_t,
+                                shard_t)
+    v3 = version == "0.5"
+    axes = ngff.check_axes(img.dims, img.units)
+    entry = ngff.multiscale(axes, [(sp.scale, sp.translation) for sp in specs], version, name=name,
+                            method=method if flist else None, method_version=__version__ if flist else None)
+    target = Target(path, overwrite, durable)
+    try:  # the metadata-only tree is swapped in now; the planes are written in place later
+        arrays = [target.array(str(i), sp.shape, dtype, sp.chunks, sp.shards, codec, level, v3, img.dims)
+                  for i, sp in enumerate(specs)]
+        target.group("", ngff.group_attributes(entry, version), v3)
+        target.commit()
+    finally:
+        target.abort()
+    arrays = [target.reopen(str(i), a) for i, a in enumerate(arrays)]
+    return PyramidWriter(arrays, specs, img.dims, dtype, method)

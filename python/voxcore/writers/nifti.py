@@ -1,0 +1,140 @@
+"""NIfTI saves: the file appears whole (temp file, fsync, rename), .nii.gz compressed in parallel."""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import stat
+import threading
+from typing import Any
+
+import numpy as np
+
+from .. import _core, _resources
+from ..errors import InvalidArgumentError
+from ..formats.nifti import SUFFIXES, build_header
+from ..images.model import ImageModel
+from ..operations.pyramid import as_pyramid
+
+_SAVE_SLICE = 64 << 20  # payload bytes compressed per gzip_members call while saving
+_WRITING: set[str] = set()  # temp files this process is writing now (its threads' saves)
+_WRITING_LOCK = threading.Lock()
+
+
+def _as_nifti(obj: Any) -> tuple[np.ndarray, np.ndarray, Any, float | None, float | None, tuple]:
+    """(x-fastest array, affine, template header or None, slope, inter, units) for what save takes.
+
+    A NIfTI image gives its header as the template, with the affine that header gives (sform,
+    else qform, else pixdim; whatever affine_source the image was opened with): its forms are
+    written as they are."""
+    parts = obj.nifti_parts() if isinstance(obj, ImageModel) else None
+    if parts is not None:
+        return parts
+    obj = as_pyramid(obj).image
+    # OME order is t, c, z, y, x (x fastest in C order): reversed, it is NIfTI's x, y, z, t.
+    data = np.asarray(obj.data if obj.in_memory else obj.data[...])
+    dims = obj.dims
+    if "c" in dims and obj.shape[dims.index("c")] != 1:
+        raise InvalidArgumentError(f"NIfTI has no channel axis: save one channel at a time (dims={dims})")
+    keep = [i for i, d in enumerate(dims) if d != "c"]
+    data = data.reshape([obj.shape[i] for i in keep])
+    rev = keep[::-1]
+    space = [i for i in rev if dims[i] in ("x", "y", "z")]
+    affine = np.eye(4)
+    for k, i in enumerate(space):
+        affine[k, k] = obj.scale[i]
+        affine[k, 3] = obj.translation[i]
+    units = tuple(obj.units[i] for i in rev)
+    kept = getattr(obj, "nifti_affine", None)  # a NIfTI image's own affine (rotations included)
+    # the header of the NIfTI image this one was made from, if it kept it: its data are that
+    # image's stored values, so its forms, codes and scaling still apply
+    header = getattr(obj, "nifti_header", None)
+    slope = inter = None
+    if header is not None:
+        slope, inter = (float(header["scl_slope"]), float(header["scl_inter"]))
+        if slope == 0 or not math.isfinite(slope):
+            slope = inter = None  # no scaling, as the reader treats it
+        elif not math.isfinite(inter):
+            inter = None
+    return data.T, (affine if kept is None else np.asarray(kept, dtype=np.float64)), header, slope, inter, units
+
+
+def _with_path(e: OSError, path: str) -> OSError:
+    """e as an OSError of the same errno (and subclass) that names the target path."""
+    return OSError(e.errno, e.strerror or str(e), path)
+
+
+def _remove_stale_temps(directory: str) -> None:
+    """Remove the NIfTI temp files (NAME.tmp-PID, NAME a NIfTI file name) that writers which no
+    longer run left in directory. Files of live writers, other names and directories stay; a
+    file that cannot be removed is left for the next save."""
+    for name in _resources.stale_temp_files(directory):
+        stem, sep, _ = name.rpartition(".tmp-")
+        if not sep or not stem.lower().endswith(SUFFIXES):
+            continue
+        full = os.path.join(directory, name)
+        try:
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                os.remove(full)
+        except OSError:
+            pass
+
+
+def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwrite: bool = False) -> str:
+    """Write obj as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767): .nii, or .nii.gz compressed
+    in parallel as independent gzip members (ISA-L at level <= 3).
+
+    A NIfTI source keeps its header: qform and sform with their codes as they are. A fresh image
+    gets sform and qform both holding the affine (qform: its rigid part), codes 2.
+    The file appears whole: it is written to PATH.tmp-PID, fsync'd (durable) and renamed over
+    path; temp files of dead writers in the directory are removed first. An OS error (disk full,
+    file too large, I/O error) raises OSError with its errno and path as filename; the temp file
+    is removed and a file already at path is left as it was."""
+    data, affine, template, slope, inter, units = _as_nifti(obj)
+    if data.ndim < 1 or data.ndim > 7:
+        raise InvalidArgumentError(f"NIfTI holds 1 to 7 dimensions (got={data.ndim})")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(errno.EEXIST, "the target exists (pass overwrite=True)", path)
+    if data.dtype.fields is None and not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    _, head = build_header(data, affine, template, slope, inter, units)
+    payload = np.ascontiguousarray(data.T).reshape(-1).view(np.uint8)
+    directory = os.path.dirname(os.path.abspath(path))
+    _remove_stale_temps(directory)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with _WRITING_LOCK:
+        if tmp in _WRITING:
+            raise FileExistsError(errno.EEXIST, "another thread of this process is saving to this path", path)
+        _WRITING.add(tmp)
+    try:
+        if os.path.lexists(tmp):  # left by an earlier process that had this PID (a restarted container)
+            os.remove(tmp)
+        with open(tmp, "xb") as f:
+            if path.lower().endswith(".gz"):
+                import gzip
+
+                f.write(gzip.compress(head, compresslevel=1, mtime=0))
+                # slice by slice (whole 4 MiB members each), written by Python so that a failed
+                # write keeps its errno; the same stream as one call over the whole payload
+                for lo in range(0, max(len(payload), 1), _SAVE_SLICE):
+                    f.write(memoryview(_core.gzip_members(payload[lo:lo + _SAVE_SLICE], level)))
+            else:
+                f.write(head)
+                f.write(memoryview(payload))
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+        if durable:
+            _resources.fsync_dir(directory)
+    except OSError as e:
+        raise _with_path(e, path) from e
+    finally:
+        try:
+            os.remove(tmp)  # after a failure (renamed away on success)
+        except OSError:
+            pass  # absent, or left for the next save into this directory
+        with _WRITING_LOCK:
+            _WRITING.discard(tmp)
+    return path

@@ -1,0 +1,128 @@
+"""OME-Zarr 0.4 / 0.5 saves: every level's arrays, labels, then the group metadata last.
+
+A pyramid in memory is written level by level; one built from an on-disk or lazy source is
+streamed (level 0 read slab by slab, the coarser levels computed as it goes); with an executor
+the block tasks of :mod:`voxcore.writers.blocks` write the levels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._progress import Progress
+from .._resources import SLAB_BUDGET_BYTES
+from .._version import __version__
+from ..errors import InvalidArgumentError
+from ..formats import ngff
+from ..images.model import ImageModel
+from ..operations.pyramid import WINDOW_METHODS, Pyramid, as_pyramid, build_pyramid, plan_levels
+from .blocks import write_pyramid
+from .labels import image_label, label_images
+from .stream import PyramidWriter
+from .target import Target, storage
+
+
+def save_ome(obj: Any, path: Any, version: str, chunks: Any, shards: Any, codec: str | None,
+             overwrite: bool, level: int | None, labels: dict | None, label_method: str,
+             progress: bool, durable: bool, executor: Any) -> str:
+    """Write obj (a pyramid, an image or an array) as an OME-Zarr group at path; see
+    :func:`voxcore.save`."""
+    if version not in ngff.VERSIONS:
+        raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
+    obj = as_pyramid(obj)
+    img = obj.image
+    if executor is not None and hasattr(img.data, "__cuda_array_interface__"):
+        raise InvalidArgumentError("executor= needs a host (numpy), on-disk or dask source, not a device array")
+    chunk_t, shard_t = storage(chunks, shards, version, img.dims)
+    if label_method not in ("mode", "nearest"):
+        raise InvalidArgumentError(f"label_method must be mode or nearest (got={label_method!r:.20})")
+    label_imgs = label_images(labels, obj)
+    v3 = version == "0.5"
+    target = Target(path, overwrite, durable)
+    try:
+        entry = _write_levels(target, "", obj, chunk_t, shard_t, codec, level, v3, progress, executor)
+        if label_imgs:
+            factors = [lv.factors for lv in obj.levels[1:]]
+            for name, lab, extra in label_imgs:
+                lp = build_pyramid(lab, factors, label_method, executor=executor) if factors else as_pyramid(lab)
+                lentry = _write_levels(target, f"labels/{name}", lp, chunk_t, shard_t, codec, level, v3, progress,
+                                       executor)
+                attrs = ngff.group_attributes(lentry, version)
+                extra_attrs = image_label(extra, version)
+                (attrs["ome"] if v3 else attrs)["image-label"] = extra_attrs
+                target.group(f"labels/{name}", attrs, v3)
+            names = [n for n, _, _ in label_imgs]
+            target.group("labels", {"ome": {"version": "0.5", "labels": names}} if v3 else {"labels": names}, v3)
+        attrs = ngff.group_attributes(entry, version)
+        affine = getattr(img, "nifti_affine", None)
+        if affine is not None:
+            attrs["voxcore"] = {"nifti_affine": [[float(v) for v in row] for row in affine]}
+        target.group("", attrs, v3)
+        target.commit()
+    finally:
+        target.abort()  # a failed save leaves the old tree as it was
+    return target.label
+
+
+def _read_slab(source: Any, prefix: tuple[int, ...], z0: int, z1: int) -> np.ndarray:
+    index = prefix + (slice(z0, z1),)
+    if isinstance(source, ImageModel):
+        return source.read(index)
+    return np.asarray(source[index])
+
+
+def _write_levels(target: Target, sub: str, pyr: Pyramid, chunk_t, shard_t, codec, level, v3: bool,
+                  progress: bool, executor: Any = None) -> dict:
+    """Write a pyramid's level arrays under `sub`; returns its multiscales entry."""
+    img = pyr.image
+    specs = plan_levels(img.shape, img.scale, img.translation, [lv.factors for lv in pyr.levels[1:]],
+                                pyr.method in WINDOW_METHODS, chunk_t, shard_t)
+    for sp, lv in zip(specs, pyr.levels):
+        if sp.shape != lv.shape:
+            raise InvalidArgumentError(f"level shapes do not follow from their factors (got={lv.shape})")
+    axes = ngff.check_axes(img.dims, img.units)
+    entry = ngff.multiscale(axes, [(lv.scale, lv.translation) for lv in pyr.levels], "0.5" if v3 else "0.4",
+                            name=img.name, method=pyr.method,
+                            method_version=__version__ if pyr.method else None)
+    arrays = [target.array("/".join(p for p in (sub, str(i)) if p), sp.shape, img.dtype, sp.chunks, sp.shards,
+                           codec, level, v3, img.dims) for i, sp in enumerate(specs)]
+    label = f"{target.label}/{sub}" if sub else target.label
+    if executor is not None:
+        bar = Progress(1, f"{label}: blocks", progress)
+        write_pyramid(executor, arrays, specs, img.data, img.dims, img.dtype, pyr.method, bar)
+        bar.close()
+        return entry
+    if not pyr.streamed:
+        bar = Progress(len(arrays), f"{label}: levels", progress)
+        for arr, lv in zip(arrays, pyr.levels):
+            data = lv.data.get() if hasattr(lv.data, "__cuda_array_interface__") else lv.data
+            arr.write(np.asarray(data))
+            bar.advance(1)
+        bar.close()
+        return entry
+    source = img.data
+    axis = next(i for i, d in enumerate(img.dims) if ngff.AXIS_TYPES[d] == "space")
+    prefixes = list(np.ndindex(*img.shape[:axis]))
+    extent = img.shape[axis]
+    bar = Progress(len(prefixes) * extent, f"{label}: planes", progress)
+    writer = PyramidWriter(arrays, specs, img.dims, img.dtype, pyr.method or "nearest", progress=bar)
+    # Read whole source chunks along the stream axis when a slab of them fits the budget.
+    depth = writer.slab_depth
+    src_chunks = getattr(source, "chunks", None)
+    try:
+        cz = int(src_chunks[axis]) if src_chunks is not None and not isinstance(src_chunks[axis], tuple) else 0
+    except (TypeError, ValueError, IndexError):
+        cz = 0
+    plane_bytes = int(np.prod(img.shape[axis + 1:], dtype=np.int64)) * img.dtype.itemsize
+    if cz > 0:
+        both = depth * cz // np.gcd(depth, cz)
+        if both * plane_bytes <= SLAB_BUDGET_BYTES:
+            depth = both
+    with writer:
+        for prefix in prefixes:
+            for z0 in range(0, extent, depth):
+                z1 = min(extent, z0 + depth)
+                writer.push(_read_slab(source, prefix, z0, z1), prefix, z0)
+    return entry
