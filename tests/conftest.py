@@ -12,6 +12,12 @@ Fixtures only, no global state: every fixture hands out a fresh object or a pure
   normally, for inputs that could crash a broken decoder (segfault, abort, hang).
 - ``bit_equal(a, b)``: asserts same shape, same dtype (native byte order) and identical bytes,
   NaN payloads included.
+- ``xp``: the array module a parity test runs on, numpy and then cupy (the cupy case is marked
+  ``gpu`` and skips without CuPy, a CUDA device or voxcore's CUDA build). ``cp`` is CuPy for
+  tests that only make sense on a device (they carry ``@pytest.mark.gpu`` themselves);
+  ``to_host(a)`` brings either kind of array back as numpy.
+- ``fake_device_array(shape, typestr, readonly)``: an object with just enough
+  ``__cuda_array_interface__`` to reach the CUDA bindings' argument checks (never dereferenced).
 """
 from __future__ import annotations
 
@@ -227,3 +233,66 @@ def small_tmpfs(tmp_path):
     yield mount
     for mnt in mounted:
         subprocess.run(["umount", str(mnt)], capture_output=True, check=False)
+
+
+def _cupy_or_skip():
+    """CuPy, when it imports, sees a device and voxcore was built with CUDA; else skip the test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # CuPy may warn at import about its CUDA setup
+        cupy = pytest.importorskip("cupy")
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError:
+        count = 0
+    if count == 0:
+        pytest.skip("no CUDA device")
+    from voxcore import _core
+
+    if not _core.cuda_is_available():
+        pytest.skip("voxcore was built without CUDA")
+    return cupy
+
+
+@pytest.fixture(params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def xp(request):
+    """The array module of a parity test: the same assertions run on numpy and on CuPy input."""
+    if request.param == "numpy":
+        return np
+    return _cupy_or_skip()
+
+
+@pytest.fixture
+def cp(request):
+    """CuPy for device-only tests, which must carry ``@pytest.mark.gpu`` (so ``-m "not gpu"``
+    deselects them); skips like the cupy case of ``xp``."""
+    assert request.node.get_closest_marker("gpu"), "a test using cp needs @pytest.mark.gpu"
+    return _cupy_or_skip()
+
+
+def _to_host(a) -> np.ndarray:
+    return a.get() if hasattr(a, "__cuda_array_interface__") else np.asarray(a)
+
+
+@pytest.fixture(scope="session")
+def to_host():
+    """``to_host(a) -> np.ndarray``: a device (CuPy) array copied to the host, numpy as is."""
+    return _to_host
+
+
+class _FakeDeviceArray:
+    def __init__(self, shape, typestr="<u2", readonly=False):
+        self.__cuda_array_interface__ = {
+            "shape": tuple(shape),
+            "typestr": typestr,
+            "data": (0, readonly),
+            "strides": None,
+            "version": 3,
+        }
+
+
+@pytest.fixture(scope="session")
+def fake_device_array():
+    """Factory: ``fake_device_array(shape, typestr='<u2', readonly=False)``, a null device
+    pointer behind ``__cuda_array_interface__``, for checks that run before any memory is
+    touched (and so need no device)."""
+    return _FakeDeviceArray

@@ -1,4 +1,10 @@
-"""voxcore._core.permute_flip against numpy's transpose + flip (the oracle)."""
+"""voxcore._core.permute_flip (host) and cuda_permute_flip (device) against numpy's transpose +
+flip (the oracle).
+
+Tests taking ``xp`` run once on numpy arrays and once on CuPy arrays (that case is marked
+``gpu`` and skips without CuPy, a CUDA device or voxcore's CUDA build). The build-flag and
+argument tests of the device entry point need no device and run everywhere.
+"""
 
 from __future__ import annotations
 
@@ -20,28 +26,48 @@ def expected(a: np.ndarray, perm, flips) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def check(a: np.ndarray, perm, flips, bit_equal) -> None:
-    got = _core.permute_flip(a, list(perm), list(flips))
-    assert got.flags.c_contiguous and got.flags.writeable and got.flags.owndata
-    bit_equal(got, expected(a, perm, flips), f"perm={perm} flips={flips}")
+def permute_flip(xp, a, perm, flips, **kw) -> np.ndarray:
+    """The host or the device entry point, by the module of ``a``; the result on the host."""
+    if xp is np:
+        got = _core.permute_flip(a, list(perm), list(flips))
+        assert got.flags.c_contiguous and got.flags.writeable and got.flags.owndata
+        return got
+    out = xp.empty(tuple(a.shape[p] for p in perm), dtype=a.dtype)
+    assert _core.cuda_permute_flip(a, out, list(perm), list(flips), **kw) is out
+    return out.get()
+
+
+def check(xp, a, a_host: np.ndarray, perm, flips, bit_equal) -> None:
+    got = permute_flip(xp, a, perm, flips)
+    bit_equal(got, expected(a_host, perm, flips), f"perm={perm} flips={flips}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_rank3_every_perm_and_flip(dtype, make_volume, bit_equal):
-    a = make_volume((5, 7, 9), dtype, seed=1)
+@pytest.mark.parametrize("shape", [(5, 7, 9), (19, 33, 70)])
+def test_rank3_every_perm_and_flip(xp, shape, dtype, make_volume, bit_equal):
+    a = make_volume(shape, dtype, seed=1)
+    a_xp = xp.asarray(a)
     for perm in itertools.permutations(range(3)):
         for flips in itertools.product([False, True], repeat=3):
-            check(a, perm, flips, bit_equal)
+            check(xp, a_xp, a, perm, flips, bit_equal)
 
 
 @pytest.mark.parametrize("dtype", ["u1", "u2", "f4", "f8", "c16"])
-@pytest.mark.parametrize("shape", [(131,), (67, 150), (5, 6, 19, 33), (3, 4, 2, 5, 17), (1, 40, 1, 3)])
-def test_other_ranks(shape, dtype, make_volume, bit_equal):
+@pytest.mark.parametrize(
+    "shape",
+    [(131,), (1000,), (67, 150), (128, 1, 96), (5, 6, 19, 33), (3, 4, 2, 5, 17), (3, 5, 7, 2, 9),
+     (1, 40, 1, 3)],
+)
+def test_other_ranks(xp, shape, dtype, make_volume, bit_equal):
     a = make_volume(shape, dtype, seed=2)
+    a_xp = xp.asarray(a)
     perms = list(itertools.permutations(range(a.ndim)))
-    for perm in perms[:: max(1, len(perms) // 12)]:
+    perms = perms[:: max(1, len(perms) // 12)]
+    if perms[-1] != tuple(reversed(range(a.ndim))):
+        perms.append(tuple(reversed(range(a.ndim))))
+    for perm in perms:
         for flips in [(False,) * a.ndim, (True,) * a.ndim, tuple(i % 2 == 0 for i in range(a.ndim))]:
-            check(a, perm, flips, bit_equal)
+            check(xp, a_xp, a, perm, flips, bit_equal)
 
 
 def test_zero_dim_and_empty(bit_equal):
@@ -52,20 +78,25 @@ def test_zero_dim_and_empty(bit_equal):
     assert got.shape == (4, 0, 3)
 
 
-@pytest.mark.parametrize("dtype", ["u1", "u2", "f4", "f8", "c16"])
-def test_strided_views(dtype, make_volume, bit_equal):
-    base = make_volume((20, 90, 100), dtype, seed=3)
-    views = {
+def strided_views(m, base) -> dict:
+    """Non-contiguous views of ``base`` (a numpy or CuPy array; ``m`` is its module)."""
+    return {
         "box": base[2:13, 5:75, 7:97],
         "stepped": base[::2, 1:, ::3],
         "reversed": base[::-1, :, ::-2],
-        "fortran": np.asfortranarray(base[:7, :30, :40]),
+        "fortran": m.asfortranarray(base[:7, :30, :40]),
         "transposed": base.transpose(2, 0, 1)[4:80, 3:16, 5:55],
     }
-    for a in views.values():
+
+
+@pytest.mark.parametrize("dtype", ["u1", "u2", "f4", "f8", "c16"])
+def test_strided_views(xp, dtype, make_volume, bit_equal):
+    base = make_volume((20, 90, 100), dtype, seed=3)
+    hosts = strided_views(np, base)
+    for name, a in strided_views(xp, xp.asarray(base)).items():
         for perm in itertools.permutations(range(3)):
-            check(a, perm, (True, False, True), bit_equal)
-            check(a, perm, (False, True, False), bit_equal)
+            check(xp, a, hosts[name], perm, (True, False, True), bit_equal)
+            check(xp, a, hosts[name], perm, (False, True, False), bit_equal)
 
 
 @pytest.mark.parametrize("dtype", ["u1", "u2", "f8"])
@@ -75,7 +106,7 @@ def test_large_threaded_transpose(dtype, bit_equal):
     a = rng.integers(0, 256, size=(64, 200, 330)).astype(dtype)
     for perm, flips in [((2, 1, 0), (True, False, False)), ((0, 2, 1), (False, True, True)),
                         ((1, 0, 2), (False, False, True))]:
-        check(a, perm, flips, bit_equal)
+        check(np, a, a, perm, flips, bit_equal)
 
 
 def test_rejects_bad_arguments():
@@ -90,3 +121,44 @@ def test_rejects_bad_arguments():
         _core.permute_flip(a, [3, 1, 0], [False, False, False])
     with pytest.raises(ValueError):
         _core.permute_flip(a.astype(">u2"), [2, 1, 0], [False, False, False])
+
+
+# ---- the device entry point: build flags and arguments (no device needed) ----
+
+
+def test_build_flags_are_consistent():
+    assert isinstance(_core.cuda_is_compiled(), bool)
+    assert _core.cuda_is_available() == (_core.cuda_device_count() > 0)
+    if not _core.cuda_is_compiled():
+        assert not _core.cuda_is_available()
+
+
+def test_stub_build_raises_unavailable(fake_device_array):
+    if _core.cuda_is_compiled():
+        pytest.skip("CUDA kernels are compiled in")
+    with pytest.raises(errors.UnavailableError):
+        _core.cuda_permute_flip(fake_device_array((2, 3)), fake_device_array((3, 2)), [1, 0],
+                                [False, False])
+
+
+def test_device_entry_rejects_objects_without_the_interface(fake_device_array):
+    with pytest.raises(ValueError):
+        _core.cuda_permute_flip(np.zeros((2, 3)), fake_device_array((3, 2)), [1, 0], [False, False])
+    with pytest.raises(ValueError):
+        _core.cuda_permute_flip(
+            fake_device_array((2, 3)), fake_device_array((3, 2), readonly=True), [1, 0],
+            [False, False]
+        )
+
+
+# ---- device only ----
+
+
+@pytest.mark.gpu
+def test_large_transpose_on_a_stream(cp, make_volume, bit_equal):
+    a = make_volume((128, 256, 300), "u2", seed=4)
+    stream = cp.cuda.Stream(non_blocking=True)
+    with stream:
+        a_dev = cp.asarray(a)
+        got = permute_flip(cp, a_dev, (2, 1, 0), (True, False, False), stream=stream.ptr)
+    bit_equal(got, expected(a, (2, 1, 0), (True, False, False)))
