@@ -5,9 +5,8 @@
 >>> block = img[0:64, 100:200, ::2]       # numpy array, decoded in parallel in C++
 """
 
-from . import _core
 from ._threads import get_num_threads, set_num_threads
-from ._version import __version__
+from ._version import __version__ as __version__
 from .errors import (
     CorruptDataError,
     CudaError,

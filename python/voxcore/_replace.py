@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable
 
 from ._resources import LOCK_FILE, fsync_dir, stale_temp_files, temp_owner
+from ._stores import ZarrStoreAdapter, _sync
 from .errors import TargetNotReplaceableError, UnsafePathError
 from .formats.zarr import MAX_METADATA_BYTES, METADATA_FILES
 
@@ -226,7 +227,6 @@ def check_replaceable(root: str) -> None:
 def check_store_prefix(store, prefix: str, label: str) -> None:
     """Raise TargetNotReplaceableError when the keys under ``prefix`` of a zarr-python store are
     not all Zarr metadata and chunk keys (so deleting the prefix would lose something else)."""
-    from ._stores import ZarrStoreAdapter, _sync
 
     async def keys():
         listing = store.list_prefix(prefix + "/") if prefix else store.list()

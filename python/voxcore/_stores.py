@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from . import _core
+from ._core import CallbackStore, FileStore, check_key
+from .errors import LimitExceededError
+from .formats.zarr import MAX_METADATA_BYTES
 
 
 def is_zarr_store(obj: Any) -> bool:
@@ -31,7 +33,7 @@ class ZarrStoreAdapter:
         self.store = store
         self.prefix = prefix.strip("/")
         if self.prefix:
-            _core.check_key(self.prefix)
+            check_key(self.prefix)
         self._proto = default_buffer_prototype()
         if not getattr(store, "_is_open", True):
             _sync(store._open())
@@ -81,9 +83,9 @@ class ZarrStoreAdapter:
     def erase(self, key: str) -> None:
         _sync(self.store.delete(self._key(key)))
 
-    def core_store(self) -> _core.CallbackStore:
+    def core_store(self) -> CallbackStore:
         writable = not getattr(self.store, "read_only", False)
-        return _core.CallbackStore(
+        return CallbackStore(
             self.get_many,
             self.set_many if writable else None,
             self.erase if writable else None,
@@ -100,16 +102,13 @@ class FileAdapter:
     def __init__(self, root: str, durable: bool = True, allow_external_links: bool = False,
                  store: Any = None):
         self.root = root
-        self.store = store if store is not None else _core.FileStore(root, durable, allow_external_links)
+        self.store = store if store is not None else FileStore(root, durable, allow_external_links)
 
     def get(self, key: str) -> bytes | None:
         """A metadata document, refused before reading when it is implausibly large."""
         import os
 
-        from .errors import LimitExceededError
-        from .formats.zarr import MAX_METADATA_BYTES
-
-        _core.check_key(key)
+        check_key(key)
         if not self.store.exists(key):
             return None
         try:
@@ -129,5 +128,5 @@ class FileAdapter:
 
         return FileAdapter(os.path.join(self.root, path), store=self.store.sub(path))
 
-    def core_store(self) -> _core.FileStore:
+    def core_store(self) -> FileStore:
         return self.store

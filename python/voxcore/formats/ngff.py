@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .. import _core
+from .._core import check_key
 from ..errors import (
     InvalidArgumentError,
     InvalidMetadataError,
@@ -163,7 +163,7 @@ def check_path(path: str, where: str) -> str:
     """``path`` if it is a relative key inside the group, else UnsafeMetadataPathError (an
     InvalidMetadataError and an UnsafePathError) naming ``where`` and the path."""
     try:
-        _core.check_key(path)
+        check_key(path)
     except UnsafePathError as e:
         raise UnsafeMetadataPathError(f"{where}={path!r:.80} leaves the group or is malformed: {e}") from e
     return path

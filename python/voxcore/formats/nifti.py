@@ -17,12 +17,19 @@ import io
 import math
 import os
 import struct
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._gzip import read_head
-from ..errors import InvalidArgumentError, InvalidMetadataError
+from ..errors import (
+    CorruptDataError,
+    InvalidArgumentError,
+    InvalidMetadataError,
+    LimitExceededError,
+)
 
 SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
 DIMS = ("x", "y", "z", "t", "u", "v", "w")
@@ -127,6 +134,76 @@ def load_header(path: str) -> tuple[Any, str]:
     file_map = {"image": holder} if single else {"header": holder, "image": FileHolder(filename=img_path)}
     return klass.from_file_map(file_map, mmap=False, keep_file_open=False), img_path
 
+
+
+@dataclass
+class NiftiHeader:
+    """A NIfTI file's header, checked: nibabel's image object (header only, never its data), the
+    file holding the voxels, where they start, their stored type and shape, and the scaling."""
+
+    image: Any
+    file: str
+    gz: bool
+    offset: int
+    stored: np.dtype
+    shape: tuple[int, ...]
+    nbytes: int
+    slope: float | None  # None: no scaling (a slope of 0 or NaN, as nibabel)
+    inter: float | None
+
+
+def read_header(path: str) -> NiftiHeader:
+    """The checked header of a NIfTI file (or pair): named voxcore errors for every bad field,
+    a data size the file (or its gzip stream) cannot hold included."""
+    name = os.path.basename(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nibabel's own complaints become our errors below
+            nib_image, file = load_header(path)
+    except (FileNotFoundError, InvalidMetadataError, CorruptDataError):
+        raise
+    except MemoryError:
+        raise LimitExceededError(f"{name}: the header's extensions claim more memory than exists") from None
+    except Exception as e:  # noqa: BLE001 -- HeaderDataError, struct/overflow/value errors
+        raise InvalidMetadataError(f"{name}: bad NIfTI header: {field_of(str(e))}"
+                                   f"({type(e).__name__}: {e})") from None
+    gz = file.lower().endswith(".gz")
+    # The loaded image's header has offset and scaling moved into its array proxy.
+    proxy = nib_image.dataobj
+    try:
+        offset = float(proxy.offset)
+        stored = np.dtype(proxy.dtype)
+        shape = tuple(int(s) for s in proxy.shape)
+        slope, inter = float(proxy.slope), float(proxy.inter)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise InvalidMetadataError(f"{name}: bad NIfTI header field ({e})") from None
+    if not math.isfinite(offset) or offset < 0 or offset > 2 ** 62:
+        raise InvalidMetadataError(f"{name}: vox_offset must be a finite offset >= 0 (got={offset})")
+    offset = int(offset)
+    if not shape or any(d < 1 for d in shape):
+        raise InvalidMetadataError(f"{name}: dim must hold 1-7 extents >= 1 (got={shape})")
+    bitpix = int(nib_image.header["bitpix"])
+    if stored.fields is None and bitpix != stored.itemsize * 8:
+        raise InvalidMetadataError(
+            f"{name}: bitpix disagrees with datatype (expected={stored.itemsize * 8}, got={bitpix})")
+    nbytes = math.prod(shape) * stored.itemsize  # Python ints: no overflow
+    size = os.path.getsize(file)
+    if gz:
+        # deflate cannot expand past ~1032:1; a claim beyond that is a lie, refused before allocating
+        if offset + nbytes > 1032 * size + (1 << 20):
+            raise CorruptDataError(
+                f"{name}: dim {shape} and datatype after vox_offset {offset} claim "
+                f"{offset + nbytes} bytes, more than the {size}-byte gzip stream can hold "
+                f"(truncated or a lying header)")
+    elif offset + nbytes > size:
+        raise CorruptDataError(
+            f"{name}: NIfTI data truncated: dim {shape} x {stored.itemsize} bytes after "
+            f"vox_offset {offset} need {offset + nbytes} bytes, the file has {size}")
+    if slope == 0 or not math.isfinite(slope):
+        slope = inter = None  # unusable slope: no scaling (as nibabel)
+    elif not math.isfinite(inter):
+        raise InvalidMetadataError(f"{name}: scl_inter must be finite (got={inter})")
+    return NiftiHeader(nib_image, file, gz, offset, stored, shape, nbytes, slope, inter)
 
 
 def field_of(message: str) -> str:

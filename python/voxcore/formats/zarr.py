@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import ArraySpec, CodecId, CodecSpec
 from ..errors import InvalidMetadataError, LimitExceededError, UnsupportedError
 
 MAX_RANK = 32
@@ -42,15 +42,15 @@ class ZarrArrayMeta:
     shards: tuple[int, ...] | None
     dtype: np.dtype  # native byte order
     fill_value: Any
-    codecs: list  # list[_core.CodecSpec]
+    codecs: list  # list[CodecSpec]
     key_v2: bool
     separator: str
     dims: tuple[str | None, ...] | None
     attributes: dict = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
-    def array_spec(self) -> _core.ArraySpec:
-        spec = _core.ArraySpec()
+    def array_spec(self) -> ArraySpec:
+        spec = ArraySpec()
         spec.shape = list(self.shape)
         spec.chunk_shape = list(self.shards if self.shards else self.chunks)
         spec.dtype = self.dtype.name
@@ -154,8 +154,8 @@ def _float_fill(value: Any, dtype: np.dtype) -> float:
     return float(value)
 
 
-def _codec(id_, **kwargs) -> _core.CodecSpec:
-    spec = _core.CodecSpec()
+def _codec(id_, **kwargs) -> CodecSpec:
+    spec = CodecSpec()
     spec.id = id_
     for name, value in kwargs.items():
         setattr(spec, name, value)
@@ -178,7 +178,7 @@ def _int_field(cfg: dict, name: str, default: int, key: str, codec: str) -> int:
     return value
 
 
-def _blosc(cfg: dict, key: str, codec: str, v3: bool, itemsize: int) -> _core.CodecSpec:
+def _blosc(cfg: dict, key: str, codec: str, v3: bool, itemsize: int) -> CodecSpec:
     cname = cfg.get("cname", "lz4")
     if cname not in _BLOSC_CNAMES:
         raise _bad(f"{codec}: unknown cname (key={key}, got={cname!r:.40})")
@@ -192,7 +192,7 @@ def _blosc(cfg: dict, key: str, codec: str, v3: bool, itemsize: int) -> _core.Co
     if shuffle == -1:  # numcodecs AUTOSHUFFLE: bit shuffle for 1-byte items, else byte
         shuffle = 2 if itemsize == 1 else 1
     return _codec(
-        _core.CodecId.blosc,
+        CodecId.blosc,
         cname=cname,
         level=_int_field(cfg, "clevel", 5, key, codec),
         shuffle=shuffle,
@@ -201,22 +201,22 @@ def _blosc(cfg: dict, key: str, codec: str, v3: bool, itemsize: int) -> _core.Co
     )
 
 
-def _bytes_to_bytes_v3(name: str, cfg: dict, key: str, itemsize: int) -> _core.CodecSpec | None:
+def _bytes_to_bytes_v3(name: str, cfg: dict, key: str, itemsize: int) -> CodecSpec | None:
     short = name.removeprefix("numcodecs.")
     if short == "zstd":
-        return _codec(_core.CodecId.zstd, level=_int_field(cfg, "level", 0, key, name),
+        return _codec(CodecId.zstd, level=_int_field(cfg, "level", 0, key, name),
                       checksum=bool(cfg.get("checksum", False)))
     if short == "gzip":
-        return _codec(_core.CodecId.gzip, level=_int_field(cfg, "level", 5, key, name))
+        return _codec(CodecId.gzip, level=_int_field(cfg, "level", 5, key, name))
     if short == "zlib":
-        return _codec(_core.CodecId.zlib, level=_int_field(cfg, "level", 1, key, name))
+        return _codec(CodecId.zlib, level=_int_field(cfg, "level", 1, key, name))
     if short == "lz4":
-        return _codec(_core.CodecId.lz4, level=_int_field(cfg, "acceleration", 1, key, name))
+        return _codec(CodecId.lz4, level=_int_field(cfg, "acceleration", 1, key, name))
     if short == "crc32c":
         location = cfg.get("location", "end")
         if location != "end":  # numcodecs' CRC32C can put the checksum first; the core reads it last
             raise UnsupportedError(f"{name} with location={location!r:.20} is not supported (key={key})")
-        return _codec(_core.CodecId.crc32c)
+        return _codec(CodecId.crc32c)
     if short == "blosc":
         return _blosc(cfg, key, name, v3=not name.startswith("numcodecs."), itemsize=itemsize)
     return None
@@ -237,7 +237,7 @@ def _codecs_v3(codecs: Any, key: str, dtype: np.dtype, chunk_shape: tuple[int, .
             endian = cfg.get("endian", "little")
             if endian not in ("little", "big"):
                 raise _bad(f"bytes.endian must be 'little' or 'big' (key={key}, got={endian!r:.20})")
-            out.append(_codec(_core.CodecId.bytes, big_endian=endian == "big"))
+            out.append(_codec(CodecId.bytes, big_endian=endian == "big"))
         elif name == "transpose":
             order = cfg.get("order")
             if order == "C":
@@ -247,7 +247,7 @@ def _codecs_v3(codecs: Any, key: str, dtype: np.dtype, chunk_shape: tuple[int, .
             order = _int_list(order, "transpose.order", key, 0)
             if sorted(order) != list(range(len(chunk_shape))):
                 raise _bad(f"transpose.order is not a permutation of the axes (key={key}, got={list(order)})")
-            out.append(_codec(_core.CodecId.transpose, order=list(order)))
+            out.append(_codec(CodecId.transpose, order=list(order)))
         elif name == "sharding_indexed":
             inner = _int_list(cfg.get("chunk_shape"), "sharding_indexed.chunk_shape", key, 1)
             if len(inner) != len(chunk_shape):
@@ -256,7 +256,7 @@ def _codecs_v3(codecs: Any, key: str, dtype: np.dtype, chunk_shape: tuple[int, .
             if location not in ("start", "end"):
                 raise _bad(f"sharding_indexed.index_location invalid (key={key}, got={location!r:.20})")
             out.append(_codec(
-                _core.CodecId.sharding,
+                CodecId.sharding,
                 inner_chunk_shape=list(inner),
                 inner_codecs=_codecs_v3(cfg.get("codecs", [{"name": "bytes"}]), key, dtype, inner),
                 index_codecs=_codecs_v3(
@@ -327,9 +327,9 @@ def parse_v3(doc: dict, key: str = "zarr.json") -> ZarrArrayMeta:
     codecs = _codecs_v3(doc.get("codecs"), key, dtype, outer)
     shards = None
     chunks = outer
-    if codecs and any(c.id == _core.CodecId.sharding for c in codecs):
+    if codecs and any(c.id == CodecId.sharding for c in codecs):
         shards = outer
-        chunks = tuple(next(c for c in codecs if c.id == _core.CodecId.sharding).inner_chunk_shape)
+        chunks = tuple(next(c for c in codecs if c.id == CodecId.sharding).inner_chunk_shape)
     dims = doc.get("dimension_names")
     if dims is not None:
         if (not isinstance(dims, list) or len(dims) != len(shape)
@@ -370,8 +370,8 @@ def parse_v2(doc: dict, attrs: dict | None, key: str = ".zarray") -> ZarrArrayMe
         raise _bad(f"dimension_separator must be '/' or '.' (key={key}, got={sep!r:.10})")
     codecs = []
     if order == "F" and len(shape) > 1:
-        codecs.append(_codec(_core.CodecId.transpose, order=list(range(len(shape)))[::-1]))
-    codecs.append(_codec(_core.CodecId.bytes, big_endian=stored.byteorder == ">"))
+        codecs.append(_codec(CodecId.transpose, order=list(range(len(shape)))[::-1]))
+    codecs.append(_codec(CodecId.bytes, big_endian=stored.byteorder == ">"))
     filters = doc.get("filters")
     if filters:
         raise UnsupportedError(f"v2 filters are not supported (key={key}, filters={filters!r:.80})")
@@ -419,114 +419,3 @@ def read_metadata(get: Callable[[str], bytes | None], prefix: str = "") -> ZarrA
 
 
 # ---- writing -----------------------------------------------------------------------------------
-
-CODEC_PRESETS = ("zstd", "blosc-lz4", "gzip", "lz4", "zlib", None)
-
-
-def _compressor_v3(codec: str | None, level: int | None, itemsize: int) -> list[dict]:
-    if codec is None:
-        return []
-    if codec == "zstd":
-        return [{"name": "zstd", "configuration": {"level": 1 if level is None else level, "checksum": False}}]
-    if codec == "blosc-lz4":
-        return [{"name": "blosc", "configuration": {
-            "cname": "lz4", "clevel": 5 if level is None else level, "shuffle": "shuffle",
-            "typesize": itemsize, "blocksize": 0}}]
-    if codec == "gzip":
-        return [{"name": "gzip", "configuration": {"level": 1 if level is None else level}}]
-    if codec == "lz4":
-        return [{"name": "numcodecs.lz4", "configuration": {"acceleration": 1 if level is None else level}}]
-    if codec == "zlib":
-        return [{"name": "numcodecs.zlib", "configuration": {"level": 1 if level is None else level}}]
-    raise ValueError(f"unknown codec preset {codec!r}; choose one of {CODEC_PRESETS}")
-
-
-def _compressor_v2(codec: str | None, level: int | None) -> dict | None:
-    if codec is None:
-        return None
-    if codec == "zstd":
-        # no "checksum" key: zarr-python omits it when false and zarrs refuses it
-        return {"id": "zstd", "level": 1 if level is None else level}
-    if codec == "blosc-lz4":
-        return {"id": "blosc", "cname": "lz4", "clevel": 5 if level is None else level,
-                "shuffle": 1, "blocksize": 0}
-    if codec == "gzip":
-        return {"id": "gzip", "level": 1 if level is None else level}
-    if codec == "lz4":
-        return {"id": "lz4", "acceleration": 1 if level is None else level}
-    if codec == "zlib":
-        return {"id": "zlib", "level": 1 if level is None else level}
-    raise ValueError(f"unknown codec preset {codec!r}; choose one of {CODEC_PRESETS}")
-
-
-def fill_to_json(value: Any, dtype: np.dtype) -> Any:
-    if dtype.kind == "b":
-        return bool(value)
-    if dtype.kind in "iu":
-        return int(value)
-    if dtype.kind == "f":
-        v = float(value)
-        if math.isnan(v):
-            return "NaN"
-        if math.isinf(v):
-            return "Infinity" if v > 0 else "-Infinity"
-        return v
-    if dtype.kind == "c":
-        c = complex(value)
-        return [fill_to_json(c.real, np.dtype("f8")), fill_to_json(c.imag, np.dtype("f8"))]
-    raise UnsupportedError(f"unsupported dtype {dtype}")
-
-
-def metadata_v3(shape, dtype: np.dtype, chunks, shards, codec, level, fill_value, order, dims,
-                attributes=None) -> dict:
-    serializer = [{"name": "bytes", "configuration": {"endian": "little"}}] if dtype.itemsize > 1 \
-        else [{"name": "bytes"}]
-    compressor = _compressor_v3(codec, level, dtype.itemsize)
-    transpose = []
-    if order == "F" and len(shape) > 1:
-        transpose = [{"name": "transpose", "configuration": {"order": list(range(len(shape)))[::-1]}}]
-    if shards is not None:
-        codecs = [{"name": "sharding_indexed", "configuration": {
-            "chunk_shape": list(chunks),
-            "codecs": transpose + serializer + compressor,
-            "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
-            "index_location": "end"}}]
-        grid = list(shards)
-    else:
-        codecs = transpose + serializer + compressor
-        grid = list(chunks)
-    doc = {
-        "zarr_format": 3,
-        "node_type": "array",
-        "shape": list(shape),
-        "data_type": dtype.name,
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": grid}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": fill_to_json(fill_value, dtype),
-        "codecs": codecs,
-        "attributes": attributes or {},
-        "storage_transformers": [],
-    }
-    if dims is not None:
-        doc["dimension_names"] = list(dims)
-    return doc
-
-
-def metadata_v2(shape, dtype: np.dtype, chunks, codec, level, fill_value, order, separator) -> dict:
-    return {
-        "zarr_format": 2,
-        "shape": list(shape),
-        "chunks": list(chunks),
-        "dtype": dtype.newbyteorder("<").str if dtype.itemsize > 1 else dtype.str,
-        "compressor": _compressor_v2(codec, level),
-        "fill_value": fill_to_json(fill_value, dtype),
-        "order": order,
-        "filters": None,
-        "dimension_separator": separator,
-    }
-
-
-def dumps(doc: dict) -> bytes:
-    return json.dumps(doc, indent=2, allow_nan=False).encode()
-
-

@@ -92,17 +92,6 @@ class MemoryImage(ImageModel):
         return f"<voxcore.MemoryImage shape={self.shape} dtype={self.dtype} dims={self.dims} scale={self.scale}>"
 
 
-        """True when the coarser levels are computed while saving (a lazy or on-disk source)."""
-        return any(lv.data is None for lv in self.levels)
-
-    def __len__(self) -> int:
-        return len(self.levels)
-
-
-    def __repr__(self) -> str:
-        return f"<voxcore.Pyramid method={self.method} shapes={[lv.shape for lv in self.levels]}>"
-
-
 def _is_lazy(obj: Any) -> bool:
     """An array read on demand (voxcore.Image, dask, zarr, h5py ...) rather than converted."""
     return (not isinstance(obj, np.ndarray) and hasattr(obj, "shape") and hasattr(obj, "dtype")

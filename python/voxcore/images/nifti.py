@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import (
-    CorruptDataError,
     InvalidArgumentError,
     InvalidMetadataError,
     LimitExceededError,
@@ -72,60 +71,12 @@ class NiftiImage(ImageModel):
             raise InvalidArgumentError(f"caching must be 'fill' or 'unchanged' (got={caching!r:.20})")
         if affine_source not in AFFINE_SOURCES:
             raise InvalidArgumentError(f"affine_source must be one of {AFFINE_SOURCES} (got={affine_source!r:.20})")
-        name = os.path.basename(path)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # nibabel's own complaints become our errors below
-                self._nib, self._file = meta.load_header(path)
-        except (FileNotFoundError, InvalidMetadataError, CorruptDataError):
-            raise
-        except MemoryError:
-            raise LimitExceededError(f"{name}: the header's extensions claim more memory than exists") from None
-        except Exception as e:  # noqa: BLE001 -- HeaderDataError, struct/overflow/value errors
-            raise InvalidMetadataError(f"{name}: bad NIfTI header: {meta.field_of(str(e))}"
-                                       f"({type(e).__name__}: {e})") from None
+        h = meta.read_header(path)
         self.caching = caching
         self.affine_source = affine_source
-        self.header = self._nib.header
-        self._gz = self._file.lower().endswith(".gz")
-        # The loaded image's header has offset and scaling moved into its array proxy.
-        proxy = self._nib.dataobj
-        try:
-            offset = float(proxy.offset)
-            self._stored = np.dtype(proxy.dtype)
-            self._shape = tuple(int(s) for s in proxy.shape)
-            slope, inter = float(proxy.slope), float(proxy.inter)
-        except (ValueError, TypeError, OverflowError) as e:
-            raise InvalidMetadataError(f"{name}: bad NIfTI header field ({e})") from None
-        if not math.isfinite(offset) or offset < 0 or offset > 2 ** 62:
-            raise InvalidMetadataError(f"{name}: vox_offset must be a finite offset >= 0 (got={offset})")
-        self._offset = int(offset)
-        if not self._shape or any(d < 1 for d in self._shape):
-            raise InvalidMetadataError(f"{name}: dim must hold 1-7 extents >= 1 (got={self._shape})")
-        bitpix = int(self.header["bitpix"])
-        if self._stored.fields is None and bitpix != self._stored.itemsize * 8:
-            raise InvalidMetadataError(
-                f"{name}: bitpix disagrees with datatype (expected={self._stored.itemsize * 8}, got={bitpix})")
-        nbytes = math.prod(self._shape) * self._stored.itemsize  # Python ints: no overflow
-        size = os.path.getsize(self._file)
-        if self._gz:
-            # deflate cannot expand past ~1032:1; a claim beyond that is a lie, refused before allocating
-            if self._offset + nbytes > 1032 * size + (1 << 20):
-                raise CorruptDataError(
-                    f"{name}: dim {self._shape} and datatype after vox_offset {self._offset} claim "
-                    f"{self._offset + nbytes} bytes, more than the {size}-byte gzip stream can hold "
-                    f"(truncated or a lying header)")
-        elif self._offset + nbytes > size:
-            raise CorruptDataError(
-                f"{name}: NIfTI data truncated: dim {self._shape} x {self._stored.itemsize} bytes after "
-                f"vox_offset {self._offset} need {self._offset + nbytes} bytes, the file has {size}")
-        self._nbytes = nbytes
-        if slope == 0 or not math.isfinite(slope):
-            self._slope, self._inter = None, None  # unusable slope: no scaling (as nibabel)
-        else:
-            if not math.isfinite(inter):
-                raise InvalidMetadataError(f"{name}: scl_inter must be finite (got={inter})")
-            self._slope, self._inter = slope, inter
+        self._nib, self._file, self.header = h.image, h.file, h.image.header
+        self._gz, self._offset, self._stored, self._shape = h.gz, h.offset, h.stored, h.shape
+        self._nbytes, self._slope, self._inter = h.nbytes, h.slope, h.inter
         self._cache: np.ndarray | None = None
 
     # -- description ------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import os
 
 import numpy as np
 
-from .. import _core, _resources
+from .. import _resources
+from .._core import gunzip_into
 from .._gzip import GzipStream
 from ..errors import CorruptDataError, LimitExceededError
 
@@ -42,7 +43,7 @@ def inflate_whole(path: str, need: int, what: str) -> np.ndarray:
     with open(path, "rb") as f:
         packed = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
         try:
-            got = _core.gunzip_into(packed, buf, discard_excess=True)
+            got = gunzip_into(packed, buf, discard_excess=True)
         except CorruptDataError as e:
             raise CorruptDataError(f"{name}: {str(e).split('] ', 1)[-1]}") from None
         finally:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import cuda_permute_flip, permute_flip
 from ..errors import InvalidArgumentError
 from .nifti_io import check_memory
 
@@ -56,13 +56,13 @@ def reoriented(img: Any, target: str, dtype: Any, device: str) -> tuple:
         moved = _reorient_device(src, perm_t, flips_t, dtype, slope, inter)
     elif src.dtype.fields is not None:  # RGB records: move their bytes, a last axis kept in place
         as_bytes = np.ascontiguousarray(src.T)[..., None].view(np.uint8)
-        moved = _core.permute_flip(as_bytes, perm_t + [n], flips_t + [False])
+        moved = permute_flip(as_bytes, perm_t + [n], flips_t + [False])
         moved = moved.view(src.dtype)[..., 0].T
     elif scaled:
-        moved = _core.permute_flip(src.T, perm_t, flips_t, dtype, 1.0 if slope is None else slope,
+        moved = permute_flip(src.T, perm_t, flips_t, dtype, 1.0 if slope is None else slope,
                                    0.0 if inter is None else inter).T
     else:
-        moved = _core.permute_flip(src.T, perm_t, flips_t).T
+        moved = permute_flip(src.T, perm_t, flips_t).T
     new_affine = affine @ no.inv_ornt_aff(ornt, src.shape)
     cls = nib.Nifti2Image if isinstance(img._nib, (nib.Nifti2Image, nib.Nifti2Pair)) else nib.Nifti1Image
     header = img.header.copy()
@@ -97,7 +97,7 @@ def _reorient_device(src: np.ndarray, perm_t: list[int], flips_t: list[bool], dt
     shape_t = tuple(src.shape[::-1][p] for p in perm_t)  # the kernel's (C-order) output shape
     out = cp.empty(shape_t[::-1], src.dtype)
     stream = cp.cuda.get_current_stream().ptr
-    _core.cuda_permute_flip(dev.T, out.T, perm_t, flips_t, stream)
+    cuda_permute_flip(dev.T, out.T, perm_t, flips_t, stream)
     if dtype is None:
         return out
     res = out.astype(dtype)

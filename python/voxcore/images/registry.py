@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .. import _core
+from .._core import check_key
 from .._stores import is_zarr_store
 from . import nifti, zarr
 from .model import ImageModel
@@ -51,7 +51,7 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
     if store_path is not None:  # zarr.Array / zarr.Group
         source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
     if path:
-        _core.check_key(path.strip("/") if is_zarr_store(source) else path)
+        check_key(path.strip("/") if is_zarr_store(source) else path)
     options = {"cache_bytes": cache_bytes, "durable": durable, "caching": caching,
                "affine_source": affine_source, "allow_external_links": allow_external_links}
     for kind in OPENERS:

@@ -39,29 +39,19 @@ path (or store) plus a box, never data, so they travel to processes and clusters
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from .._resources import SLAB_BUDGET_BYTES
 from ..errors import InvalidArgumentError, UnalignedWriteWarning, UnsupportedError
-from .view_io import SliceReader, SliceWriter, dispatch
+from .view_chunks import ChunkMaps
+from .view_io import SliceReader, SliceWriter, ints
 
 __all__ = ["SliceReader", "SliceWriter", "UnalignedWriteWarning", "View"]
-
-
-def _ints(value: Any, n: int, name: str) -> tuple[int, ...]:
-    try:
-        out = tuple(int(v) for v in value)
-    except TypeError:
-        raise InvalidArgumentError(f"{name} must be a sequence of {n} integers (got={value!r:.60})") from None
-    if len(out) != n:
-        raise InvalidArgumentError(f"{name} rank differs from the array (expected={n}, got={len(out)})")
-    return out
 
 
 def _level_factors(image, level: int) -> tuple[int, ...]:
@@ -83,7 +73,7 @@ def _level_factors(image, level: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-class View:
+class View(ChunkMaps):
     """A box on one level of an image; offsets and sizes in level-0 voxels on every axis.
 
     Made by ``Image.view``, ``ImageLevel.view`` or ``View.get_view``. ``View(image, level,
@@ -99,10 +89,10 @@ class View:
         array = image.levels[level].image
         n = image.ndim
         extent = tuple(s * f for s, f in zip(array.shape, factors))
-        off = (0,) * n if offset is None else _ints(offset, n, "offset")
+        off = (0,) * n if offset is None else ints(offset, n, "offset")
         if size is None:
             size = tuple(e - o for e, o in zip(extent, off))
-        self._set(image, level, factors, off, _ints(size, n, "size"), bool(read_only),
+        self._set(image, level, factors, off, ints(size, n, "size"), bool(read_only),
                   bool(allow_unaligned))
         self._check_box(parent=(0,) * n, parent_size=extent, what="the level's array")
 
@@ -228,9 +218,9 @@ class View:
         if relative_offset is not None and absolute_offset is not None:
             raise InvalidArgumentError("give relative_offset or absolute_offset, not both")
         if absolute_offset is not None:
-            off = _ints(absolute_offset, n, "absolute_offset")
+            off = ints(absolute_offset, n, "absolute_offset")
         elif relative_offset is not None:
-            off = tuple(a + b for a, b in zip(self._offset, _ints(relative_offset, n, "relative_offset")))
+            off = tuple(a + b for a, b in zip(self._offset, ints(relative_offset, n, "relative_offset")))
         else:
             off = self._offset
         if size is None:
@@ -238,7 +228,7 @@ class View:
                 raise InvalidArgumentError("size is needed")
             sz = tuple(o + s - a for o, s, a in zip(self._offset, self._size, off))
         else:
-            sz = _ints(size, n, "size")
+            sz = ints(size, n, "size")
         return off, sz
 
     def get_view(self, relative_offset: Sequence[int] | None = None,
@@ -316,144 +306,6 @@ class View:
                     f"shape {tuple(unit)} (axis={axis}): partly covered {kind}s are read, merged "
                     "and rewritten (pass allow_unaligned=True to accept that)"), stacklevel=stacklevel)
                 return
-
-    # -- chunks -----------------------------------------------------------------------------
-    def _check_chunk_shape(self, chunk_shape, read_only: bool, name: str = "chunk_shape") -> tuple[int, ...]:
-        if chunk_shape is None:
-            return self.write_shape
-        cs = _ints(chunk_shape, self.ndim, name)
-        if any(c <= 0 for c in cs):
-            raise InvalidArgumentError(f"{name} must be positive on every axis (got={cs})")
-        bad = [i for i, (c, f) in enumerate(zip(cs, self._factors)) if c % f]
-        if bad:
-            raise InvalidArgumentError(
-                f"{name} is not a multiple of level {self._level}'s factors "
-                f"(axis={bad[0]}, factors={self._factors}, got={cs})")
-        if not read_only and not self._allow_unaligned:
-            unit = self.write_shape
-            bad = [i for i, (c, u) in enumerate(zip(cs, unit)) if c % u]
-            if bad:
-                raise InvalidArgumentError(
-                    f"{name} of a writable view must be a multiple of its write unit, so that no "
-                    f"two chunks share a stored chunk or shard (axis={bad[0]}, expected a multiple "
-                    f"of {unit}, got={cs}); use a read-only view or allow_unaligned=True")
-        return cs
-
-    def _grid(self, chunk_shape) -> list[list[tuple[int, int]]]:
-        """Per axis: the [start, stop) pieces of the view on the absolute grid of chunk_shape."""
-        out = []
-        for o, s, c in zip(self._offset, self._size, chunk_shape):
-            cuts = [o] + list(range((o // c + 1) * c, o + s, c)) + [o + s]
-            out.append(list(itertools.pairwise(cuts)))
-        return out
-
-    def _pieces(self, chunk_shape, read_only: bool) -> list[View]:
-        views = []
-        for box in itertools.product(*self._grid(chunk_shape)):
-            views.append(self._derive(tuple(a for a, _ in box), tuple(b - a for a, b in box),
-                                      read_only, self._allow_unaligned))
-        return views
-
-    def chunks(self, chunk_shape: Sequence[int] | None = None) -> Iterator[View]:
-        """Sub-views on the absolute grid of chunk_shape (level-0 voxels; default the write
-        unit: shards when sharded, else chunks), in C order; edge pieces may be partial."""
-        cs = self._check_chunk_shape(chunk_shape, self._read_only)
-        for box in itertools.product(*self._grid(cs)):
-            yield self._derive(tuple(a for a, _ in box), tuple(b - a for a, b in box),
-                               self._read_only, self._allow_unaligned)
-
-    def for_each_chunk(self, fn: Callable[[View], Any], chunk_shape: Sequence[int] | None = None,
-                       executor: Any = None, progress: bool = True) -> None:
-        """Call fn(sub_view) for every chunk of the view (see :meth:`chunks`), through executor
-        (None: this thread, in order). The first error is raised; pending chunks are cancelled.
-        progress: a bar on stderr when it is a terminal."""
-        jobs = [(v,) for v in self._pieces(self._check_chunk_shape(chunk_shape, self._read_only),
-                                           self._read_only)]
-        dispatch(fn, jobs, executor, progress, "for_each_chunk", want_results=False)
-
-    def map_chunk(self, fn: Callable[[View], Any], chunk_shape: Sequence[int] | None = None,
-                  executor: Any = None, progress: bool = True) -> list:
-        """fn(sub_view) for every chunk of the view, like :meth:`for_each_chunk`; returns the
-        results in chunk order (C order over the grid)."""
-        jobs = [(v,) for v in self._pieces(self._check_chunk_shape(chunk_shape, self._read_only),
-                                           self._read_only)]
-        return dispatch(fn, jobs, executor, progress, "map_chunk", want_results=True)
-
-    def for_zipped_chunks(self, fn: Callable[[View, View], Any], target_view: View,
-                          source_chunk_shape: Sequence[int] | None = None,
-                          target_chunk_shape: Sequence[int] | None = None, executor: Any = None,
-                          progress: bool = True) -> None:
-        """Call fn(source_chunk, target_chunk) for the k-th chunk of this view (read-only
-        sub-views) and the k-th chunk of target_view, e.g. to downsample into another level.
-
-        Both views are cut on their own absolute grids. Per axis, the chunk shapes must be in
-        the ratio of the view sizes (k = round(larger / smaller)) and give the same number of
-        chunks. Missing shapes follow from the other one; with neither, the target's write
-        unit (grown to cover the source's write unit where that is larger) is used.
-        """
-        if not isinstance(target_view, View):
-            raise InvalidArgumentError(f"target_view must be a voxcore View (got={type(target_view).__name__})")
-        if target_view.ndim != self.ndim:
-            raise InvalidArgumentError(
-                f"target_view rank differs (expected={self.ndim}, got={target_view.ndim})")
-        ratio = []  # per axis: (k, source is the larger)
-        for s, t in zip(self._size, target_view._size):
-            ratio.append((max(1, round(max(s, t) / min(s, t))), s >= t))
-
-        def to_target(cs):
-            out = []
-            for axis, (c, (k, down)) in enumerate(zip(cs, ratio)):
-                if not down:
-                    out.append(c * k)
-                elif c % k:
-                    raise InvalidArgumentError(
-                        f"source_chunk_shape does not divide by the view size ratio "
-                        f"(axis={axis}, ratio={k}, got={tuple(cs)}); give target_chunk_shape")
-                else:
-                    out.append(c // k)
-            return tuple(out)
-
-        def to_source(cs):
-            out = []
-            for axis, (c, (k, down)) in enumerate(zip(cs, ratio)):
-                if down:
-                    out.append(c * k)
-                elif c % k:
-                    raise InvalidArgumentError(
-                        f"target_chunk_shape does not divide by the view size ratio "
-                        f"(axis={axis}, ratio={k}, got={tuple(cs)}); give source_chunk_shape")
-                else:
-                    out.append(c // k)
-            return tuple(out)
-
-        if source_chunk_shape is None and target_chunk_shape is None:
-            tw = target_view.write_shape
-            want = [max(1, sw // k) if down else sw * k
-                    for sw, (k, down) in zip(self.write_shape, ratio)]
-            target_chunk_shape = tuple(-(-max(u, w) // u) * u for u, w in zip(tw, want))
-        if target_chunk_shape is None:
-            source_chunk_shape = _ints(source_chunk_shape, self.ndim, "source_chunk_shape")
-            target_chunk_shape = to_target(source_chunk_shape)
-        elif source_chunk_shape is None:
-            target_chunk_shape = _ints(target_chunk_shape, self.ndim, "target_chunk_shape")
-            source_chunk_shape = to_source(target_chunk_shape)
-        scs = self._check_chunk_shape(source_chunk_shape, True, "source_chunk_shape")
-        tcs = target_view._check_chunk_shape(target_chunk_shape, target_view._read_only,
-                                             "target_chunk_shape")
-        for axis, (a, b, (k, down)) in enumerate(zip(scs, tcs, ratio)):
-            if (a != b * k) if down else (b != a * k):
-                raise InvalidArgumentError(
-                    f"source and target chunk shapes are not in the ratio of the view sizes "
-                    f"(axis={axis}, source size={self._size[axis]}, target size="
-                    f"{target_view._size[axis]}, source_chunk_shape={scs}, target_chunk_shape={tcs})")
-        sg, tg = self._grid(scs), target_view._grid(tcs)
-        counts = ([len(g) for g in sg], [len(g) for g in tg])
-        if counts[0] != counts[1]:
-            raise InvalidArgumentError(
-                f"source and target split into different numbers of chunks per axis "
-                f"(source={tuple(counts[0])} with {scs}, target={tuple(counts[1])} with {tcs})")
-        jobs = list(zip(self._pieces(scs, True), target_view._pieces(tcs, target_view._read_only)))
-        dispatch(fn, jobs, executor, progress, "for_zipped_chunks", want_results=False)
 
     # -- planes -----------------------------------------------------------------------------
     def _axis(self, axis: int | str | None) -> int:

@@ -14,6 +14,17 @@ from .._progress import Progress
 from ..errors import InvalidArgumentError
 
 
+def ints(value: Any, n: int, name: str) -> tuple[int, ...]:
+    """value as n integers (InvalidArgumentError naming `name` otherwise)."""
+    try:
+        out = tuple(int(v) for v in value)
+    except TypeError:
+        raise InvalidArgumentError(f"{name} must be a sequence of {n} integers (got={value!r:.60})") from None
+    if len(out) != n:
+        raise InvalidArgumentError(f"{name} rank differs from the array (expected={n}, got={len(out)})")
+    return out
+
+
 def _slabs(lo: int, hi: int, depth: int) -> Iterator[tuple[int, int]]:
     """[start, stop) pieces of [lo, hi) cut at multiples of depth (level voxels)."""
     pos = lo

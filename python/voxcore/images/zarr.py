@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import ChunkCache, ChunkedArray
 from .._indexing import select
 from .._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
 from ..errors import InvalidArgumentError, InvalidMetadataError, UnalignedWriteWarning
@@ -31,7 +31,7 @@ class Image(ImageModel):
     Use :func:`voxcore.open` or :func:`voxcore.create_array` to get one.
     """
 
-    def __init__(self, core: _core.ChunkedArray, meta: zmeta.ZarrArrayMeta, source: str,
+    def __init__(self, core: ChunkedArray, meta: zmeta.ZarrArrayMeta, source: str,
                  attrs: dict | None = None):
         self._core = core
         self._meta = meta
@@ -341,8 +341,8 @@ def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 1
         if max_depth == 0 or not ome.get("multiscales"):
             raise FileNotFoundError(f"{source} is a Zarr group without OME-Zarr multiscales")
         return _open_ome(adapter, source, node, cache_bytes, max_depth)
-    cache = _core.ChunkCache(int(cache_bytes)) if cache_bytes else None
-    core = _core.ChunkedArray(node.array_spec(), adapter.core_store(), cache)
+    cache = ChunkCache(int(cache_bytes)) if cache_bytes else None
+    core = ChunkedArray(node.array_spec(), adapter.core_store(), cache)
     return Image(core, node, source)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
+from .._core import cuda_downsample
+from .._core import downsample as core_downsample
 
 
 def downsample(array, factors, method: str = "mean"):
@@ -31,10 +32,10 @@ def downsample(array, factors, method: str = "mean"):
         with arr.device:
             out = cp.empty(shape, dtype=arr.dtype)
             stream = cp.cuda.get_current_stream().ptr
-            return _core.cuda_downsample(arr, out, f, method, stream)
+            return cuda_downsample(arr, out, f, method, stream)
 
     arr = np.asarray(array)
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     f = [int(factors)] * arr.ndim if np.isscalar(factors) else [int(x) for x in factors]
-    return _core.downsample(arr, f, method)
+    return core_downsample(arr, f, method)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import downsample_levels
 from .._executors import check_executor
 from ..errors import InvalidArgumentError
 from ..formats import ngff
@@ -222,7 +222,7 @@ def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean", *, ex
     if executor is not None:
         return Pyramid(image, levels, method, executor)
     if image.in_memory:
-        datas = _core.downsample_levels(image.data, [list(sp.step) for sp in specs[1:]], method)
+        datas = downsample_levels(image.data, [list(sp.step) for sp in specs[1:]], method)
         for lv, d in zip(levels[1:], datas):
             lv.data = d
     elif hasattr(image.data, "__cuda_array_interface__"):

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import ChunkedArray, check_key
 from .._replace import check_store_prefix, replace_now
 from .._stores import FileAdapter, ZarrStoreAdapter, _sync, is_zarr_store
 from ..errors import InvalidArgumentError
 from ..formats import zarr as zmeta
+from ..formats import zarr_emit as emit
 from ..images.zarr import Image, remember_origin
 
 
@@ -57,14 +58,14 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         if shards_t is not None and any(s % c for s, c in zip(shards_t, chunks_t)):
             raise InvalidArgumentError(
                 f"shards must be multiples of chunks (chunks={chunks_t}, shards={shards_t})")
-        doc = zmeta.metadata_v3(shape, dtype, chunks_t, shards_t, codec, level, fill_value, order,
+        doc = emit.metadata_v3(shape, dtype, chunks_t, shards_t, codec, level, fill_value, order,
                                 dims, attributes)
         meta_key = "zarr.json"
     elif zarr_format == 2:
         if shards_t is not None:
             raise InvalidArgumentError("shards need zarr_format=3")
         sep = dimension_separator or "."
-        doc = zmeta.metadata_v2(shape, dtype, chunks_t, codec, level, fill_value, order, sep)
+        doc = emit.metadata_v2(shape, dtype, chunks_t, codec, level, fill_value, order, sep)
         meta_key = ".zarray"
     else:
         raise InvalidArgumentError(f"zarr_format must be 2 or 3 (got={zarr_format!r})")
@@ -74,9 +75,9 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         meta.dims = tuple(dims)
 
     def write_metadata(adapter) -> None:
-        adapter.set(meta_key, zmeta.dumps(doc))
+        adapter.set(meta_key, emit.dumps(doc))
         if zarr_format == 2 and attributes:
-            adapter.set(".zattrs", zmeta.dumps(attributes))
+            adapter.set(".zattrs", emit.dumps(attributes))
 
     store_path = getattr(source, "store_path", None)
     if store_path is not None:
@@ -93,7 +94,7 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
     else:
         root = os.fspath(source)
         if path:
-            _core.check_key(path)
+            check_key(path)
             root = os.path.join(root, path)
         if overwrite:  # build the new node beside the old one and swap it in (refuses non-Zarr)
             replace_now(root, lambda new: write_metadata(FileAdapter(new, durable)), durable)
@@ -105,7 +106,7 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         if not overwrite:  # (after replace_now, root already holds the new metadata)
             write_metadata(adapter)
         label = root
-    core = _core.ChunkedArray(meta.array_spec(), adapter.core_store(), None)
+    core = ChunkedArray(meta.array_spec(), adapter.core_store(), None)
     img = Image(core, meta, label)
     if is_zarr_store(source):
         return remember_origin(img, source, {"path": path})

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import downsample as core_downsample
+from .._core import downsample_levels
 from .._executors import check_executor, client_type, is_dask
 from ..errors import InvalidArgumentError, UnsupportedError
 from ..images.blocks import grow, nbytes, open_ref, read_block, ref_of, slices
@@ -177,7 +178,7 @@ def _run_block(task: _BlockTask, data: Any = None) -> int:
         for k, part in enumerate(task.parts):
             if k:
                 prev = task.parts[k - 1]
-                full = _core.downsample(cur, list(part.step), "gaussian")
+                full = core_downsample(cur, list(part.step), "gaussian")
                 base = tuple(a // s for a, s in zip(prev.need_lo, part.step))
                 cur = full[slices([a - b for a, b in zip(part.need_lo, base)],
                                    [a - b for a, b in zip(part.need_hi, base)])]
@@ -185,7 +186,7 @@ def _run_block(task: _BlockTask, data: Any = None) -> int:
     else:
         _write_part(first, block)
         if len(task.parts) > 1:
-            outs = _core.downsample_levels(block, [list(p.step) for p in task.parts[1:]], task.method or "nearest")
+            outs = downsample_levels(block, [list(p.step) for p in task.parts[1:]], task.method or "nearest")
             for part, out in zip(task.parts[1:], outs):
                 _write_part(part, out)
     return int(block.size)

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core, _resources
+from .. import _resources
+from .._core import gzip_members
 from ..errors import InvalidArgumentError
 from ..formats.nifti import SUFFIXES, build_header
 from ..images.model import ImageModel
@@ -118,7 +119,7 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
                 # slice by slice (whole 4 MiB members each), written by Python so that a failed
                 # write keeps its errno; the same stream as one call over the whole payload
                 for lo in range(0, max(len(payload), 1), _SAVE_SLICE):
-                    f.write(memoryview(_core.gzip_members(payload[lo:lo + _SAVE_SLICE], level)))
+                    f.write(memoryview(gzip_members(payload[lo:lo + _SAVE_SLICE], level)))
             else:
                 f.write(head)
                 f.write(memoryview(payload))

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import downsample_levels
 from .._progress import Progress
 from .._resources import SLAB_BUDGET_BYTES
 from ..errors import InvalidArgumentError
@@ -164,7 +164,7 @@ class _Volume:
         self.slab_count = 0
         if len(w.levels) > 1:
             if self.gauss is None:
-                outs = _core.downsample_levels(data, [list(lv.step[len(self.prefix):]) for lv in w.levels[1:]],
+                outs = downsample_levels(data, [list(lv.step[len(self.prefix):]) for lv in w.levels[1:]],
                                                w.method)
                 for k, o in enumerate(outs, start=1):
                     self.pending[k].append(o)
