@@ -6,6 +6,7 @@
 #include <string>
 
 #include "detail/permute_flip_kernels.cuh"
+#include "detail/permute_plan.hpp"
 #include "voxcore/cuda.hpp"
 #include "voxcore/error.hpp"
 
@@ -83,36 +84,6 @@ void launch(const Plan& plan, cudaStream_t stream) {
   check(cudaGetLastError(), "kernel launch");
 }
 
-void validate(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
-              const std::vector<bool>& flips) {
-  const int rank = src.rank();
-  const auto where = "cuda::permute_flip";
-  if (rank > kMaxRank || src.byte_strides.size() != src.shape.size() ||
-      dst.byte_strides.size() != dst.shape.size()) {
-    fail(ErrorCode::kInvalidArgument, where, "view rank/strides mismatch (rank=" + std::to_string(rank) + ")");
-  }
-  if (static_cast<int>(perm.size()) != rank || static_cast<int>(flips.size()) != rank) {
-    fail(ErrorCode::kInvalidArgument, where,
-         "perm/flips length must equal rank (expected=" + std::to_string(rank) +
-             ", got=" + std::to_string(perm.size()) + "/" + std::to_string(flips.size()) + ")");
-  }
-  bool seen[kMaxRank] = {};
-  for (int axis : perm) {
-    if (axis < 0 || axis >= rank || seen[axis]) {
-      fail(ErrorCode::kInvalidArgument, where,
-           "perm is not a permutation of the axes (got axis=" + std::to_string(axis) + ")");
-    }
-    seen[axis] = true;
-  }
-  if (src.dtype != dst.dtype) {
-    fail(ErrorCode::kInvalidArgument, where,
-         std::string("dtypes differ (expected=") + dtype_name(src.dtype) + ", got=" + dtype_name(dst.dtype) + ")");
-  }
-  bool shape_ok = dst.rank() == rank;
-  for (int i = 0; shape_ok && i < rank; ++i) shape_ok = dst.shape[i] == src.shape[perm[i]];
-  if (!shape_ok) fail(ErrorCode::kInvalidArgument, where, "dst shape is not the permuted src shape");
-}
-
 // A host pointer would fault inside the kernel and poison the context; refuse it up front.
 void check_device_pointer(const void* ptr, const char* which) {
   cudaPointerAttributes attr{};
@@ -148,14 +119,12 @@ bool is_compiled() noexcept { return true; }
 
 void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
                   const std::vector<bool>& flips, Stream stream) {
-  validate(src, dst, perm, flips);
+  // The CPU permute_flip's checks, in its order and with its messages.
+  const ArrayView view = ::voxcore::detail::permuted_flipped(src, dst, perm, flips, "cuda::permute_flip");
+  ::voxcore::detail::check_same(view, dst, "cuda::permute_flip");
   if (src.num_elements() == 0) return;
   check_device_pointer(src.data, "src");
   check_device_pointer(dst.data, "dst");
-  ArrayView view = src.permuted(perm);
-  for (int i = 0; i < view.rank(); ++i) {
-    if (flips[i]) view = view.flipped(i);
-  }
   const int item = static_cast<int>(itemsize(src.dtype));
   const Plan plan = detail::make_plan(view, dst, item);
   auto s = static_cast<cudaStream_t>(stream);

@@ -5,12 +5,13 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "detail/permute_plan.hpp"
 #include "voxcore/array_view.hpp"
 
 namespace voxcore::cuda::detail {
 
 // Source rank plus the axis that splits a misaligned item into smaller words.
-constexpr int kRankCap = kMaxRank + 1;
+constexpr int kRankCap = ::voxcore::detail::kPlanRankCap;
 constexpr int kTile = 32;      // tile edge, in words
 constexpr int kTileRows = 8;   // block is kTile x kTileRows threads; each thread moves 4 words
 
@@ -18,27 +19,20 @@ struct alignas(16) Word16 {
   uint64_t x, y;
 };
 
-// A normalised copy dst[i] = src[i] over `rank` axes: size-1 axes dropped, destination strides
-// non-negative, axes sorted by decreasing destination stride, mergeable neighbours merged. Items
-// are moved as `word`-byte units (smaller than the item only when a pointer or stride is not
-// aligned to it; the item then becomes an extra innermost axis).
-struct Plan {
-  int rank = 0;
+// The copy engine's plan (detail/permute_plan.hpp) of dst[i] = src[i], with items moved as
+// `word`-byte units: smaller than the item only when a pointer or stride is not aligned to it;
+// the item then becomes an extra innermost axis.
+struct Plan : ::voxcore::detail::StridePlan {
   int word = 1;
   int64_t total = 1;
-  int64_t n[kRankCap];
-  int64_t ss[kRankCap];
-  int64_t ds[kRankCap];
-  const uint8_t* src = nullptr;
-  uint8_t* dst = nullptr;
 };
 
 // src is the source already permuted and flipped into destination axis order.
 inline Plan make_plan(const ArrayView& src, const ArrayView& dst, int item) {
   Plan p;
-  p.src = static_cast<const uint8_t*>(src.data);
-  p.dst = static_cast<uint8_t*>(dst.data);
-  uint64_t bits = reinterpret_cast<uintptr_t>(p.src) | reinterpret_cast<uintptr_t>(p.dst);
+  const auto* s = static_cast<const uint8_t*>(src.data);
+  auto* d = static_cast<uint8_t*>(dst.data);
+  uint64_t bits = reinterpret_cast<uintptr_t>(s) | reinterpret_cast<uintptr_t>(d);
   for (int i = 0; i < src.rank(); ++i) {
     bits |= static_cast<uint64_t>(std::llabs(src.byte_strides[i])) | static_cast<uint64_t>(std::llabs(dst.byte_strides[i]));
   }
@@ -46,43 +40,13 @@ inline Plan make_plan(const ArrayView& src, const ArrayView& dst, int item) {
   while (word > 1 && bits % static_cast<uint64_t>(word) != 0) word /= 2;
   p.word = word;
 
-  int r = 0;
-  auto insert = [&](int64_t n, int64_t s, int64_t d) {
-    if (n == 1) return;
-    if (d < 0) {
-      p.src += (n - 1) * s;
-      p.dst += (n - 1) * d;
-      s = -s;
-      d = -d;
-    }
-    int j = r++;
-    for (; j > 0 && p.ds[j - 1] < d; --j) {
-      p.n[j] = p.n[j - 1];
-      p.ss[j] = p.ss[j - 1];
-      p.ds[j] = p.ds[j - 1];
-    }
-    p.n[j] = n;
-    p.ss[j] = s;
-    p.ds[j] = d;
-  };
-  for (int i = 0; i < src.rank(); ++i) insert(src.shape[i], src.byte_strides[i], dst.byte_strides[i]);
-  if (word < item) insert(item / word, word, word);
-
-  int m = 0;
-  for (int i = 0; i < r; ++i) {
-    if (m > 0 && p.ss[m - 1] == p.ss[i] * p.n[i] && p.ds[m - 1] == p.ds[i] * p.n[i]) {
-      p.n[m - 1] *= p.n[i];
-      p.ss[m - 1] = p.ss[i];
-      p.ds[m - 1] = p.ds[i];
-    } else {
-      p.n[m] = p.n[i];
-      p.ss[m] = p.ss[i];
-      p.ds[m] = p.ds[i];
-      ++m;
-    }
+  ::voxcore::detail::plan_start(p, s, d);
+  for (int i = 0; i < src.rank(); ++i) {
+    ::voxcore::detail::plan_axis(p, src.shape[i], src.byte_strides[i], dst.byte_strides[i]);
   }
-  p.rank = m;
-  for (int i = 0; i < m; ++i) p.total *= p.n[i];
+  if (word < item) ::voxcore::detail::plan_axis(p, item / word, word, word);
+  ::voxcore::detail::plan_merge(p);
+  for (int i = 0; i < p.rank; ++i) p.total *= p.n[i];
   return p;
 }
 
@@ -90,12 +54,8 @@ inline Plan make_plan(const ArrayView& src, const ArrayView& dst, int item) {
 // then the tiled kernel runs over those two axes. -1: the general kernel.
 inline int tile_axis(const Plan& p) {
   if (p.rank < 2) return -1;
-  const int a = p.rank - 1;
-  int b = a;
-  for (int i = 0; i < p.rank; ++i) {
-    if (std::llabs(p.ss[i]) < std::llabs(p.ss[b])) b = i;
-  }
-  return b == a ? -1 : b;
+  const int b = ::voxcore::detail::fastest_src_axis(p);
+  return b == p.rank - 1 ? -1 : b;
 }
 
 // One thread per destination word, in destination order: consecutive threads write consecutive

@@ -1,7 +1,7 @@
 #pragma once
 // Planning and per-voxel bodies of the device downsample. One thread computes one output voxel;
 // the bodies are host-and-device so that a machine without a GPU can run every voxel in a loop
-// and compare with the CPU kernels (tests/cpp/test_cuda_pyramid.cpp does). The __global__
+// and compare with the CPU kernels (tests/cpp/test_pyramid.cpp does). The __global__
 // wrapper and the launches live in pyramid.cu.
 //
 // The arithmetic follows cpp/src/pyramid.cpp step for step so that results match bit for bit:

@@ -1,5 +1,5 @@
 #pragma once
-// Private: the bytes->bytes codec kernels used by CodecChain (codec.cpp).
+// Private: the bytes->bytes codec kernels used by CodecChain (detail/codec_steps.cpp).
 //
 // Decoders write into a caller-owned buffer of `cap` bytes and never past it. When `exact`, the
 // result must be exactly `cap` bytes; otherwise at most `cap` (cap is then an upper bound computed

@@ -12,9 +12,11 @@
 #endif
 
 #include "detail/checked.hpp"
+#include "detail/permute_plan.hpp"
 #include "voxcore/error.hpp"
 
-// One engine serves copy() and permute_flip(): permute_flip only rewrites the source strides and
+// copy(), fill(), all_equal() and byteswap_inplace() of strided views. One engine serves copy()
+// and permute_flip() (transform_permute.cpp): permute_flip only rewrites the source strides and
 // copies. The engine normalises the problem (Plan), then either streams rows (the innermost axis
 // is the fastest one of both views: memcpy or a reversed/strided loop) or, when the two views
 // have different fastest axes, transposes cache-sized tiles through a per-thread buffer.
@@ -63,64 +65,10 @@ inline void prefetch_run(const void* p, int64_t n, bool write) {
   }
 }
 
-// A copy problem with size-1 axes dropped, destination strides made non-negative (an axis walked
-// backwards in both views maps the same elements), axes ordered by decreasing destination stride
-// and neighbours merged where both views are contiguous across them. Lives on the stack.
-struct Plan {
-  int rank = 0;
-  int64_t n[kMaxRank];
-  int64_t ss[kMaxRank];
-  int64_t ds[kMaxRank];
-  const uint8_t* src = nullptr;
-  uint8_t* dst = nullptr;
-
-  int64_t outer_rows() const {
-    int64_t r = 1;
-    for (int i = 0; i + 1 < rank; ++i) r *= n[i];
-    return r;
-  }
-};
-
-void make_plan(const uint8_t* src, const int64_t* src_strides, uint8_t* dst, const int64_t* dst_strides,
-               const Shape& shape, Plan& p) {
-  p.src = src;
-  p.dst = dst;
-  int r = 0;
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    const int64_t n = shape[i];
-    if (n == 1) continue;
-    int64_t s = src_strides[i], d = dst_strides[i];
-    if (d < 0) {
-      p.src += (n - 1) * s;
-      p.dst += (n - 1) * d;
-      s = -s;
-      d = -d;
-    }
-    int j = r++;
-    for (; j > 0 && p.ds[j - 1] < d; --j) {
-      p.n[j] = p.n[j - 1];
-      p.ss[j] = p.ss[j - 1];
-      p.ds[j] = p.ds[j - 1];
-    }
-    p.n[j] = n;
-    p.ss[j] = s;
-    p.ds[j] = d;
-  }
-  int m = 0;
-  for (int i = 0; i < r; ++i) {
-    if (m > 0 && p.ss[m - 1] == p.ss[i] * p.n[i] && p.ds[m - 1] == p.ds[i] * p.n[i]) {
-      p.n[m - 1] *= p.n[i];
-      p.ss[m - 1] = p.ss[i];
-      p.ds[m - 1] = p.ds[i];
-    } else {
-      p.n[m] = p.n[i];
-      p.ss[m] = p.ss[i];
-      p.ds[m] = p.ds[i];
-      ++m;
-    }
-  }
-  p.rank = m;
-}
+using Plan = detail::StridePlan;
+using detail::check_same;
+using detail::check_strides;
+using detail::make_plan;
 
 // Calls fn(src_row, dst_row) for rows [lo, hi) of the outer axes [0, rank-1), in C order.
 template <typename F>
@@ -481,10 +429,7 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
 template <typename T>
 void run_plan(const Plan& p, Executor* executor) {
   const int a = p.rank - 1;
-  int b = a;
-  for (int i = 0; i < p.rank; ++i) {
-    if (std::abs(p.ss[i]) < std::abs(p.ss[b])) b = i;
-  }
+  const int b = detail::fastest_src_axis(p);
   if (b == a) {
     copy_rows<T>(p, executor);
   } else {
@@ -508,6 +453,10 @@ void run_plan(const Plan& p, std::size_t item, Executor* executor) {
   }
 }
 
+}  // namespace
+
+namespace detail {
+
 void check_same(const ArrayView& src, const ArrayView& dst, const char* where) {
   if (src.dtype != dst.dtype) {
     fail(ErrorCode::kInvalidArgument, where,
@@ -528,6 +477,10 @@ void check_strides(const ArrayView& v, const char* where) {
              ", strides=" + std::to_string(v.byte_strides.size()) + ", max=" + std::to_string(kMaxRank) + ")");
   }
 }
+
+}  // namespace detail
+
+namespace {
 
 template <typename T>
 void fill_rows(const Plan& p, const void* value) {
@@ -675,183 +628,4 @@ void byteswap_inplace(void* data, std::size_t count, std::size_t unit) noexcept 
       }
   }
 }
-
-namespace {
-
-// src seen through perm, then flipped along the permuted axes where flips says; both checked
-// (lengths equal to the rank, a permutation, usable strides of src and dst) for `where`.
-ArrayView permuted_flipped(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
-                           const std::vector<bool>& flips, const char* where) {
-  const int rank = src.rank();
-  if (static_cast<int>(perm.size()) != rank || static_cast<int>(flips.size()) != rank) {
-    fail(ErrorCode::kInvalidArgument, where,
-         "perm/flips length must equal rank (expected=" + std::to_string(rank) +
-             ", got=" + std::to_string(perm.size()) + "/" + std::to_string(flips.size()) + ")");
-  }
-  check_strides(src, where);
-  check_strides(dst, where);
-  bool seen[kMaxRank] = {};
-  for (int axis : perm) {
-    if (axis < 0 || axis >= rank || seen[axis]) {
-      fail(ErrorCode::kInvalidArgument, where,
-           "perm is not a permutation of the axes (got axis=" + std::to_string(axis) + ")");
-    }
-    seen[axis] = true;
-  }
-  ArrayView view = src.permuted(perm);
-  for (int i = 0; i < rank; ++i) {
-    if (flips[i]) view = view.flipped(i);
-  }
-  return view;
-}
-
-}  // namespace
-
-void permute_flip(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
-                  const std::vector<bool>& flips, Executor* executor) {
-  const ArrayView view = permuted_flipped(src, dst, perm, flips, "permute_flip");
-  check_same(view, dst, "permute_flip");
-  copy(view, dst, executor);
-}
-
-
-namespace {
-
-// dst row[i] = D(src row[i]) * slope + inter, the multiply and the add each rounded in D (no
-// fused multiply-add: this file is built with -ffp-contract=off), as numpy's astype then *= and
-// += in the destination dtype.
-template <typename S, typename D>
-void scale_row(const uint8_t* src, uint8_t* dst, int64_t n, D slope, D inter, bool mul, bool add) {
-  const S* s = reinterpret_cast<const S*>(src);
-  D* d = reinterpret_cast<D*>(dst);
-  if (mul && add) {
-    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]) * slope + inter;
-  } else if (mul) {
-    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]) * slope;
-  } else if (add) {
-    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]) + inter;
-  } else {
-    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<D>(s[i]);
-  }
-}
-
-using ScaleRowFn = void (*)(const uint8_t*, uint8_t*, int64_t, double, double, bool, bool);
-
-template <typename S, typename D>
-void scale_row_erased(const uint8_t* src, uint8_t* dst, int64_t n, double slope, double inter, bool mul, bool add) {
-  scale_row<S, D>(src, dst, n, static_cast<D>(slope), static_cast<D>(inter), mul, add);
-}
-
-template <typename D>
-ScaleRowFn scale_row_for(DType src) {
-  switch (src) {
-    case DType::kInt8: return &scale_row_erased<int8_t, D>;
-    case DType::kUInt8: return &scale_row_erased<uint8_t, D>;
-    case DType::kInt16: return &scale_row_erased<int16_t, D>;
-    case DType::kUInt16: return &scale_row_erased<uint16_t, D>;
-    case DType::kInt32: return &scale_row_erased<int32_t, D>;
-    case DType::kUInt32: return &scale_row_erased<uint32_t, D>;
-    case DType::kInt64: return &scale_row_erased<int64_t, D>;
-    case DType::kUInt64: return &scale_row_erased<uint64_t, D>;
-    case DType::kFloat32: return &scale_row_erased<float, D>;
-    case DType::kFloat64: return &scale_row_erased<double, D>;
-    default: return nullptr;
-  }
-}
-
-}  // namespace
-
-void permute_flip_scale(const ArrayView& src, const ArrayView& dst, const std::vector<int>& perm,
-                        const std::vector<bool>& flips, double slope, double inter, Executor* executor) {
-  const char* where = "permute_flip_scale";
-  ScaleRowFn row = nullptr;
-  if (dst.dtype == DType::kFloat32) row = scale_row_for<float>(src.dtype);
-  if (dst.dtype == DType::kFloat64) row = scale_row_for<double>(src.dtype);
-  if (row == nullptr) {
-    fail(ErrorCode::kUnsupported, where,
-         std::string("converts integer/float to float32/float64 (got=") + dtype_name(src.dtype) + "->" +
-             dtype_name(dst.dtype) + ")");
-  }
-  const int rank = src.rank();
-  const ArrayView view = permuted_flipped(src, dst, perm, flips, where);
-  if (view.shape != dst.shape) {
-    fail(ErrorCode::kInvalidArgument, where, "dst must have the permuted shape");
-  }
-  if (rank == 0) {
-    row(static_cast<const uint8_t*>(src.data), static_cast<uint8_t*>(dst.data), 1, slope, inter, slope != 1.0,
-        inter != 0.0);
-    return;
-  }
-  for (int64_t n : dst.shape) {
-    if (n == 0) return;
-  }
-  // Cache-sized tiles of dst: the permute moves a tile into a contiguous scratch (the copy engine's
-  // tiled transposes), then the conversion streams it into dst while it is still in cache.
-  const int last = rank - 1;
-  int fast = last;  // the dst axis that is the fastest-moving one in the source
-  for (int i = 0; i < rank; ++i) {
-    if (std::llabs(view.byte_strides[i]) < std::llabs(view.byte_strides[fast]) && dst.shape[i] > 1) fast = i;
-  }
-  Shape tile(rank, 1);
-  tile[last] = std::min<int64_t>(dst.shape[last], fast == last ? 4096 : 64);
-  if (fast != last) tile[fast] = std::min<int64_t>(dst.shape[fast], 64);
-  constexpr int64_t kTileElements = int64_t{1} << 16;
-  int64_t elems = tile[last] * (fast == last ? 1 : tile[fast]);
-  for (int i = last - 1; i >= 0 && elems < kTileElements; --i) {
-    if (i == fast) continue;
-    tile[i] = std::min<int64_t>(dst.shape[i], std::max<int64_t>(1, kTileElements / elems));
-    elems *= tile[i];
-  }
-  Shape grid(rank);
-  int64_t tiles = 1;
-  for (int i = 0; i < rank; ++i) {
-    grid[i] = (dst.shape[i] + tile[i] - 1) / tile[i];
-    tiles *= grid[i];
-  }
-  const std::size_t src_item = itemsize(src.dtype);
-  const bool mul = slope != 1.0, add = inter != 0.0;
-  auto body = [&](int64_t t) {
-    thread_local std::vector<uint8_t> scratch;
-    Shape off(rank), ext(rank);
-    int64_t rest = t, count = 1;
-    for (int i = last; i >= 0; --i) {
-      const int64_t g = rest % grid[i];
-      rest /= grid[i];
-      off[i] = g * tile[i];
-      ext[i] = std::min(tile[i], dst.shape[i] - off[i]);
-      count *= ext[i];
-    }
-    if (scratch.size() < static_cast<std::size_t>(count) * src_item) scratch.resize(count * src_item);
-    const ArrayView part = ArrayView::contiguous(scratch.data(), src.dtype, ext);
-    copy(view.subview(off, ext), part, nullptr);
-    const ArrayView out = dst.subview(off, ext);
-    const int64_t row_len = ext[last], rows = count / row_len;
-    const bool dense = out.byte_strides[last] == static_cast<int64_t>(itemsize(dst.dtype));
-    std::vector<uint8_t> tmp;
-    if (!dense) tmp.resize(row_len * itemsize(dst.dtype));
-    Shape idx(rank, 0);
-    for (int64_t r = 0; r < rows; ++r) {
-      uint8_t* d = static_cast<uint8_t*>(out.data);
-      for (int i = 0; i < last; ++i) d += idx[i] * out.byte_strides[i];
-      const uint8_t* s = scratch.data() + r * row_len * src_item;
-      if (dense) {
-        row(s, d, row_len, slope, inter, mul, add);
-      } else {
-        row(s, tmp.data(), row_len, slope, inter, mul, add);
-        const std::size_t k = itemsize(dst.dtype);
-        for (int64_t j = 0; j < row_len; ++j) std::memcpy(d + j * out.byte_strides[last], tmp.data() + j * k, k);
-      }
-      for (int i = last - 1; i >= 0; --i) {
-        if (++idx[i] < ext[i]) break;
-        idx[i] = 0;
-      }
-    }
-  };
-  if (executor == nullptr || executor->concurrency() <= 1 || tiles < 2) {
-    for (int64_t t = 0; t < tiles; ++t) body(t);
-  } else {
-    executor->parallel_for(tiles, body);
-  }
-}
-
 }  // namespace voxcore
