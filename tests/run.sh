@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole suite: the C++ tests (ctest), an installed-package C++ consumer build, then pytest.
+# Runs the whole suite: the C++ tests (ctest), an installed-package C++ consumer build, the Python
+# layer contract (lint-imports, configured in pyproject.toml), then pytest.
 # Expects tests/install.sh to have run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,5 +24,8 @@ cmake --install build/tests --prefix build/install --component cpp >/dev/null
 cmake -S cpp/examples -B build/consumer $gen -DCMAKE_PREFIX_PATH="$PWD/build/install" -DCMAKE_BUILD_TYPE=Release
 cmake --build build/consumer -j "$jobs"
 ./build/consumer/brick_reader
+
+# The layer contract, read from the source tree (docs/architecture.md).
+PYTHONPATH="$PWD/python" lint-imports --no-cache
 
 python3 -m pytest tests -q
