@@ -135,7 +135,7 @@ struct ChunkBatch::Impl {
 
   // ---- decode ----------------------------------------------------------------------------------
 
-  void decode_into(std::vector<DecodeItem>& items, Store* store) const {
+  void decode_into(const std::vector<DecodeItem>& items, Store* store) const {
     for (std::size_t i = 0; i < items.size(); ++i) {
       check_item(items[i].dst, items[i].region, items[i].source, i, store, kDecodeWhere);
     }
@@ -336,7 +336,7 @@ const CodecChain& ChunkBatch::chain() const noexcept { return *impl_->chain; }
 const std::vector<uint8_t>& ChunkBatch::fill_value() const noexcept { return impl_->fill; }
 bool ChunkBatch::sharded() const noexcept { return impl_->shard != nullptr; }
 
-void ChunkBatch::decode_into(std::vector<DecodeItem>& items, Store* store) const {
+void ChunkBatch::decode_into(const std::vector<DecodeItem>& items, Store* store) const {
   impl_->decode_into(items, store);
 }
 

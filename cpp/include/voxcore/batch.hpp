@@ -52,9 +52,9 @@ struct DecodeItem {
 
 // One chunk to encode: value is the new content of region of the chunk `key`.
 struct EncodeItem {
-  std::string key;     // the chunk's key in the store; names the chunk in errors
-  ArrayView value;     // shape == region.count, dtype == the chain's; any strides (0: broadcast)
-  ChunkRegion region;  // inside the chunk; where it does not cover the chunk, value is merged
+  std::string key;      // the chunk's key in the store; names the chunk in errors
+  ArrayView value;      // shape == region.count, dtype == the chain's; any strides (0: broadcast)
+  ChunkRegion region;   // inside the chunk; where it does not cover the chunk, value is merged
   ChunkBytes existing;  // over these stored bytes (kNone: over the fill value)
   // Results, without a store: the encoded bytes, or empty == true when there is nothing to store
   // (every chunk, or inner chunk of a shard, equals the fill value and write_empty is false).
@@ -86,12 +86,15 @@ class VOXCORE_API ChunkBatch {
   // every item first (kInvalidArgument naming the item: dtype, region, kStore without a store).
   // A failing chunk throws its error with the key (and inner chunk) named; other items' dsts
   // may be partly written. store may be null when no item reads from it.
-  void decode_into(std::vector<DecodeItem>& items, Store* store = nullptr) const;
+  void decode_into(const std::vector<DecodeItem>& items, Store* store = nullptr) const;
   // Encodes every item (merged over its existing bytes where its region does not cover the
   // chunk). write_empty false: a chunk, or inner chunk of a shard, equal to the fill value is
   // left out. Without a store the results are in each item's encoded / empty; with one, every
-  // key is written (empty: erased) and each item's `empty` says which. A batched store is read
-  // and written from the calling thread only (get_many / set_many / erase).
+  // key is written (empty: erased) and each item's `empty` says which. Items are checked and
+  // errors name keys as in decode_into; a failure may leave other items written.
+  //
+  // Both call a store's get/snapshot/set/erase from the executor's threads, except a batched
+  // store, which is called from the calling thread only (get_many, set_many, erase; whole values).
   void encode(std::vector<EncodeItem>& items, bool write_empty, Store* store = nullptr) const;
 
  private:
