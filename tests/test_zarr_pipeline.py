@@ -411,7 +411,7 @@ def test_corrupt_chunk_raises(layout, damage, where, tmp_path, make_volume):
 
 def test_core_chain_rejects_bad_arguments():
     spec = vz._core_specs((BytesCodec(),), (4, 4), np.dtype("u2"), "C")
-    chain = vz._core.CodecChain(spec, [4, 4], "uint16", b"\x00\x00")
+    chain = vz._core.ChunkBatch(spec, [4, 4], "uint16", b"\x00\x00")
     good = np.zeros((4, 4), "u2")
     encoded = chain.encode_batch(["k"], [good], [None])[0]
     with pytest.raises(vc.InvalidArgumentError, match="dtype"):

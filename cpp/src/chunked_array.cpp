@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "detail/checked.hpp"
+#include "detail/shard_io.hpp"
 #include "voxcore/error.hpp"
 #include "voxcore/transform.hpp"
 
@@ -14,14 +15,14 @@ namespace voxcore {
 namespace {
 
 using detail::shape_str;
+using detail::StoredBytes;
+
+constexpr const char* kReadWhere = "ChunkedArray::read_into";
+constexpr const char* kWriteWhere = "ChunkedArray::write";
 
 // Reads are done in batches so a batched store gets one call per batch, and so a failure stops
 // the work early. Large enough to keep every core busy.
 constexpr std::size_t kBatch = 256;
-
-// Per-thread scratch reused across chunks (no allocation per chunk after warm-up).
-thread_local ByteBuffer tl_fetched;
-thread_local ByteBuffer tl_chunk;
 
 bool box_inside(const Box& box, const Shape& shape) {
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -101,17 +102,9 @@ struct ChunkedArray::Impl {
                    "fill value size differs from the dtype size (expected=" + std::to_string(item) +
                        ", got=" + std::to_string(spec.fill_value.size()) + ")");
     chain = CodecChain::prepare(spec.codecs, spec.chunk_shape, spec.dtype, spec.fill_value);
-    // Per-inner-chunk I/O only when the chain is exactly [sharding_indexed]: a transpose before
-    // it, or bytes->bytes codecs after it, change the shard's byte layout, and then whole shards
-    // go through the chain like ordinary chunks.
-    if (spec.codecs.size() == 1) shard = chain->sharding();
+    shard = detail::per_inner_layout(*chain, spec.codecs.size());
     identity = store->identity();
-    uint64_t bound = static_cast<uint64_t>(chain->chunk_nbytes()) * 2 + (1u << 20);
-    if (const ShardLayout* layout = chain->sharding()) {
-      bound += static_cast<uint64_t>(layout->index_nbytes()) +
-               static_cast<uint64_t>(layout->num_inner_chunks()) * 1024;
-    }
-    max_chunk_file = bound;
+    max_chunk_file = detail::max_stored_bytes(*chain);
     if (shard) {
       ChunkGrid inner(spec.shape, shard->inner_chunk_shape());
       inner_grid_shape = inner.grid_shape();
@@ -131,13 +124,13 @@ struct ChunkedArray::Impl {
 
   // ---- reading ---------------------------------------------------------------------------------
 
-  // One chunk (or inner chunk) to read: its bytes come from `request`, decode with `codec`, and the
-  // part [in_chunk, in_chunk + shape) lands at dst.subview(dst_offset, shape).
+  // One chunk (or inner chunk) to read: its bytes come from `request`, decode with `codec`, and
+  // its region lands at dst.subview(dst_offset, region.count).
   struct ReadTask {
     ByteRequest request;
     const CodecChain* codec;
-    Shape in_chunk, dst_offset, shape;
-    bool full;
+    ChunkRegion region;
+    Shape dst_offset;
     int64_t cache_key;
     bool missing = false;              // known empty (shard index says so)
     Store::Snapshot* snap = nullptr;  // read the range from this shard version
@@ -145,42 +138,31 @@ struct ChunkedArray::Impl {
     ChunkCache::Value cached;          // already decoded (looked up while planning)
   };
 
-  [[noreturn]] void rethrow_with_key(const Error& e, const ReadTask& t, const char* where) const {
-    std::string what = e.what();
-    what += " (key=" + t.request.key;
-    if (t.inner >= 0) what += ", inner chunk " + std::to_string(t.inner);
-    what += ")";
-    fail(e.code(), where, what, e.sys_errno());
-  }
-
+  // Places fetched bytes; a range read must have returned every byte the shard index claims.
   void place(const ReadTask& t, const uint8_t* bytes, std::size_t size, const ArrayView& dst) const {
     try {
+      if (t.request.range.kind == ByteRange::Kind::kRange) {
+        detail::check_inner_size({t.request.range.offset, t.request.range.length}, size, kReadWhere);
+      }
       place_unchecked(t, bytes, size, dst);
     } catch (const Error& e) {
-      rethrow_with_key(e, t, "ChunkedArray::read_into");
+      detail::rethrow_keyed(e, kReadWhere, t.request.key, t.inner);
     }
   }
 
   void place_unchecked(const ReadTask& t, const uint8_t* bytes, std::size_t size,
                        const ArrayView& dst) const {
     const CodecChain& codec = *t.codec;
-    ArrayView part = dst.subview(t.dst_offset, t.shape);
+    ArrayView part = dst.subview(t.dst_offset, t.region.count);
     if (cache) {
       auto decoded = ChunkCache::allocate(static_cast<std::size_t>(codec.chunk_nbytes()));
       ArrayView whole = ArrayView::contiguous(decoded->data(), spec.dtype, codec.chunk_shape());
       codec.decode_into(bytes, size, whole);
-      copy(whole.subview(t.in_chunk, t.shape), part);
+      copy(detail::region_view(whole, t.region), part);
       cache->put(owner, t.cache_key, std::move(decoded));
       return;
     }
-    if (t.full) {
-      codec.decode_into(bytes, size, part);
-      return;
-    }
-    tl_chunk.resize(static_cast<std::size_t>(codec.chunk_nbytes()));
-    ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, codec.chunk_shape());
-    codec.decode_into(bytes, size, whole);
-    copy(whole.subview(t.in_chunk, t.shape), part);
+    detail::decode_region(codec, bytes, size, t.region, part);
   }
 
   bool place_cached(const ReadTask& t, const ArrayView& dst) const {
@@ -189,17 +171,8 @@ struct ChunkedArray::Impl {
     if (!hit) return false;
     ArrayView whole = ArrayView::contiguous(const_cast<uint8_t*>(hit->data()), spec.dtype,
                                             t.codec->chunk_shape());
-    copy(whole.subview(t.in_chunk, t.shape), dst.subview(t.dst_offset, t.shape));
+    copy(detail::region_view(whole, t.region), dst.subview(t.dst_offset, t.region.count));
     return true;
-  }
-
-  void check_range_size(const ReadTask& t, std::size_t got) const {
-    if (t.request.range.kind == ByteRange::Kind::kRange && got != t.request.range.length) {
-      fail(ErrorCode::kCorrupt, "ChunkedArray::read_into",
-           "shard shorter than its index claims (key=" + t.request.key +
-               ", expected=" + std::to_string(t.request.range.length) + " bytes at offset " +
-               std::to_string(t.request.range.offset) + ", got=" + std::to_string(got) + ")");
-    }
   }
 
   void run_read_tasks(std::vector<ReadTask>& tasks, const ArrayView& dst) const {
@@ -232,7 +205,6 @@ struct ChunkedArray::Impl {
             fill_part(t, dst);
             return;
           }
-          check_range_size(t, values[j].size());
           place(t, values[j].data(), values[j].size(), dst);
         });
       } else {
@@ -243,21 +215,21 @@ struct ChunkedArray::Impl {
             return;
           }
           if (place_cached(t, dst)) return;
+          ByteBuffer& bytes = detail::fetch_scratch();
           if (t.snap) {
-            t.snap->read(t.request.range.offset, t.request.range.length, tl_fetched);
-          } else if (!store->get(t.request.key, t.request.range, tl_fetched)) {
+            t.snap->read(t.request.range.offset, t.request.range.length, bytes);
+          } else if (!store->get(t.request.key, t.request.range, bytes)) {
             fill_part(t, dst);
             return;
           }
-          check_range_size(t, tl_fetched.size());
-          place(t, tl_fetched.data(), tl_fetched.size(), dst);
+          place(t, bytes.data(), bytes.size(), dst);
         });
       }
     }
   }
 
   void fill_part(const ReadTask& t, const ArrayView& dst) const {
-    fill(dst.subview(t.dst_offset, t.shape), fill_ptr());
+    fill(dst.subview(t.dst_offset, t.region.count), fill_ptr());
   }
 
   // The index of each shard in keys (empty: no shard). For a non-batched store each shard is
@@ -266,19 +238,8 @@ struct ChunkedArray::Impl {
       const std::vector<std::string>& keys, const std::vector<int64_t>& shard_ids,
       const std::vector<uint8_t>& need, std::vector<std::unique_ptr<Store::Snapshot>>& snaps) const {
     std::vector<std::vector<ShardIndexEntry>> indexes(keys.size());
-    const auto n = static_cast<uint64_t>(shard->index_nbytes());
-    auto decode = [&](std::size_t i, const ByteBuffer& bytes, uint64_t total) {
-      try {
-        VOXCORE_EXPECT(bytes.size() == n, ErrorCode::kCorrupt, "ChunkedArray::read_into",
-                       "shard shorter than its index (expected=" + std::to_string(n) +
-                           " index bytes, got=" + std::to_string(bytes.size()) + ")");
-        shard->decode_index(bytes.data(), bytes.size(), total, indexes[i]);
-      } catch (const Error& e) {
-        fail(e.code(), "ChunkedArray::read_into", std::string(e.what()) + " (key=" + keys[i] + ")");
-      }
-    };
     if (store->batched()) {
-      const ByteRange range = shard->index_at_end() ? ByteRange::suffix(n) : ByteRange::range(0, n);
+      const ByteRange range = detail::shard_index_range(*shard);
       std::vector<ByteRequest> requests;
       std::vector<std::size_t> which;
       for (std::size_t i = 0; i < keys.size(); ++i) {
@@ -290,7 +251,14 @@ struct ChunkedArray::Impl {
       std::vector<uint8_t> found;
       store->get_many(requests, values, found);
       for (std::size_t j = 0; j < which.size(); ++j) {
-        if (found[j]) decode(which[j], values[j], UINT64_MAX);
+        if (!found[j]) continue;
+        const std::size_t i = which[j];
+        try {  // the shard's size is unknown here: entries are checked when their bytes come
+          detail::decode_shard_index(*shard, values[j].data(), values[j].size(), UINT64_MAX,
+                                     indexes[i], kReadWhere);
+        } catch (const Error& e) {
+          detail::rethrow_keyed(e, kReadWhere, keys[i]);
+        }
       }
       return indexes;
     }
@@ -301,10 +269,11 @@ struct ChunkedArray::Impl {
       if (!snaps[i]) return;
       const std::string version = cache ? snaps[i]->version() : std::string();
       if (!version.empty() && index_cache.get(shard_ids[i], version, indexes[i])) return;
-      const uint64_t size = snaps[i]->size();
-      const uint64_t offset = shard->index_at_end() ? (size >= n ? size - n : 0) : 0;
-      snaps[i]->read(offset, n, tl_fetched);
-      decode(static_cast<std::size_t>(i), tl_fetched, size);
+      try {
+        detail::read_shard_index(*shard, *snaps[i], indexes[i], kReadWhere);
+      } catch (const Error& e) {
+        detail::rethrow_keyed(e, kReadWhere, keys[i]);
+      }
       if (!version.empty()) index_cache.put(shard_ids[i], version, indexes[i]);
     });
     return indexes;
@@ -318,10 +287,8 @@ struct ChunkedArray::Impl {
       ReadTask t;
       t.request = {chunk_key(spec.key_encoding, o.chunk_index), ByteRange::whole(max_chunk_file)};
       t.codec = chain.get();
-      t.in_chunk = o.in_chunk;
+      t.region = ChunkRegion::box(o.in_chunk, o.shape);
       t.dst_offset = o.in_box;
-      t.shape = o.shape;
-      t.full = o.full_chunk;
       t.cache_key = grid.linear_index(o.chunk_index);
       tasks.push_back(std::move(t));
     }
@@ -330,25 +297,24 @@ struct ChunkedArray::Impl {
 
   void read_sharded(const Box& box, const ArrayView& dst) const {
     const auto overlaps = grid.overlaps(box);
-    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
     for (std::size_t begin = 0; begin < overlaps.size(); begin += kShardGroup) {
       const std::size_t end = std::min(overlaps.size(), begin + kShardGroup);
       const std::size_t n = end - begin;
       std::vector<std::string> keys(n);
       std::vector<int64_t> shard_ids(n);
-      std::vector<std::vector<ChunkGrid::Overlap>> parts(n);
+      std::vector<std::vector<detail::InnerPart>> parts(n);
       std::vector<std::vector<ChunkCache::Value>> hits(n);
       std::vector<uint8_t> need(n, 1);
       for (std::size_t g = 0; g < n; ++g) {
         const auto& o = overlaps[begin + g];
         keys[g] = chunk_key(spec.key_encoding, o.chunk_index);
         shard_ids[g] = grid.linear_index(o.chunk_index);
-        parts[g] = inner.overlaps(Box{o.in_chunk, o.shape});
+        parts[g] = detail::inner_parts(*shard, ChunkRegion::box(o.in_chunk, o.shape));
         if (!cache) continue;
         // A shard whose needed inner chunks are all decoded already needs no I/O at all.
         bool all = true;
         for (const auto& io : parts[g]) {
-          hits[g].push_back(cache->get(owner, inner_cache_key(o.chunk_index, io.chunk_index)));
+          hits[g].push_back(cache->get(owner, inner_cache_key(o.chunk_index, io.index)));
           all = all && hits[g].back() != nullptr;
         }
         need[g] = all ? 0 : 1;
@@ -365,12 +331,10 @@ struct ChunkedArray::Impl {
           if (cache) t.cached = hits[g][p];
           t.codec = &shard->inner();
           t.request.key = keys[g];
-          t.in_chunk = io.in_chunk;
-          t.dst_offset = add(o.in_box, io.in_box);
-          t.shape = io.shape;
-          t.full = io.full_chunk;
-          t.cache_key = inner_cache_key(o.chunk_index, io.chunk_index);
-          t.inner = inner.linear_index(io.chunk_index);
+          t.region = io.region;
+          t.dst_offset = add(o.in_box, io.offset);
+          t.cache_key = inner_cache_key(o.chunk_index, io.index);
+          t.inner = io.number;
           if (t.cached) {
             t.missing = false;
           } else if (indexes[g].empty()) {
@@ -391,7 +355,7 @@ struct ChunkedArray::Impl {
   }
 
   void read_into(const Box& box, const ArrayView& dst) const {
-    check_box(box, dst, "ChunkedArray::read_into");
+    check_box(box, dst, kReadWhere);
     if (dst.num_elements() == 0) return;
     if (!box_inside(box, spec.shape)) fill(dst, fill_ptr());
     if (shard) {
@@ -418,124 +382,34 @@ struct ChunkedArray::Impl {
 
   // ---- writing ---------------------------------------------------------------------------------
 
-  // Encodes one chunk (or inner chunk) of `codec` after writing `part` (the new values of
-  // [in_chunk, in_chunk + part.shape)) over it; `existing` are its current bytes (nullptr: none,
-  // i.e. fill). Returns false when the chunk should be erased (all fill and write_empty_chunks
-  // is off).
-  bool merge_encode(const CodecChain& codec, const ArrayView& part, bool full, const Shape& in_chunk,
-                    const uint8_t* existing, std::size_t existing_size, ByteBuffer& out) const {
-    if (full) {
-      if (!spec.write_empty_chunks && all_equal(part, fill_ptr())) return false;
-      codec.encode(part, out);
-      return true;
-    }
-    tl_chunk.resize(static_cast<std::size_t>(codec.chunk_nbytes()));
-    ArrayView whole = ArrayView::contiguous(tl_chunk.data(), spec.dtype, codec.chunk_shape());
-    if (existing) {
-      codec.decode_into(existing, existing_size, whole);
-    } else {
-      voxcore::fill(whole, fill_ptr());
-    }
-    copy(part, whole.subview(in_chunk, part.shape));
-    if (!spec.write_empty_chunks && all_equal(whole, fill_ptr())) return false;
-    codec.encode(whole, out);
-    return true;
-  }
-
-  // New bytes for one chunk (see merge_encode).
-  bool build_chunk(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
-                   std::size_t existing_size, ByteBuffer& out) const {
-    return merge_encode(*chain, src.subview(o.in_box, o.shape), o.full_chunk, o.in_chunk, existing,
-                        existing_size, out);
-  }
-
-  // New bytes for one shard (see build_chunk). Inner chunks run on the executor when
-  // inner_parallel, else on this thread.
-  bool build_shard(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
-                   std::size_t existing_size, ByteBuffer& out, bool inner_parallel,
-                   const std::string& key) const {
-    const CodecChain& inner_chain = shard->inner();
-    const int64_t n_inner = shard->num_inner_chunks();
-    std::vector<ShardIndexEntry> old_index;
-    if (existing) {
-      const auto n = static_cast<std::size_t>(shard->index_nbytes());
-      VOXCORE_EXPECT(existing_size >= n, ErrorCode::kCorrupt, "ChunkedArray::write",
-                     "shard shorter than its index (key=" + key + ", expected>=" + std::to_string(n) +
-                         ", got=" + std::to_string(existing_size) + ")");
-      const uint8_t* index_bytes = shard->index_at_end() ? existing + existing_size - n : existing;
-      shard->decode_index(index_bytes, n, existing_size, old_index);
-    }
-    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
-    // Which inner chunks the write touches, and how.
-    std::vector<const ChunkGrid::Overlap*> touched(static_cast<std::size_t>(n_inner), nullptr);
-    const auto inner_overlaps = inner.overlaps(Box{o.in_chunk, o.shape});
-    for (const auto& io : inner_overlaps) touched[static_cast<std::size_t>(inner.linear_index(io.chunk_index))] = &io;
-    // Inner chunks that are neither touched nor stored (e.g. outside the array) stay empty.
-    std::vector<ByteBuffer> encoded(static_cast<std::size_t>(n_inner));
-    std::vector<uint8_t> present(static_cast<std::size_t>(n_inner), 0);
-    auto work = [&](int64_t i) {
-      const auto* io = touched[static_cast<std::size_t>(i)];
-      const bool had = !old_index.empty() && !old_index[static_cast<std::size_t>(i)].empty();
-      if (!io) {
-        if (had) {
-          const auto& e = old_index[static_cast<std::size_t>(i)];
-          encoded[i].resize(0);
-          encoded[i].append(existing + e.offset, static_cast<std::size_t>(e.nbytes));
-          present[i] = 1;
-        }
-        return;
-      }
-      const ShardIndexEntry* e = had ? &old_index[static_cast<std::size_t>(i)] : nullptr;
-      present[i] = merge_encode(inner_chain, src.subview(add(o.in_box, io->in_box), io->shape),
-                                io->full_chunk, io->in_chunk, e ? existing + e->offset : nullptr,
-                                e ? static_cast<std::size_t>(e->nbytes) : 0, encoded[i])
-                       ? 1 : 0;
-    };
-    if (inner_parallel) {
-      executor->parallel_for(n_inner, work);
-    } else {
-      for (int64_t i = 0; i < n_inner; ++i) work(i);
-    }
-    std::vector<ShardIndexEntry> index(static_cast<std::size_t>(n_inner));
-    uint64_t total = 0;
-    bool any = false;
-    for (int64_t i = 0; i < n_inner; ++i) {
-      if (present[i]) {
-        any = true;
-        total += encoded[i].size();
-      }
-    }
-    if (!any && !spec.write_empty_chunks) return false;
-    const uint64_t index_n = static_cast<uint64_t>(shard->index_nbytes());
-    uint64_t offset = shard->index_at_end() ? 0 : index_n;
-    out.resize(0);
-    out.reserve(static_cast<std::size_t>(total + index_n));
-    ByteBuffer index_bytes;
-    if (!shard->index_at_end()) out.resize(static_cast<std::size_t>(index_n));  // patched below
-    for (int64_t i = 0; i < n_inner; ++i) {
-      if (!present[i]) continue;
-      index[i].offset = offset;
-      index[i].nbytes = encoded[i].size();
-      out.append(encoded[i].data(), encoded[i].size());
-      offset += encoded[i].size();
-    }
-    shard->encode_index(index, index_bytes);
-    if (shard->index_at_end()) {
-      out.append(index_bytes.data(), index_bytes.size());
-    } else {
-      std::copy(index_bytes.data(), index_bytes.data() + index_bytes.size(), out.data());
-    }
-    return true;
-  }
-
-  bool build(const ChunkGrid::Overlap& o, const ArrayView& src, const uint8_t* existing,
-             std::size_t existing_size, ByteBuffer& out, bool inner_parallel, const std::string& key) const {
+  // New bytes for one chunk or shard: src's part o written over `existing` (absent: the fill
+  // value). Returns false when the chunk should be erased (all fill and write_empty_chunks is
+  // off). The inner chunks of a shard run on the executor when inner_parallel, else on this thread.
+  bool build(const ChunkGrid::Overlap& o, const ArrayView& src, const StoredBytes& existing,
+             ByteBuffer& out, bool inner_parallel, const std::string& key) const {
+    const ChunkRegion region = ChunkRegion::box(o.in_chunk, o.shape);
+    const ArrayView part = src.subview(o.in_box, o.shape);
     try {
-      if (shard) return build_shard(o, src, existing, existing_size, out, inner_parallel, key);
-      return build_chunk(o, src, existing, existing_size, out);
+      if (!shard) {
+        return detail::merge_encode(*chain, part, region, existing, fill_ptr(),
+                                    spec.write_empty_chunks, out, kWriteWhere);
+      }
+      detail::ShardWrite w(*shard, region, part, existing, kWriteWhere);
+      auto work = [&](int64_t i) {
+        try {
+          w.encode_inner(i, fill_ptr(), spec.write_empty_chunks, kWriteWhere);
+        } catch (const Error& e) {
+          detail::rethrow_keyed(e, kWriteWhere, key, i);
+        }
+      };
+      if (inner_parallel) {
+        executor->parallel_for(w.num_inner(), work);
+      } else {
+        for (int64_t i = 0; i < w.num_inner(); ++i) work(i);
+      }
+      return w.assemble(out);
     } catch (const Error& e) {
-      if (std::string(e.what()).find("key=") != std::string::npos) throw;
-      fail(e.code(), "ChunkedArray::write", std::string(e.what()) + " (key=" + key + ")", e.sys_errno());
+      detail::rethrow_keyed(e, kWriteWhere, key);
     }
   }
 
@@ -548,15 +422,14 @@ struct ChunkedArray::Impl {
       return;
     }
     index_cache.erase(grid.linear_index(o.chunk_index));
-    ChunkGrid inner(shard->shard_shape(), shard->inner_chunk_shape());
-    for (const auto& io : inner.overlaps(Box{o.in_chunk, o.shape})) {
-      cache->erase(owner, inner_cache_key(o.chunk_index, io.chunk_index));
+    for (const auto& io : detail::inner_parts(*shard, ChunkRegion::box(o.in_chunk, o.shape))) {
+      cache->erase(owner, inner_cache_key(o.chunk_index, io.index));
     }
   }
 
   void write(const Box& box, const ArrayView& src) {
-    check_box(box, src, "ChunkedArray::write");
-    VOXCORE_EXPECT(box_inside(box, spec.shape), ErrorCode::kInvalidArgument, "ChunkedArray::write",
+    check_box(box, src, kWriteWhere);
+    VOXCORE_EXPECT(box_inside(box, spec.shape), ErrorCode::kInvalidArgument, kWriteWhere,
                    "box lies outside the array (start=" + shape_str(box.start) + ", shape=" +
                        shape_str(box.shape) + ", array=" + shape_str(spec.shape) + ")");
     if (src.num_elements() == 0) return;
@@ -580,11 +453,8 @@ struct ChunkedArray::Impl {
         update_lock = store->lock_for_update(key);
         have = store->get(key, ByteRange::whole(max_chunk_file), existing);
       }
-      if (have && existing.empty()) {
-        fail(ErrorCode::kCorrupt, "ChunkedArray::write", "empty chunk file (key=" + key + ")");
-      }
-      const bool keep = build(o, src, have ? existing.data() : nullptr, have ? existing.size() : 0,
-                              encoded, inner_parallel, key);
+      const bool keep = build(o, src, StoredBytes{existing.data(), existing.size(), have}, encoded,
+                              inner_parallel, key);
       if (keep) {
         store->set(key, encoded.data(), encoded.size());
       } else {
@@ -622,13 +492,10 @@ struct ChunkedArray::Impl {
       std::vector<uint8_t> keep(n, 0);
       auto one = [&](int64_t k) {
         const int64_t j = slot[k];
-        const bool have = j >= 0 && found[j];
-        if (have && existing[j].empty()) {
-          fail(ErrorCode::kCorrupt, "ChunkedArray::write", "empty chunk file (key=" + keys[k] + ")");
-        }
-        keep[k] = build(overlaps[begin + k], src, have ? existing[j].data() : nullptr,
-                        have ? existing[j].size() : 0, encoded[k], inner_parallel, keys[k])
-                      ? 1 : 0;
+        const StoredBytes old = j >= 0 && found[j]
+                                    ? StoredBytes{existing[j].data(), existing[j].size(), true}
+                                    : StoredBytes{};
+        keep[k] = build(overlaps[begin + k], src, old, encoded[k], inner_parallel, keys[k]) ? 1 : 0;
       };
       if (inner_parallel) {
         for (std::size_t k = 0; k < n; ++k) one(static_cast<int64_t>(k));

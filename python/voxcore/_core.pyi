@@ -104,7 +104,7 @@ def downsample(src: np.ndarray, factors: Sequence[int], method: str = "mean") ->
 def downsample_levels(src: np.ndarray, steps: Sequence[Sequence[int]], method: str = "mean") -> list[np.ndarray]: ...
 def cuda_downsample(src: Any, dst: Any, factors: Sequence[int], method: str = "mean", stream: int = 0) -> Any: ...
 
-class CodecChain:
+class ChunkBatch:
     """A codec chain prepared for one chunk shape, dtype and fill value (batched, GIL-free)."""
     def __init__(
         self, codecs: Sequence[CodecSpec], chunk_shape: Sequence[int], dtype: str,

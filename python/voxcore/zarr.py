@@ -58,7 +58,7 @@ _GROUP_BYTES = 512 << 20
 class _Plan:
     """How chunks of one spec go through the core."""
 
-    chain: Any  # _core.CodecChain
+    chain: Any  # _core.ChunkBatch
     dtype: np.dtype  # the numpy dtype of the arrays zarr-python hands over (either byte order)
     work: np.dtype  # the same in native byte order: what the core sees (a view, never a copy)
     fill: Any  # the fill value as a numpy scalar of dtype
@@ -240,7 +240,7 @@ class CodecPipeline(_ZarrCodecPipeline):
             if not numeric.isnative:  # decode byte-swapped data straight into the array
                 specs = _flip_bytes_codecs(specs)
             # fill_bytes are in dtype's byte order: what the core writes into the work view
-            chain = _core.CodecChain(specs, list(spec.shape), work.name, fill_bytes)
+            chain = _core.ChunkBatch(specs, list(spec.shape), work.name, fill_bytes)
             plan = _Plan(chain=chain, dtype=dtype, work=work, fill=fill_array[()],
                          skip_empty=False if fill is None else None)
         except Exception:  # noqa: BLE001 - anything the core cannot take goes to the fallback

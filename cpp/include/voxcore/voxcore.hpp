@@ -2,6 +2,7 @@
 // Umbrella header for C++ consumers.
 #include "voxcore/api.hpp"
 #include "voxcore/array_view.hpp"
+#include "voxcore/batch.hpp"
 #include "voxcore/buffer.hpp"
 #include "voxcore/chunk_cache.hpp"
 #include "voxcore/chunked_array.hpp"
