@@ -1,4 +1,4 @@
-"""zarr-python codec pipelines: voxcore's (voxcore.zarr.CodecPipeline) against the zarrs one.
+"""zarr-python codec pipelines: voxcore.codec_pipeline.CodecPipeline against the zarrs one.
 
 What: the same code, zarr-python 3's ``zarr.open_array(...)[...]``, ``a[box]`` and
 ``zarr.create_array(...)[...] = vol``, run with three codec pipelines chosen through
@@ -43,14 +43,14 @@ class ZarrPythonVoxcore(_peers.ZarrPython):
     """zarr-python with voxcore's codec pipeline, enabled for this peer only."""
 
     name = "voxcore pipeline"
-    module = "voxcore.zarr"
+    module = "voxcore.codec_pipeline"
     pipeline = "CodecPipeline"
 
     def context(self):
-        import voxcore.zarr  # noqa: F401 - registers the pipeline with zarr-python
+        import voxcore.codec_pipeline  # noqa: F401 - registers the pipeline with zarr-python
         import zarr
 
-        return zarr.config.set({"codec_pipeline.path": "voxcore.zarr.CodecPipeline"})
+        return zarr.config.set({"codec_pipeline.path": "voxcore.codec_pipeline.CodecPipeline"})
 
 
 PEERS = {

@@ -20,6 +20,7 @@ import pytest
 import voxcore as vc
 import voxcore.zarr as vz
 import zarr
+from voxcore import _core, codec_pipeline_plan
 from zarr.codecs import (
     BloscCodec,
     BytesCodec,
@@ -138,6 +139,21 @@ def chunk_files(root) -> list:
 
 
 # ------------------------------------------------------------------------------- round trips
+def test_both_paths_name_the_pipeline(tmp_path, make_volume):
+    """voxcore.codec_pipeline.CodecPipeline is the pipeline; voxcore.zarr.CodecPipeline, the
+    path users configured first, still selects it."""
+    from voxcore import codec_pipeline
+
+    vol = make_volume(SHAPE, "u2", seed=4)
+    for path in ("voxcore.codec_pipeline.CodecPipeline", OURS):
+        with pipeline(path):
+            arr = create(str(tmp_path / f"{path}.zarr"), "v3-zstd-checksum")
+            assert isinstance(arr._async_array.codec_pipeline, codec_pipeline.CodecPipeline)
+            with core_only():
+                arr[...] = vol
+                np.testing.assert_array_equal(arr[...], vol)
+
+
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_round_trip_matches_default_pipeline(layout, tmp_path, make_volume, bit_equal):
     vol = make_volume(SHAPE, "u2", seed=1)
@@ -410,8 +426,8 @@ def test_corrupt_chunk_raises(layout, damage, where, tmp_path, make_volume):
 
 
 def test_core_chain_rejects_bad_arguments():
-    spec = vz._core_specs((BytesCodec(),), (4, 4), np.dtype("u2"), "C")
-    chain = vz._core.ChunkBatch(spec, [4, 4], "uint16", b"\x00\x00")
+    spec = codec_pipeline_plan.core_specs((BytesCodec(),), (4, 4), np.dtype("u2"), "C")
+    chain = _core.ChunkBatch(spec, [4, 4], "uint16", b"\x00\x00")
     good = np.zeros((4, 4), "u2")
     encoded = chain.encode_batch(["k"], [good], [None])[0]
     with pytest.raises(vc.InvalidArgumentError, match="dtype"):
@@ -449,7 +465,7 @@ def test_scalar_and_1d_arrays(fmt):
 @pytest.mark.parametrize("layout", ["v3-zstd-checksum", "v3-sharded"])
 def test_large_requests_go_in_groups(layout, tmp_path, make_volume, monkeypatch):
     """A request bigger than the group size is decoded and encoded group by group."""
-    monkeypatch.setattr(vz, "_GROUP_BYTES", 3 * 8 * 8 * 4 * 2)
+    monkeypatch.setattr(codec_pipeline_plan, "GROUP_BYTES", 3 * 8 * 8 * 4 * 2)
     vol = make_volume(SHAPE, "u2", seed=9)
     with pipeline(OURS), core_only():
         arr = create(str(tmp_path / "a.zarr"), layout)
