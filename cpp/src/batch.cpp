@@ -235,6 +235,26 @@ struct ChunkBatch::Impl {
     std::vector<ByteBuffer> held;
     const auto old = sources(items, &EncodeItem::existing, merged, store, held);
     Store* direct = batched ? nullptr : store;  // written by the workers
+    DirtyDirs dirs;  // synced once each when the chunks are written (a durable store)
+    try {
+      encode_chunks(items, old, merged, write_empty, direct, dirs);
+    } catch (...) {
+      if (direct != nullptr) {
+        try {
+          direct->sync_dirs(dirs);  // the chunks written before the failure stay durable
+        } catch (...) {
+        }
+      }
+      throw;
+    }
+    if (direct != nullptr) direct->sync_dirs(dirs);
+    if (batched) put_batched(*store, items);
+  }
+
+  void encode_chunks(std::vector<EncodeItem>& items, const std::vector<ChunkBytes>& old,
+                     const std::vector<uint8_t>& merged, bool write_empty, Store* direct,
+                     DirtyDirs& dirs) const {
+    const std::size_t n = items.size();
     if (shard == nullptr) {
       executor->parallel_for(static_cast<int64_t>(n), [&](int64_t i) {
         EncodeItem& it = items[static_cast<std::size_t>(i)];
@@ -243,21 +263,21 @@ struct ChunkBatch::Impl {
           if (merged[i]) existing = fetch(old[i], it.key, direct, detail::fetch_scratch());
           it.empty = !detail::merge_encode(*chain, it.value, it.region, existing, fill_ptr(),
                                            write_empty, it.encoded, kEncodeWhere);
-          if (direct != nullptr) put(*direct, it);
+          if (direct != nullptr) put(*direct, it, dirs);
         } catch (const Error& e) {
           detail::rethrow_keyed(e, kEncodeWhere, it.key);
         }
       });
     } else {
-      encode_sharded(items, old, merged, write_empty, direct);
+      encode_sharded(items, old, merged, write_empty, direct, dirs);
     }
-    if (batched) put_batched(*store, items);
   }
 
   // 1) every shard's stored bytes where the write covers it in part, and its plan; 2) every
   // inner chunk of every shard as its own task; 3) the shards laid out (and stored).
   void encode_sharded(std::vector<EncodeItem>& items, const std::vector<ChunkBytes>& old,
-                      const std::vector<uint8_t>& merged, bool write_empty, Store* direct) const {
+                      const std::vector<uint8_t>& merged, bool write_empty, Store* direct,
+                      DirtyDirs& dirs) const {
     const std::size_t n = items.size();
     std::vector<ByteBuffer> stored(n);
     std::vector<std::unique_ptr<detail::ShardWrite>> writes(n);
@@ -288,18 +308,18 @@ struct ChunkBatch::Impl {
         it.empty = !writes[k]->assemble(it.encoded);
         writes[k].reset();  // free the inner chunks' bytes as we go
         stored[k] = ByteBuffer();
-        if (direct != nullptr) put(*direct, it);
+        if (direct != nullptr) put(*direct, it, dirs);
       } catch (const Error& e) {
         detail::rethrow_keyed(e, kEncodeWhere, it.key);
       }
     });
   }
 
-  static void put(Store& store, EncodeItem& it) {
+  static void put(Store& store, EncodeItem& it, DirtyDirs& dirs) {
     if (it.empty) {
       store.erase(it.key);
     } else {
-      store.set(it.key, it.encoded.data(), it.encoded.size());
+      store.set_deferred(it.key, it.encoded.data(), it.encoded.size(), dirs);
       it.encoded = ByteBuffer();  // stored: free it now
     }
   }

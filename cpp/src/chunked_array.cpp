@@ -440,6 +440,7 @@ struct ChunkedArray::Impl {
       write_batched(overlaps, src, inner_parallel);
       return;
     }
+    DirtyDirs dirs;  // synced once each when the chunks are written (a durable store)
     auto one = [&](int64_t k) {
       const auto& o = overlaps[static_cast<std::size_t>(k)];
       const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
@@ -456,17 +457,26 @@ struct ChunkedArray::Impl {
       const bool keep = build(o, src, StoredBytes{existing.data(), existing.size(), have}, encoded,
                               inner_parallel, key);
       if (keep) {
-        store->set(key, encoded.data(), encoded.size());
+        store->set_deferred(key, encoded.data(), encoded.size(), dirs);
       } else {
         store->erase(key);
       }
       invalidate(o);
     };
-    if (inner_parallel) {
-      for (std::size_t k = 0; k < overlaps.size(); ++k) one(static_cast<int64_t>(k));
-    } else {
-      executor->parallel_for(static_cast<int64_t>(overlaps.size()), one);
+    try {
+      if (inner_parallel) {
+        for (std::size_t k = 0; k < overlaps.size(); ++k) one(static_cast<int64_t>(k));
+      } else {
+        executor->parallel_for(static_cast<int64_t>(overlaps.size()), one);
+      }
+    } catch (...) {
+      try {
+        store->sync_dirs(dirs);  // the chunks written before the failure stay durable
+      } catch (...) {
+      }
+      throw;
     }
+    store->sync_dirs(dirs);
   }
 
   void write_batched(const std::vector<ChunkGrid::Overlap>& overlaps, const ArrayView& src,

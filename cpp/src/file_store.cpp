@@ -344,6 +344,30 @@ void FileStore::remove_stale_temps(int dir_fd, const std::string& rel_dir) const
 }
 
 void FileStore::set(const std::string& key, const uint8_t* data, std::size_t size) {
+  write_value(key, data, size, nullptr);
+}
+
+void FileStore::set_deferred(const std::string& key, const uint8_t* data, std::size_t size,
+                             DirtyDirs& dirs) {
+  write_value(key, data, size, &dirs);
+}
+
+void FileStore::sync_dirs(DirtyDirs& dirs) {
+  for (const std::string& rel_dir : dirs.take()) {
+    if (!durable_) continue;
+    // Opened, never recreated: the directory must still be the one that holds the renames.
+    Fd dir(open_beneath(rel_dir, O_RDONLY | O_DIRECTORY));
+    if (dir.fd < 0) fail_io("FileStore::sync_dirs", "cannot open directory", root_ + "/" + rel_dir, errno);
+    if (::fsync(dir.fd) != 0 && errno != EINVAL) {
+      fail_io("FileStore::sync_dirs", "directory fsync failed", root_ + "/" + rel_dir, errno);
+    }
+  }
+}
+
+// The value goes to a temp file beside the key (data synced when durable), which is renamed over
+// the key; the directory is synced now, or recorded in dirs for the caller's sync_dirs.
+void FileStore::write_value(const std::string& key, const uint8_t* data, std::size_t size,
+                            DirtyDirs* dirs) {
   check_key(key);
   const std::string r = rel(key);
   const std::string path = full(key);
@@ -371,7 +395,9 @@ void FileStore::set(const std::string& key, const uint8_t* data, std::size_t siz
     ::unlinkat(dir.fd, temp.c_str(), 0);
     throw;
   }
-  if (durable_ && ::fsync(dir.fd) != 0 && errno != EINVAL) {
+  if (durable_ && dirs != nullptr) {
+    dirs->add(rel_dir);
+  } else if (durable_ && ::fsync(dir.fd) != 0 && errno != EINVAL) {
     fail_io("FileStore::set", "directory fsync failed", root_ + "/" + rel_dir, errno);
   }
 }

@@ -43,6 +43,18 @@ void Store::get_many(const std::vector<ByteRequest>& requests, std::vector<ByteB
   }
 }
 
+void DirtyDirs::add(const std::string& dir) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  dirs_.insert(dir);
+}
+
+std::vector<std::string> DirtyDirs::take() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> out(dirs_.begin(), dirs_.end());
+  dirs_.clear();
+  return out;
+}
+
 void Store::set_many(const std::vector<std::string>& keys, const std::vector<ByteBuffer>& values) {
   for (std::size_t i = 0; i < keys.size(); ++i) set(keys[i], values[i].data(), values[i].size());
 }

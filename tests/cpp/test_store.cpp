@@ -209,3 +209,36 @@ TEST(Store, FileStoreUpdateLockSerialisesOneKey) {
   EXPECT_TRUE(got.load());
   fs::remove_all(root);
 }
+
+TEST(Store, DeferredDirectorySyncsEachDirectoryOnce) {
+  const fs::path root = fresh_dir("deferred");
+  FileStore store(root.string(), /*durable=*/true);
+  DirtyDirs dirs;
+  const uint8_t bytes[] = {1, 2, 3};
+  for (const char* key : {"c/0/0", "c/0/1", "c/1/0", "zarr.json"}) store.set_deferred(key, bytes, 3, dirs);
+  ByteBuffer out;
+  ASSERT_TRUE(store.get("c/0/1", ByteRange::whole(), out));  // visible before the sync
+  EXPECT_EQ(out.size(), 3u);
+  store.sync_dirs(dirs);
+  EXPECT_TRUE(dirs.take().empty());  // each directory synced once, then forgotten
+  DirtyDirs twice;
+  twice.add("c/0");
+  twice.add("c/0");
+  EXPECT_EQ(twice.take(), std::vector<std::string>{"c/0"});
+
+  // A directory that vanished before its sync: a named I/O error with its path.
+  store.set_deferred("d/0", bytes, 3, dirs);
+  fs::remove_all(root / "d");
+  try {
+    store.sync_dirs(dirs);
+    ADD_FAILURE() << "sync of a removed directory succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo);
+    EXPECT_NE(std::string(e.what()).find((root / "d").string()), std::string::npos) << e.what();
+  }
+  FileStore loose(root.string(), /*durable=*/false);  // nothing to sync without durability
+  loose.set_deferred("e/0", bytes, 3, dirs);
+  fs::remove_all(root / "e");
+  EXPECT_NO_THROW(loose.sync_dirs(dirs));
+  fs::remove_all(root);
+}

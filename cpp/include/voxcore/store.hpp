@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,18 @@ struct ByteRequest {
 // segment, no NUL or backslash, and no segment that looks like one of our temp files.
 VOXCORE_API void check_key(const std::string& key);
 
+// The directories that a run of writes renamed values into, synced once when the run ends
+// (Store::sync_dirs). Thread-safe.
+class VOXCORE_API DirtyDirs {
+ public:
+  void add(const std::string& dir);
+  std::vector<std::string> take();  // the directories added since the last take, each once
+
+ private:
+  std::mutex mutex_;
+  std::set<std::string> dirs_;
+};
+
 // A key-value store of chunk bytes. Keys are checked with check_key by every implementation.
 class VOXCORE_API Store {
  public:
@@ -45,6 +59,17 @@ class VOXCORE_API Store {
   virtual bool get(const std::string& key, const ByteRange& range, ByteBuffer& out,
                    uint64_t* total_size = nullptr) = 0;
   virtual void set(const std::string& key, const uint8_t* data, std::size_t size) = 0;
+  // As set, but a durable store leaves the sync of the directory that the value was renamed into
+  // to sync_dirs(dirs), which a run of writes calls once at its end: one directory sync per
+  // directory per run instead of one per value (the value's data is synced before its rename
+  // either way). Default: set.
+  virtual void set_deferred(const std::string& key, const uint8_t* data, std::size_t size,
+                            DirtyDirs& dirs) {
+    set(key, data, size);
+  }
+  // Makes the renames recorded in dirs durable (a durable FileStore fsyncs each directory).
+  // Default: nothing to do.
+  virtual void sync_dirs(DirtyDirs& dirs) { (void)dirs.take(); }
   // Removing a missing key is not an error.
   virtual void erase(const std::string& key) = 0;
 
@@ -89,7 +114,9 @@ class VOXCORE_API Store {
 // sub(path) gives a store for a subtree that keeps this root as its boundary.
 //
 // Writes are atomic: a unique temp file ".NAME.vxtmp-PID-..." in the key's directory
-// (O_CREAT|O_EXCL), fsync, rename over NAME, directory fsync; durable=false drops the fsyncs. The
+// (O_CREAT|O_EXCL), fsync, rename over NAME, directory fsync; durable=false drops the fsyncs. A
+// run of writes (ChunkedArray::write, ChunkBatch::encode) uses set_deferred and syncs each
+// directory it renamed into once, before the call returns (sync_dirs). The
 // first write into a directory through a store removes temp files there whose writer process no
 // longer exists. lock_for_update takes an open-file-description byte-range lock (F_OFD_SETLKW)
 // on the ".vxlock" file of the store's directory (root/prefix), one byte per key hash, so that
@@ -108,6 +135,9 @@ class VOXCORE_API FileStore : public Store {
   bool get(const std::string& key, const ByteRange& range, ByteBuffer& out,
            uint64_t* total_size = nullptr) override;
   void set(const std::string& key, const uint8_t* data, std::size_t size) override;
+  void set_deferred(const std::string& key, const uint8_t* data, std::size_t size,
+                    DirtyDirs& dirs) override;
+  void sync_dirs(DirtyDirs& dirs) override;
   void erase(const std::string& key) override;
   bool exists(const std::string& key);
   std::unique_ptr<Snapshot> snapshot(const std::string& key) override;
@@ -125,6 +155,7 @@ class VOXCORE_API FileStore : public Store {
   int open_value(const std::string& key, const char* where, struct stat& st) const;
   int open_dir_for_write(const std::string& rel_dir) const;
   void remove_stale_temps(int dir_fd, const std::string& rel_dir) const;
+  void write_value(const std::string& key, const uint8_t* data, std::size_t size, DirtyDirs* dirs);
 
   std::string root_;
   std::string prefix_;
