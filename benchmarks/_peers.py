@@ -169,8 +169,14 @@ def _ts_spec_create(path, case, shape):
 
 
 class Tensorstore:
+    """file_io_sync: tensorstore's context resource (None: its default, which is true: every
+    written file is fsync'd)."""
+
     name = "tensorstore"
     module = "tensorstore"
+
+    def __init__(self, file_io_sync: bool | None = None):
+        self.file_io_sync = file_io_sync
 
     def read_whole(self, path, case):
         import tensorstore as ts
@@ -188,8 +194,9 @@ class Tensorstore:
 
     def write(self, path, case, vol):
         import tensorstore as ts
+        ctx = None if self.file_io_sync is None else ts.Context({"file_io_sync": self.file_io_sync})
         a = ts.open(_ts_spec_create(path, case, vol.shape), create=True,
-                    delete_existing=True).result()
+                    delete_existing=True, context=ctx).result()
         a.write(vol).result()
 
 
