@@ -8,15 +8,6 @@ from typing import Any
 from .errors import InvalidArgumentError
 
 
-def client_type():
-    """dask.distributed's Client class, or None without distributed (there is then no Client)."""
-    try:
-        from distributed import Client
-    except ImportError:
-        return None
-    return Client
-
-
 def is_client(executor: Any) -> bool:
     """A dask.distributed Client, recognised without importing distributed otherwise."""
     return any(c.__name__ == "Client" and (c.__module__ or "").split(".")[0] == "distributed"

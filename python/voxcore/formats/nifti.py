@@ -147,7 +147,6 @@ class NiftiHeader:
     offset: int
     stored: np.dtype
     shape: tuple[int, ...]
-    nbytes: int
     slope: float | None  # None: no scaling (a slope of 0 or NaN, as nibabel)
     inter: float | None
 
@@ -203,7 +202,7 @@ def read_header(path: str) -> NiftiHeader:
         slope = inter = None  # unusable slope: no scaling (as nibabel)
     elif not math.isfinite(inter):
         raise InvalidMetadataError(f"{name}: scl_inter must be finite (got={inter})")
-    return NiftiHeader(nib_image, file, gz, offset, stored, shape, nbytes, slope, inter)
+    return NiftiHeader(nib_image, file, gz, offset, stored, shape, slope, inter)
 
 
 def field_of(message: str) -> str:

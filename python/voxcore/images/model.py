@@ -137,7 +137,7 @@ class ImageModel:
             data = self._read_level0(self._index(region))
         if dtype is not None:
             data = np.asarray(data, dtype=np.dtype(dtype))
-        return _into(data, out)
+        return copy_into(data, out)
 
     def _index(self, region: Any) -> tuple:
         """region as a numpy index tuple: None -> everything; {dim: index} -> by name."""
@@ -266,7 +266,7 @@ def alloc(shape: tuple[int, ...], dtype: Any, what: str) -> np.ndarray:
         raise LimitExceededError(f"{what}: cannot allocate the {nbytes}-byte result") from None
 
 
-def _into(data: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+def copy_into(data: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """data, or data copied into out (checked for shape and dtype)."""
     if out is None:
         return data

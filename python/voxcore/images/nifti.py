@@ -38,7 +38,7 @@ from ..errors import (
 from ..formats import nifti as meta
 from ..formats.nifti import AFFINE_SOURCES, DIMS
 from .memory import from_array
-from .model import ImageModel, check_out
+from .model import ImageModel, copy_into
 from .nifti_io import alloc_bytes, check_memory, expand, inflate_span, inflate_whole, pread_into
 from .nifti_reorient import reoriented
 
@@ -76,7 +76,7 @@ class NiftiImage(ImageModel):
         self.affine_source = affine_source
         self._nib, self._file, self.header = h.image, h.file, h.image.header
         self._gz, self._offset, self._stored, self._shape = h.gz, h.offset, h.stored, h.shape
-        self._nbytes, self._slope, self._inter = h.nbytes, h.slope, h.inter
+        self._slope, self._inter = h.slope, h.inter
         self._cache: np.ndarray | None = None
 
     # -- description ------------------------------------------------------------------------
@@ -85,17 +85,9 @@ class NiftiImage(ImageModel):
         return self._shape
 
     @property
-    def ndim(self) -> int:
-        return len(self._shape)
-
-    @property
     def dtype(self) -> np.dtype:
         """The stored type in native byte order (RGB24/RGBA32 are structured u1 records)."""
         return self._stored.newbyteorder("=") if self._stored.fields is None else self._stored
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self._shape) * self._stored.itemsize
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -224,11 +216,7 @@ class NiftiImage(ImageModel):
             data = self._stored_values(self._index(region), whole=region is None)
         if dtype is not None:
             data = self._scaled(data, dtype)
-        if out is not None:
-            check_out(out, data.shape, data.dtype)
-            np.copyto(out, data)
-            return out
-        return data
+        return copy_into(data, out)
 
     def _read_level0(self, region: Any) -> np.ndarray:
         return self._stored_values(region, whole=False)

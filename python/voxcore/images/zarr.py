@@ -22,7 +22,7 @@ from ..errors import InvalidArgumentError, InvalidMetadataError, UnalignedWriteW
 from ..formats import ngff
 from ..formats import zarr as zmeta
 from .casting import cast_for_write
-from .model import ImageModel, Level, alloc, check_out
+from .model import ImageModel, Level, alloc, check_out, copy_into
 
 
 class Image(ImageModel):
@@ -180,12 +180,7 @@ class Image(ImageModel):
         if level:
             return self._level_image(level).read(region, out=out, dtype=dtype, pad=pad)
         if dtype is not None and np.dtype(dtype) != self.dtype:
-            data = self.read(region, pad=pad).astype(np.dtype(dtype))
-            if out is None:
-                return data
-            check_out(out, data.shape, data.dtype)
-            np.copyto(out, data)
-            return out
+            return copy_into(self.read(region, pad=pad).astype(np.dtype(dtype)), out)
         sel = select(region, self.shape, self.dims, pad=pad)
         result_shape = tuple(s if st == 1 else len(range(0, s, abs(st)))
                              for s, st, in zip(sel.shape, sel.steps))

@@ -27,7 +27,7 @@ import numpy as np
 
 from .._core import downsample as core_downsample
 from .._core import downsample_levels
-from .._executors import check_executor, client_type, is_dask
+from .._executors import check_executor, is_client, is_dask
 from ..errors import InvalidArgumentError, UnsupportedError
 from ..images.blocks import grow, nbytes, open_ref, read_block, ref_of, slices
 
@@ -64,8 +64,7 @@ class _Runner:
     def __init__(self, executor: Any):
         check_executor(executor)
         self.executor = executor
-        client = client_type()
-        self.client = executor if client is not None and isinstance(executor, client) else None
+        self.client = executor if is_client(executor) else None
         if self.client is not None:
             workers = sum(self.client.nthreads().values()) or 4
         else:
