@@ -235,19 +235,9 @@ struct ChunkBatch::Impl {
     std::vector<ByteBuffer> held;
     const auto old = sources(items, &EncodeItem::existing, merged, store, held);
     Store* direct = batched ? nullptr : store;  // written by the workers
-    DirtyDirs dirs;  // synced once each when the chunks are written (a durable store)
-    try {
+    detail::write_then_sync(direct, [&](DirtyDirs& dirs) {
       encode_chunks(items, old, merged, write_empty, direct, dirs);
-    } catch (...) {
-      if (direct != nullptr) {
-        try {
-          direct->sync_dirs(dirs);  // the chunks written before the failure stay durable
-        } catch (...) {
-        }
-      }
-      throw;
-    }
-    if (direct != nullptr) direct->sync_dirs(dirs);
+    });
     if (batched) put_batched(*store, items);
   }
 

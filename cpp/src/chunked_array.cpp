@@ -440,8 +440,7 @@ struct ChunkedArray::Impl {
       write_batched(overlaps, src, inner_parallel);
       return;
     }
-    DirtyDirs dirs;  // synced once each when the chunks are written (a durable store)
-    auto one = [&](int64_t k) {
+    auto one = [&](DirtyDirs& dirs, int64_t k) {
       const auto& o = overlaps[static_cast<std::size_t>(k)];
       const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
       std::lock_guard<std::mutex> lock(write_lock(identity, key));
@@ -463,20 +462,14 @@ struct ChunkedArray::Impl {
       }
       invalidate(o);
     };
-    try {
+    detail::write_then_sync(store.get(), [&](DirtyDirs& dirs) {
       if (inner_parallel) {
-        for (std::size_t k = 0; k < overlaps.size(); ++k) one(static_cast<int64_t>(k));
+        for (std::size_t k = 0; k < overlaps.size(); ++k) one(dirs, static_cast<int64_t>(k));
       } else {
-        executor->parallel_for(static_cast<int64_t>(overlaps.size()), one);
+        executor->parallel_for(static_cast<int64_t>(overlaps.size()),
+                               [&](int64_t k) { one(dirs, k); });
       }
-    } catch (...) {
-      try {
-        store->sync_dirs(dirs);  // the chunks written before the failure stay durable
-      } catch (...) {
-      }
-      throw;
-    }
-    store->sync_dirs(dirs);
+    });
   }
 
   void write_batched(const std::vector<ChunkGrid::Overlap>& overlaps, const ArrayView& src,
