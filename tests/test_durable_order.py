@@ -4,6 +4,7 @@ Asserted from the trace (completion order; strace -y names each descriptor's pat
 - every temp file (or tree) renamed into place was fsync'd before that rename;
 - every directory that received a rename was fsync'd after its last rename, before the process
   ended (each durable call syncs the directories it renamed into before it returns);
+- every directory that a chunk write created has its parent fsync'd after the creation;
 - no temp file is left in the written trees.
 strace comes from Debian's strace package (tests/install.sh installs it).
 """
@@ -76,7 +77,7 @@ def test_durable_writes_sync_data_before_rename_and_directories_after(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     log = tmp_path / "trace.txt"
-    calls = "openat,fsync,fdatasync,sync_file_range,syncfs,rename,renameat,renameat2"
+    calls = "openat,fsync,fdatasync,sync_file_range,syncfs,rename,renameat,renameat2,mkdirat"
     proc = subprocess.run([strace, "-f", "-y", "-qq", "-e", "signal=none", "-e", f"trace={calls}",
                            "-o", str(log), sys.executable, "-c", CHILD, str(out)],
                           capture_output=True, text=True, timeout=300)
@@ -84,6 +85,7 @@ def test_durable_writes_sync_data_before_rename_and_directories_after(tmp_path):
     root = str(out)
     syncs: dict[str, list[int]] = {}  # path -> indexes of its fsyncs
     renames = []  # (index, source, destination)
+    made = []  # (index, directory) created by mkdirat
     for i, (call, args, result) in enumerate(_events(log.read_text())):
         if result != 0:
             continue
@@ -99,6 +101,10 @@ def test_durable_writes_sync_data_before_rename_and_directories_after(tmp_path):
             m = _RENAME.match(args)
             assert m, args
             renames.append((i, _path(os.getcwd(), m.group(1)), _path(os.getcwd(), m.group(2))))
+        elif call == "mkdirat":
+            m = re.match(_FD + r', "([^"]*)"', args)
+            assert m, args
+            made.append((i, _path(m.group(1), m.group(2))))
     ours = [r for r in renames if r[2].startswith(root)]
     kinds = {os.path.basename(d) for _, _, d in ours}
     assert {"zarr.json", "0", "v.nii.gz", "p.ome.zarr"} <= kinds, sorted(kinds)[:20]
@@ -110,13 +116,19 @@ def test_durable_writes_sync_data_before_rename_and_directories_after(tmp_path):
     for directory, i in last_into.items():
         after = [k for k in syncs.get(directory, []) if k > i]
         assert after, f"{directory} received a rename but was not synced after it"
+    chunk_dirs = [(i, d) for i, d in made if d.startswith(root) and re.search(r"/(c|\d+)$", d)]
+    assert chunk_dirs, "no chunk directory was created"
+    for i, d in chunk_dirs:
+        parent = os.path.dirname(d)
+        assert [k for k in syncs.get(parent, []) if k > i], f"{parent} got the new directory {d} but was not synced"
     left = [os.path.join(d, n) for d, dirs, files in os.walk(out) for n in dirs + files if _TEMP.search(n)]
     assert not left, left
 
 
 @pytest.mark.parametrize("shards", [None, 8])
 def test_one_directory_sync_per_directory_per_write(tmp_path, shards):
-    """A write of many chunks syncs each directory it renamed into once (not once per chunk)."""
+    """A write of many chunks syncs each directory it renamed into, or created a directory in,
+    once (not once per chunk)."""
     strace = shutil.which("strace")
     assert strace, "strace is needed (tests/install.sh installs Debian's strace)"
     child = textwrap.dedent("""
@@ -142,6 +154,12 @@ def test_one_directory_sync_per_directory_per_write(tmp_path, shards):
             m = _RENAMEAT.match(args)
             renamed[m.group(3)] = renamed.get(m.group(3), 0) + 1
     chunk_dirs = {d for d in renamed if d.startswith(str(path / "c"))}
-    assert chunk_dirs and set(dir_syncs) == chunk_dirs
+    top = str(path / "c")
+    parents = set()  # the directories the write created directories in
+    for d in chunk_dirs:
+        while d != top:
+            d = os.path.dirname(d)
+            parents.add(d)
+    assert chunk_dirs and set(dir_syncs) == chunk_dirs | parents, sorted(set(dir_syncs) ^ (chunk_dirs | parents))
     assert all(n == 1 for n in dir_syncs.values()), dir_syncs
     assert sum(renamed[d] for d in chunk_dirs) > len(chunk_dirs)  # several chunks per directory

@@ -7,6 +7,7 @@
 
 #include "detail/checked.hpp"
 #include "detail/shard_io.hpp"
+#include "detail/write_behind.hpp"
 #include "voxcore/error.hpp"
 #include "voxcore/transform.hpp"
 
@@ -235,15 +236,15 @@ struct ChunkBatch::Impl {
     std::vector<ByteBuffer> held;
     const auto old = sources(items, &EncodeItem::existing, merged, store, held);
     Store* direct = batched ? nullptr : store;  // written by the workers
-    detail::write_then_sync(direct, [&](DirtyDirs& dirs) {
-      encode_chunks(items, old, merged, write_empty, direct, dirs);
-    });
+    detail::WriteBehind out(direct, kEncodeWhere);
+    encode_chunks(items, old, merged, write_empty, direct, out);
+    out.finish();
     if (batched) put_batched(*store, items);
   }
 
   void encode_chunks(std::vector<EncodeItem>& items, const std::vector<ChunkBytes>& old,
                      const std::vector<uint8_t>& merged, bool write_empty, Store* direct,
-                     DirtyDirs& dirs) const {
+                     detail::WriteBehind& out) const {
     const std::size_t n = items.size();
     if (shard == nullptr) {
       executor->parallel_for(static_cast<int64_t>(n), [&](int64_t i) {
@@ -253,13 +254,13 @@ struct ChunkBatch::Impl {
           if (merged[i]) existing = fetch(old[i], it.key, direct, detail::fetch_scratch());
           it.empty = !detail::merge_encode(*chain, it.value, it.region, existing, fill_ptr(),
                                            write_empty, it.encoded, kEncodeWhere);
-          if (direct != nullptr) put(*direct, it, dirs);
+          if (direct != nullptr) put(*direct, it, out);
         } catch (const Error& e) {
           detail::rethrow_keyed(e, kEncodeWhere, it.key);
         }
       });
     } else {
-      encode_sharded(items, old, merged, write_empty, direct, dirs);
+      encode_sharded(items, old, merged, write_empty, direct, out);
     }
   }
 
@@ -267,7 +268,7 @@ struct ChunkBatch::Impl {
   // inner chunk of every shard as its own task; 3) the shards laid out (and stored).
   void encode_sharded(std::vector<EncodeItem>& items, const std::vector<ChunkBytes>& old,
                       const std::vector<uint8_t>& merged, bool write_empty, Store* direct,
-                      DirtyDirs& dirs) const {
+                      detail::WriteBehind& out) const {
     const std::size_t n = items.size();
     std::vector<ByteBuffer> stored(n);
     std::vector<std::unique_ptr<detail::ShardWrite>> writes(n);
@@ -298,19 +299,19 @@ struct ChunkBatch::Impl {
         it.empty = !writes[k]->assemble(it.encoded);
         writes[k].reset();  // free the inner chunks' bytes as we go
         stored[k] = ByteBuffer();
-        if (direct != nullptr) put(*direct, it, dirs);
+        if (direct != nullptr) put(*direct, it, out);
       } catch (const Error& e) {
         detail::rethrow_keyed(e, kEncodeWhere, it.key);
       }
     });
   }
 
-  static void put(Store& store, EncodeItem& it, DirtyDirs& dirs) {
+  static void put(Store& store, EncodeItem& it, detail::WriteBehind& out) {
     if (it.empty) {
       store.erase(it.key);
     } else {
-      store.set_deferred(it.key, it.encoded.data(), it.encoded.size(), dirs);
-      it.encoded = ByteBuffer();  // stored: free it now
+      out.put(it.key, it.encoded);
+      it.encoded = ByteBuffer();  // stored or taken: free it now
     }
   }
 

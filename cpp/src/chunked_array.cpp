@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <array>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "detail/checked.hpp"
 #include "detail/shard_io.hpp"
+#include "detail/write_behind.hpp"
 #include "voxcore/error.hpp"
 #include "voxcore/transform.hpp"
 
@@ -32,12 +36,36 @@ bool box_inside(const Box& box, const Shape& shape) {
   return true;
 }
 
-// Read-modify-writes of one key are serialised across every handle in the process: the lock is
-// chosen by (store identity, key).
-std::mutex& write_lock(const std::string& identity, const std::string& key) {
-  static std::array<std::mutex, 1024> locks;
-  const std::size_t h = std::hash<std::string>{}(identity) * 31 + std::hash<std::string>{}(key);
-  return locks[h % locks.size()];
+// Writes of one key are serialised across every handle in the process, also while the set of the
+// one before is still in flight on an I/O thread: the hold on (store identity, key) is taken before
+// the key is read and released, by whichever thread dropped it last, once the new value is in place.
+std::shared_ptr<void> hold_key(const std::string& identity, const std::string& key) {
+  struct Stripe {
+    std::mutex mutex;
+    std::condition_variable released;
+    std::unordered_set<std::string> held;
+  };
+  static std::array<Stripe, 64> stripes;
+  struct Hold {
+    Stripe* stripe;
+    std::string id;
+    Hold(Stripe* s, std::string i) : stripe(s), id(std::move(i)) {}
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+    ~Hold() {
+      std::lock_guard<std::mutex> lock(stripe->mutex);
+      stripe->held.erase(id);
+      stripe->released.notify_all();
+    }
+  };
+  std::string id = identity + '\n' + key;
+  Stripe& s = stripes[std::hash<std::string>{}(id) % stripes.size()];
+  {
+    std::unique_lock<std::mutex> lock(s.mutex);
+    s.released.wait(lock, [&] { return s.held.count(id) == 0; });
+    s.held.insert(id);
+  }
+  return std::make_shared<Hold>(&s, std::move(id));
 }
 
 // Shards whose index is held (and whose file stays open) at once during a read.
@@ -61,7 +89,7 @@ struct ChunkedArray::Impl {
   std::shared_ptr<const CodecChain> chain;
   const ShardLayout* shard = nullptr;
   Shape inner_grid_shape;  // global inner-chunk grid (cache keys of sharded arrays)
-  std::string identity;     // of the store, for write locks
+  std::string identity;     // of the store, for the holds of keys being written
   uint64_t max_chunk_file;  // no encoding of one (outer) chunk is larger than this
   std::mutex batched_write_mutex;
 
@@ -440,10 +468,11 @@ struct ChunkedArray::Impl {
       write_batched(overlaps, src, inner_parallel);
       return;
     }
-    auto one = [&](DirtyDirs& dirs, int64_t k) {
+    detail::WriteBehind out(store.get(), kWriteWhere);
+    auto one = [&](int64_t k) {
       const auto& o = overlaps[static_cast<std::size_t>(k)];
       const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
-      std::lock_guard<std::mutex> lock(write_lock(identity, key));
+      std::shared_ptr<void> hold = hold_key(identity, key);
       thread_local ByteBuffer existing;
       thread_local ByteBuffer encoded;
       bool have = false;
@@ -455,21 +484,22 @@ struct ChunkedArray::Impl {
       }
       const bool keep = build(o, src, StoredBytes{existing.data(), existing.size(), have}, encoded,
                               inner_parallel, key);
-      if (keep) {
-        store->set_deferred(key, encoded.data(), encoded.size(), dirs);
-      } else {
+      if (!keep) {
         store->erase(key);
+        invalidate(o);
+        return;
       }
-      invalidate(o);
+      // Both locks are released once the value is in place (maybe on an I/O thread).
+      out.put(key, encoded, [this, &o, hold = std::move(hold), update_lock = std::move(update_lock)] {
+        invalidate(o);
+      });
     };
-    detail::write_then_sync(store.get(), [&](DirtyDirs& dirs) {
-      if (inner_parallel) {
-        for (std::size_t k = 0; k < overlaps.size(); ++k) one(dirs, static_cast<int64_t>(k));
-      } else {
-        executor->parallel_for(static_cast<int64_t>(overlaps.size()),
-                               [&](int64_t k) { one(dirs, k); });
-      }
-    });
+    if (inner_parallel) {
+      for (std::size_t k = 0; k < overlaps.size(); ++k) one(static_cast<int64_t>(k));
+    } else {
+      executor->parallel_for(static_cast<int64_t>(overlaps.size()), one);
+    }
+    out.finish();
   }
 
   void write_batched(const std::vector<ChunkGrid::Overlap>& overlaps, const ArrayView& src,

@@ -298,8 +298,9 @@ bool FileStore::exists(const std::string& key) {
   return fd.fd >= 0;
 }
 
-// An fd of the directory rel_dir beneath the root (created, with its parents, if missing).
-int FileStore::open_dir_for_write(const std::string& rel_dir) const {
+// An fd of the directory rel_dir beneath the root (created, with its parents, if missing). The
+// parent of each directory created is recorded in created (when given), to be synced.
+int FileStore::open_dir_for_write(const std::string& rel_dir, DirtyDirs* created) const {
   int fd = open_beneath(rel_dir, O_RDONLY | O_DIRECTORY);
   if (fd >= 0 || (errno != ENOENT)) return fd;
   make_root(root_);
@@ -312,7 +313,9 @@ int FileStore::open_dir_for_write(const std::string& rel_dir) const {
     const std::string name = rel_dir.substr(pos, end - pos);
     Fd parent_fd(open_beneath(parent, O_PATH | O_DIRECTORY));
     if (parent_fd.fd < 0) fail_io("FileStore::set", "cannot open directory", root_ + "/" + parent, errno);
-    if (::mkdirat(parent_fd.fd, name.c_str(), 0777) != 0 && errno != EEXIST) {
+    if (::mkdirat(parent_fd.fd, name.c_str(), 0777) == 0) {
+      if (created != nullptr) created->add(parent);
+    } else if (errno != EEXIST) {
       fail_io("FileStore::set", "cannot create directory", root_ + "/" + rel_dir.substr(0, end), errno);
     }
     pos = end + 1;
@@ -344,36 +347,37 @@ void FileStore::remove_stale_temps(int dir_fd, const std::string& rel_dir) const
 }
 
 void FileStore::set(const std::string& key, const uint8_t* data, std::size_t size) {
-  write_value(key, data, size, nullptr);
+  DirtyDirs dirs;
+  write_value(key, data, size, dirs);
+  for (const std::string& dir : dirs.take()) sync_dir(dir);
 }
 
 void FileStore::set_deferred(const std::string& key, const uint8_t* data, std::size_t size,
                              DirtyDirs& dirs) {
-  write_value(key, data, size, &dirs);
+  write_value(key, data, size, dirs);
 }
 
-void FileStore::sync_dirs(DirtyDirs& dirs) {
-  for (const std::string& rel_dir : dirs.take()) {
-    if (!durable_) continue;
-    // Opened, never recreated: the directory must still be the one that holds the renames.
-    Fd dir(open_beneath(rel_dir, O_RDONLY | O_DIRECTORY));
-    if (dir.fd < 0) fail_io("FileStore::sync_dirs", "cannot open directory", root_ + "/" + rel_dir, errno);
-    if (::fsync(dir.fd) != 0 && errno != EINVAL) {
-      fail_io("FileStore::sync_dirs", "directory fsync failed", root_ + "/" + rel_dir, errno);
-    }
+void FileStore::sync_dir(const std::string& rel_dir) {
+  if (!durable_) return;
+  // Opened, never recreated: the directory must still be the one that holds the renames.
+  Fd dir(open_beneath(rel_dir, O_RDONLY | O_DIRECTORY));
+  if (dir.fd < 0) fail_io("FileStore::sync_dir", "cannot open directory", root_ + "/" + rel_dir, errno);
+  if (::fsync(dir.fd) != 0 && errno != EINVAL) {
+    fail_io("FileStore::sync_dir", "directory fsync failed", root_ + "/" + rel_dir, errno);
   }
 }
 
 // The value goes to a temp file beside the key (data synced when durable), which is renamed over
-// the key; the directory is synced now, or recorded in dirs for the caller's sync_dirs.
+// the key; the directory (and the parents of the directories created for it) go into dirs, to be
+// synced by sync_dir.
 void FileStore::write_value(const std::string& key, const uint8_t* data, std::size_t size,
-                            DirtyDirs* dirs) {
+                            DirtyDirs& dirs) {
   check_key(key);
   const std::string r = rel(key);
   const std::string path = full(key);
   const std::string rel_dir = dir_of(r);
   const std::string name = name_of(r);
-  Fd dir(open_dir_for_write(rel_dir));
+  Fd dir(open_dir_for_write(rel_dir, durable_ ? &dirs : nullptr));
   if (dir.fd < 0) fail_io("FileStore::set", "cannot open directory", root_ + "/" + rel_dir, errno);
   remove_stale_temps(dir.fd, rel_dir);
   const std::string temp = "." + name + temp_suffix();
@@ -395,11 +399,7 @@ void FileStore::write_value(const std::string& key, const uint8_t* data, std::si
     ::unlinkat(dir.fd, temp.c_str(), 0);
     throw;
   }
-  if (durable_ && dirs != nullptr) {
-    dirs->add(rel_dir);
-  } else if (durable_ && ::fsync(dir.fd) != 0 && errno != EINVAL) {
-    fail_io("FileStore::set", "directory fsync failed", root_ + "/" + rel_dir, errno);
-  }
+  if (durable_) dirs.add(rel_dir);
 }
 
 void FileStore::erase(const std::string& key) {
@@ -422,7 +422,7 @@ std::shared_ptr<void> FileStore::lock_for_update(const std::string& key) {
   const std::string lock_path = full(kLockFile);
   int fd = -1;
   {
-    Fd dir(open_dir_for_write(prefix_));
+    Fd dir(open_dir_for_write(prefix_, nullptr));
     if (dir.fd < 0) fail_io("FileStore::lock_for_update", "cannot open directory", full("."), errno);
     fd = ::openat(dir.fd, kLockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0666);
   }

@@ -210,17 +210,21 @@ TEST(Store, FileStoreUpdateLockSerialisesOneKey) {
   fs::remove_all(root);
 }
 
-TEST(Store, DeferredDirectorySyncsEachDirectoryOnce) {
+TEST(Store, DeferredWritesRecordEachDirectoryToSyncOnce) {
   const fs::path root = fresh_dir("deferred");
   FileStore store(root.string(), /*durable=*/true);
+  EXPECT_TRUE(store.write_waits());
   DirtyDirs dirs;
   const uint8_t bytes[] = {1, 2, 3};
   for (const char* key : {"c/0/0", "c/0/1", "c/1/0", "zarr.json"}) store.set_deferred(key, bytes, 3, dirs);
   ByteBuffer out;
   ASSERT_TRUE(store.get("c/0/1", ByteRange::whole(), out));  // visible before the sync
   EXPECT_EQ(out.size(), 3u);
-  store.sync_dirs(dirs);
-  EXPECT_TRUE(dirs.take().empty());  // each directory synced once, then forgotten
+  // The directories renamed into (c/0, c/1, the root) and the parents of those created (c, root).
+  const std::vector<std::string> recorded = dirs.take();
+  EXPECT_EQ(recorded, (std::vector<std::string>{"", "c", "c/0", "c/1"}));
+  for (const std::string& d : recorded) EXPECT_NO_THROW(store.sync_dir(d));
+  EXPECT_TRUE(dirs.take().empty());  // each directory once, then forgotten
   DirtyDirs twice;
   twice.add("c/0");
   twice.add("c/0");
@@ -230,15 +234,18 @@ TEST(Store, DeferredDirectorySyncsEachDirectoryOnce) {
   store.set_deferred("d/0", bytes, 3, dirs);
   fs::remove_all(root / "d");
   try {
-    store.sync_dirs(dirs);
+    store.sync_dir("d");
     ADD_FAILURE() << "sync of a removed directory succeeded";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIo);
     EXPECT_NE(std::string(e.what()).find((root / "d").string()), std::string::npos) << e.what();
   }
   FileStore loose(root.string(), /*durable=*/false);  // nothing to sync without durability
-  loose.set_deferred("e/0", bytes, 3, dirs);
+  EXPECT_FALSE(loose.write_waits());
+  DirtyDirs none;
+  loose.set_deferred("e/0", bytes, 3, none);
+  EXPECT_TRUE(none.take().empty());
   fs::remove_all(root / "e");
-  EXPECT_NO_THROW(loose.sync_dirs(dirs));
+  EXPECT_NO_THROW(loose.sync_dir("e"));
   fs::remove_all(root);
 }

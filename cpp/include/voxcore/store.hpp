@@ -37,8 +37,8 @@ struct ByteRequest {
 // segment, no NUL or backslash, and no segment that looks like one of our temp files.
 VOXCORE_API void check_key(const std::string& key);
 
-// The directories that a run of writes renamed values into, synced once when the run ends
-// (Store::sync_dirs). Thread-safe.
+// The directories that a run of writes renamed values into (or created), each synced once when the
+// run ends (Store::sync_dir). Thread-safe.
 class VOXCORE_API DirtyDirs {
  public:
   void add(const std::string& dir);
@@ -59,17 +59,20 @@ class VOXCORE_API Store {
   virtual bool get(const std::string& key, const ByteRange& range, ByteBuffer& out,
                    uint64_t* total_size = nullptr) = 0;
   virtual void set(const std::string& key, const uint8_t* data, std::size_t size) = 0;
-  // As set, but a durable store leaves the sync of the directory that the value was renamed into
-  // to sync_dirs(dirs), which a run of writes calls once at its end: one directory sync per
-  // directory per run instead of one per value (the value's data is synced before its rename
-  // either way). Default: set.
+  // As set, but a durable store leaves the syncs of the directories that the value was renamed
+  // (or created) into to sync_dir, once per directory for a whole run of writes instead of once per
+  // value: it records them in dirs. The value's own data is synced before its rename either way.
+  // Default: set.
   virtual void set_deferred(const std::string& key, const uint8_t* data, std::size_t size,
                             DirtyDirs& dirs) {
+    (void)dirs;
     set(key, data, size);
   }
-  // Makes the renames recorded in dirs durable (a durable FileStore fsyncs each directory).
-  // Default: nothing to do.
-  virtual void sync_dirs(DirtyDirs& dirs) { (void)dirs.take(); }
+  // Makes the renames into dir, a directory that set_deferred recorded, durable.
+  virtual void sync_dir(const std::string& dir) { (void)dir; }
+  // True when set waits on the device (a durable FileStore's fsyncs): a run of writes then calls
+  // set_deferred from I/O threads, concurrently, while its compute threads go on encoding.
+  virtual bool write_waits() const noexcept { return false; }
   // Removing a missing key is not an error.
   virtual void erase(const std::string& key) = 0;
 
@@ -113,12 +116,22 @@ class VOXCORE_API Store {
 // leads out of it raises kUnsafePath for reads and writes, unless allow_external_links is set.
 // sub(path) gives a store for a subtree that keeps this root as its boundary.
 //
-// Writes are atomic: a unique temp file ".NAME.vxtmp-PID-..." in the key's directory
-// (O_CREAT|O_EXCL), fsync, rename over NAME, directory fsync; durable=false drops the fsyncs. A
-// run of writes (ChunkedArray::write, ChunkBatch::encode) uses set_deferred and syncs each
-// directory it renamed into once, before the call returns (sync_dirs). The
-// first write into a directory through a store removes temp files there whose writer process no
-// longer exists. lock_for_update takes an open-file-description byte-range lock (F_OFD_SETLKW)
+// Writes are atomic, and durable when the call returns (durable=false drops only the fsyncs):
+//  - a value goes to a unique temp file ".NAME.vxtmp-PID-..." in its key's directory
+//    (O_CREAT|O_EXCL), whose data is fsync'd, and is then renamed over NAME: readers, and the disk
+//    after a crash, see the old value or the new one, never a torn one;
+//  - the directory that received the rename, and the parent of each directory the write created,
+//    are fsync'd before the call returns. set() syncs them itself; a run of writes
+//    (ChunkedArray::write, ChunkBatch::encode) records them through set_deferred and syncs each
+//    directory once, at its end (sync_dir);
+//  - write_waits() is true when durable, so a run calls set_deferred from the I/O threads: the
+//    fsyncs of many values are in flight together (the filesystem commits them in one journal
+//    transaction) while the compute threads go on encoding. The cost of durability is then the
+//    disk's, not the compute threads' (see detail/write_behind.hpp);
+//  - a failed write, open, fsync or rename raises kIo naming the path (so the key) and errno,
+//    and removes its temp file: the key keeps its old value.
+// The first write into a directory through a store removes temp files there whose writer process
+// no longer exists. lock_for_update takes an open-file-description byte-range lock (F_OFD_SETLKW)
 // on the ".vxlock" file of the store's directory (root/prefix), one byte per key hash, so that
 // read-modify-writes of one key are serialised across processes and threads; the lock is
 // released when the token is dropped, or by the kernel when the process dies. Thread-safe.
@@ -137,7 +150,8 @@ class VOXCORE_API FileStore : public Store {
   void set(const std::string& key, const uint8_t* data, std::size_t size) override;
   void set_deferred(const std::string& key, const uint8_t* data, std::size_t size,
                     DirtyDirs& dirs) override;
-  void sync_dirs(DirtyDirs& dirs) override;
+  void sync_dir(const std::string& dir) override;
+  bool write_waits() const noexcept override { return durable_; }
   void erase(const std::string& key) override;
   bool exists(const std::string& key);
   std::unique_ptr<Snapshot> snapshot(const std::string& key) override;
@@ -153,9 +167,9 @@ class VOXCORE_API FileStore : public Store {
   std::string rel(const std::string& key) const;   // prefix/key
   int open_beneath(const std::string& rel_path, int flags, unsigned mode = 0) const;
   int open_value(const std::string& key, const char* where, struct stat& st) const;
-  int open_dir_for_write(const std::string& rel_dir) const;
+  int open_dir_for_write(const std::string& rel_dir, DirtyDirs* created) const;
   void remove_stale_temps(int dir_fd, const std::string& rel_dir) const;
-  void write_value(const std::string& key, const uint8_t* data, std::size_t size, DirtyDirs* dirs);
+  void write_value(const std::string& key, const uint8_t* data, std::size_t size, DirtyDirs& dirs);
 
   std::string root_;
   std::string prefix_;

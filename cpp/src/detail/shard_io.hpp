@@ -2,8 +2,7 @@
 // Private: the chunk and shard I/O shared by ChunkedArray (chunked_array.cpp) and ChunkBatch
 // (batch.cpp), one copy of each mechanism: the stored-size limit, per-thread scratch, error
 // keying, reading and checking a shard index, planning which inner chunks a region touches,
-// decoding part of a chunk, merging a write into stored chunks and shards, and syncing the
-// directories a run of writes renamed into.
+// decoding part of a chunk, and merging a write into stored chunks and shards.
 //
 // Functions that fail throw Error under the caller's `where` without naming the key; callers
 // catch and name it with rethrow_keyed.
@@ -20,28 +19,6 @@
 #include "voxcore/store.hpp"
 
 namespace voxcore::detail {
-
-// ---- durable runs of writes ---------------------------------------------------------------------
-
-// Runs writes(dirs), whose sets go through store->set_deferred(..., dirs), then syncs each
-// directory they renamed into once (store->sync_dirs). When writes throws, what it renamed before
-// is synced too (best effort) and its exception propagates. store null: writes alone.
-template <class Writes>
-void write_then_sync(Store* store, Writes&& writes) {
-  DirtyDirs dirs;
-  try {
-    writes(dirs);
-  } catch (...) {
-    if (store != nullptr) {
-      try {
-        store->sync_dirs(dirs);
-      } catch (...) {
-      }
-    }
-    throw;
-  }
-  if (store != nullptr) store->sync_dirs(dirs);
-}
 
 // ---- limits -------------------------------------------------------------------------------------
 

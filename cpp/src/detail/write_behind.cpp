@@ -1,0 +1,150 @@
+#include "detail/write_behind.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "detail/io_threads.hpp"
+#include "detail/shard_io.hpp"
+#include "voxcore/error.hpp"
+
+namespace voxcore::detail {
+namespace {
+
+// At most this many bytes (but always one set) and sets in flight per run: enough to keep every
+// I/O thread busy, small beside the data a run writes.
+constexpr std::size_t kMaxBytesInFlight = std::size_t{128} << 20;
+std::size_t max_jobs() { return 4 * static_cast<std::size_t>(io_thread_count()); }
+
+}  // namespace
+
+WriteBehind::WriteBehind(Store* store, const char* where)
+    : store_(store), where_(where), behind_(store != nullptr && store->write_waits()) {}
+
+WriteBehind::~WriteBehind() {
+  if (finished_) return;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wait_idle(lock);
+  }
+  try {
+    sync_dirs();
+  } catch (...) {
+  }
+}
+
+void WriteBehind::wait_idle(std::unique_lock<std::mutex>& lock) {
+  changed_.wait(lock, [&] { return jobs_ == 0; });
+}
+
+void WriteBehind::throw_if_failed(std::unique_lock<std::mutex>& lock) {
+  if (error_) {
+    std::exception_ptr e = error_;
+    lock.unlock();
+    std::rethrow_exception(e);
+  }
+}
+
+// The error of a set of key, with the key named.
+static std::exception_ptr keyed(const char* where, const std::string& key) {
+  try {
+    try {
+      throw;
+    } catch (const Error& e) {
+      rethrow_keyed(e, where, key);
+    }
+  } catch (...) {
+    return std::current_exception();
+  }
+}
+
+void WriteBehind::put(const std::string& key, ByteBuffer& bytes, std::function<void()> after) {
+  if (!behind_) {
+    try {
+      if (store_ != nullptr) store_->set_deferred(key, bytes.data(), bytes.size(), dirs_);
+    } catch (...) {
+      if (after) after();
+      throw;
+    }
+    if (after) after();
+    return;
+  }
+  auto job = std::make_shared<ByteBuffer>();
+  const std::size_t size = bytes.size();
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] {
+      return error_ || jobs_ == 0 || (jobs_ < max_jobs() && bytes_ + size <= kMaxBytesInFlight);
+    });
+    if (error_) {
+      if (after) after();
+      throw_if_failed(lock);
+    }
+    ++jobs_;
+    bytes_ += size;
+    if (!spare_.empty()) {
+      *job = std::move(spare_.back());
+      spare_.pop_back();
+    }
+  }
+  std::swap(*job, bytes);  // the caller encodes its next value into a spare buffer
+  run_on_io_thread([this, key, job, size, after = std::move(after)]() mutable {
+    std::exception_ptr error;
+    try {
+      store_->set_deferred(key, job->data(), job->size(), dirs_);
+    } catch (...) {
+      error = keyed(where_, key);
+    }
+    if (after) after();
+    after = nullptr;  // release what it holds before the run may end
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error && !error_) error_ = error;
+    --jobs_;
+    bytes_ -= size;
+    job->clear();
+    spare_.push_back(std::move(*job));
+    changed_.notify_all();
+  });
+}
+
+void WriteBehind::sync_dirs() {
+  if (store_ == nullptr) return;
+  const std::vector<std::string> dirs = dirs_.take();
+  if (dirs.empty()) return;
+  if (!behind_ || dirs.size() == 1) {
+    for (const std::string& d : dirs) store_->sync_dir(d);
+    return;
+  }
+  // Each directory's fsync on an I/O thread, all in flight together.
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (const std::string& d : dirs) {
+    ++jobs_;
+    run_on_io_thread([this, d] {
+      std::exception_ptr error;
+      try {
+        store_->sync_dir(d);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> inner(mutex_);
+      if (error && !error_) error_ = error;
+      --jobs_;
+      changed_.notify_all();
+    });
+  }
+  wait_idle(lock);
+}
+
+void WriteBehind::finish() {
+  finished_ = true;
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wait_idle(lock);
+  }
+  // Synced also when a set failed: what was renamed into place before it is durable.
+  sync_dirs();
+  std::unique_lock<std::mutex> lock(mutex_);
+  throw_if_failed(lock);
+}
+
+}  // namespace voxcore::detail

@@ -1,0 +1,62 @@
+#pragma once
+// Private: one run of writes to a store (ChunkedArray::write, ChunkBatch::encode) and the one place
+// where its durability is paid for.
+//
+// The compute threads encode; put() hands each encoded value to the store. Where the store's sets
+// wait on the device (Store::write_waits: a durable FileStore, whose set writes a temp file, fsyncs
+// it and renames it over the key), they run on the I/O threads (io_threads.hpp) while the compute
+// threads go on encoding, with a bounded number of bytes in flight; else they run inline. Either
+// way the directories that the sets renamed into (or created) are synced once each, when the run
+// finishes, on the I/O threads too. A set that fails stops the run: the next put, or finish,
+// throws its error with the key named.
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "voxcore/buffer.hpp"
+#include "voxcore/store.hpp"
+
+namespace voxcore::detail {
+
+class WriteBehind {
+ public:
+  // store null: nothing is stored (put only runs after). where names the caller in errors.
+  WriteBehind(Store* store, const char* where);
+  // A run that did not finish (its caller threw): waits for the sets in flight and syncs the
+  // directories they renamed into, best effort, so that what was published is durable too.
+  ~WriteBehind();
+  WriteBehind(const WriteBehind&) = delete;
+  WriteBehind& operator=(const WriteBehind&) = delete;
+
+  // Stores bytes under key, now or on an I/O thread; in the second case bytes' contents are taken
+  // and bytes is left holding a recycled buffer. after (which must not throw) runs once the set is
+  // done or has failed, and is then destroyed (releasing whatever it holds, e.g. the key's
+  // locks). Blocks while too much is in flight; throws the error of an earlier failed set.
+  void put(const std::string& key, ByteBuffer& bytes, std::function<void()> after = nullptr);
+
+  // Waits for every set, syncs each directory they renamed into, and throws the first failure.
+  void finish();
+
+ private:
+  void wait_idle(std::unique_lock<std::mutex>& lock);
+  void throw_if_failed(std::unique_lock<std::mutex>& lock);
+  void sync_dirs();
+
+  Store* store_;
+  const char* where_;
+  bool behind_;  // sets run on the I/O threads
+  DirtyDirs dirs_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t jobs_ = 0;   // sets in flight
+  std::size_t bytes_ = 0;  // their bytes
+  std::exception_ptr error_;
+  std::vector<ByteBuffer> spare_;  // buffers of finished sets, for the next puts
+  bool finished_ = false;
+};
+
+}  // namespace voxcore::detail
