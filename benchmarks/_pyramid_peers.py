@@ -63,15 +63,19 @@ def cascade(vol, down) -> list[np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- voxcore
-def voxcore_writer(method: str, durable: bool) -> Callable:
+def voxcore_writer(method: str, durable: bool, sync: bool = False) -> Callable:
     """build_pyramid + save. The peers do not fsync, so the like-for-like rows pass
-    durable=False; save's default, durable=True (an fsync per file written), is its own row."""
+    durable=False; save's default, durable=True (an fsync per file written), is its own row.
+    sync: durable=False followed by os.sync(), the floor of putting the same bytes on disk."""
     def write(path, vol):
+        import os
         import voxcore as vc
         pyr = vc.build_pyramid(vc.from_array(vol, dims=DIMS), factors=list(FACTORS),
                                method=method)
         vc.save(pyr, path, version="0.5", chunks=CHUNK, codec="zstd", overwrite=True,
                 durable=durable)
+        if sync:
+            os.sync()
     return write
 
 
@@ -161,6 +165,8 @@ WRITERS = [
     PyramidWriter("voxcore mean", "voxcore", "mean", voxcore_writer("mean", durable=False)),
     PyramidWriter("voxcore mean durable=True", "voxcore", "mean",
                   voxcore_writer("mean", durable=True)),
+    PyramidWriter("floor: voxcore mean durable=False + os.sync", "voxcore", "mean",
+                  voxcore_writer("mean", durable=False, sync=True)),
     PyramidWriter("voxcore gaussian", "voxcore", "gaussian",
                   voxcore_writer("gaussian", durable=False)),
     PyramidWriter("ngff-zarr default (itkwasm_gaussian)", "ngff-zarr", "gaussian",

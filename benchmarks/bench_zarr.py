@@ -28,12 +28,13 @@ from _data import CASES, Case, MiB
 from _floors import Floors, chunk_set
 
 ROUNDS = {"read": 7, "boxes": 7, "boxes-cached": 7, "write": 5, "floor": 7, "downsample": 7,
-          "pyramid": 5}
+          "pyramid": 5, "durable-scaling": 5}
 # Run order (conftest.py sorts by it): per operation and case, voxcore, the peers and the floor
 # run back to back, so rows that are compared with each other see the same machine load.
 RUN_ORDER = (("test_floor_memcpy",), ("test_read_whole", "test_floor_read"),
              ("test_read_boxes", "test_floor_boxes"), ("test_read_boxes_cached",),
-             ("test_write_whole", "test_floor_write"))
+             ("test_write_whole", "test_floor_durable_write", "test_floor_write"),
+             ("test_durable_scaling",))
 
 PEERS = {
     "voxcore": _peers.Voxcore,
@@ -169,6 +170,57 @@ def test_write_whole(benchmark, peer, kw, case, volume, workdir, size):
     assert_equal(_peers.zarr_read_back(path), volume, f"zarr-python read-back of {peer}'s write")
     benchmark.extra_info["stored_MiB"] = round(
         sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / MiB, 2)
+    shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
+def test_floor_durable_write(benchmark, case, volume, workdir, size):
+    """What putting these bytes on disk costs at least: voxcore's write with durable=False, then
+    os.sync() (the kernel writes every dirty page back in one go, one journal commit). A durable
+    write that overlaps its fsyncs with encoding can beat it; one that pays them on the compute
+    threads cannot."""
+    p = make_peer("voxcore", durable=False)
+    path = workdir / "written" / f"{case.key}-floor-sync.zarr"
+
+    def clear():
+        shutil.rmtree(path, ignore_errors=True)
+        os.sync()
+
+    def write():
+        p.write(path, case, volume)
+        os.sync()
+
+    run(benchmark, write, setup=clear, op="write", case=case, size=size,
+        peer="floor: voxcore durable=False + os.sync", nbytes=volume.nbytes)
+    assert_equal(_peers.zarr_read_back(path), volume, "read-back of the floor write")
+    shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["plain", "durable"])
+@pytest.mark.parametrize("chunk,shard", [(64, None), (32, None), (64, 256), (32, 256)],
+                         ids=["c64", "c32", "c64-s256", "c32-s256"])
+def test_durable_scaling(benchmark, chunk, shard, durable, volume, workdir, size):
+    """How the cost of durability grows with the number of files: v3 zstd-1 writes with 64^3
+    and 32^3 chunks, unsharded (one file per chunk) and in 256^3 shards, durable or not."""
+    import voxcore as vc
+
+    shard = min(shard, size) if shard else None
+    path = workdir / "written" / f"scaling-{chunk}-{shard}-{durable}.zarr"
+
+    def clear():
+        shutil.rmtree(path, ignore_errors=True)
+        os.sync()
+
+    def write():
+        vc.create_array(path, volume.shape, volume.dtype, chunks=chunk, shards=shard, codec="zstd",
+                        overwrite=True, durable=durable).write(volume)
+
+    n_files = (size // (shard or chunk)) ** 3
+    run(benchmark, write, setup=clear, op="durable-scaling", case=None, size=size,
+        peer=f"voxcore {chunk}^3 chunks{f' {shard}^3 shards' if shard else ''} "
+             f"({n_files} files){' durable=True' if durable else ''}",
+        nbytes=volume.nbytes, rounds=ROUNDS["write"], files=n_files)
+    assert_equal(vc.open(path).read(), volume, "scaling write")
     shutil.rmtree(path)
 
 

@@ -39,6 +39,8 @@ OPS = {
     "nifti-write": ".nii.gz write of a loaded image (gzip level 1 for voxcore; nibabel's default)",
     "scaleout": "2x mean downsample chunk by chunk into a new array (size x 2size x 2size source, "
                 "128^3 -> 64^3 chunks, zstd-1; bytes = source)",
+    "durable-scaling": "Durable writes by file count: v3 zstd-1, 64^3 / 32^3 chunks, unsharded or "
+                       "256^3 shards, durable=True against durable=False",
     "scaleout-overhead": "Chunk dispatch alone: the same chunk pairs with a no-op function "
                          "(extra_info per_chunk_ms)",
 }
@@ -72,6 +74,37 @@ ROW_TARGETS = [
      "numpy ascontiguousarray", 25.0),
     ("nifti-write", ".nii.gz write >= 8x faster than nibabel", "voxcore", "nibabel to_filename", 8.0),
 ]
+
+
+# Durable writes (per operation and case): (op, durable row, the other row, need), need as in
+# ROW_TARGETS.
+DURABLE_TARGETS = [
+    ("write", "voxcore durable=True", "voxcore", -1.15),
+    ("write", "voxcore durable=True", "tensorstore file_io_sync=true", 1.0),
+    ("write", "voxcore durable=True", "floor: voxcore durable=False + os.sync", -1.1),
+    ("pyramid", "voxcore mean durable=True", "voxcore mean", -1.15),
+    ("pyramid", "voxcore mean durable=True", "floor: voxcore mean durable=False + os.sync", -1.1),
+    ("nifti-write", "voxcore durable=True", "voxcore", -1.15),
+]
+
+
+def durable_targets(groups) -> list[str]:
+    out = []
+    for (op, case), rows in groups.items():
+        by = {r["peer"]: r for r in rows}
+        for top, mine, other, need in DURABLE_TARGETS:
+            if top != op or mine not in by or other not in by:
+                continue
+            v, p = by[mine], by[other]
+            if need > 0:
+                got = p["median"] / v["median"]
+                ok, how = got > need, f"{got:.2f}x faster"
+            else:
+                got = v["median"] / p["median"]
+                ok, how = got <= -need, f"{got:.2f}x (need <= {-need})"
+            out.append(f"- {op} {case}: {mine} {v['median']:.3f} s vs {other} {p['median']:.3f} s "
+                       f"= {how}: {'met' if ok else 'NOT met'}")
+    return out
 
 
 def is_voxcore(peer: str) -> bool:
@@ -226,6 +259,9 @@ def render(doc, rows) -> str:
     pyramid = [r for r in rows if r["op"] == "pyramid"]
     if pyramid:
         lines += ["", "## Pyramid targets", ""] + targets(pyramid)
+    durable = durable_targets(groups)
+    if durable:
+        lines += ["", "## Durable-write targets", ""] + durable
     nifti = row_targets(rows)
     if nifti:
         lines += ["", "## NIfTI targets", ""] + nifti
