@@ -236,7 +236,7 @@ struct ChunkBatch::Impl {
     std::vector<ByteBuffer> held;
     const auto old = sources(items, &EncodeItem::existing, merged, store, held);
     Store* direct = batched ? nullptr : store;  // written by the workers
-    detail::WriteBehind out(direct, kEncodeWhere);
+    detail::WriteBehind out(kEncodeWhere);
     encode_chunks(items, old, merged, write_empty, direct, out);
     out.finish();
     if (batched) put_batched(*store, items);
@@ -310,7 +310,7 @@ struct ChunkBatch::Impl {
     if (it.empty) {
       store.erase(it.key);
     } else {
-      out.put(it.key, it.encoded);
+      out.put(&store, it.key, it.encoded);
       it.encoded = ByteBuffer();  // stored or taken: free it now
     }
   }

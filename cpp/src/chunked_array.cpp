@@ -455,7 +455,7 @@ struct ChunkedArray::Impl {
     }
   }
 
-  void write(const Box& box, const ArrayView& src) {
+  void write(const Box& box, const ArrayView& src, detail::WriteBehind* run) {
     check_box(box, src, kWriteWhere);
     VOXCORE_EXPECT(box_inside(box, spec.shape), ErrorCode::kInvalidArgument, kWriteWhere,
                    "box lies outside the array (start=" + shape_str(box.start) + ", shape=" +
@@ -468,7 +468,8 @@ struct ChunkedArray::Impl {
       write_batched(overlaps, src, inner_parallel);
       return;
     }
-    detail::WriteBehind out(store.get(), kWriteWhere);
+    detail::WriteBehind own(kWriteWhere);
+    detail::WriteBehind& out = run != nullptr ? *run : own;
     auto one = [&](int64_t k) {
       const auto& o = overlaps[static_cast<std::size_t>(k)];
       const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
@@ -490,16 +491,15 @@ struct ChunkedArray::Impl {
         return;
       }
       // Both locks are released once the value is in place (maybe on an I/O thread).
-      out.put(key, encoded, [this, &o, hold = std::move(hold), update_lock = std::move(update_lock)] {
-        invalidate(o);
-      });
+      out.put(store.get(), key, encoded,
+              [this, o, hold = std::move(hold), update_lock = std::move(update_lock)] { invalidate(o); });
     };
     if (inner_parallel) {
       for (std::size_t k = 0; k < overlaps.size(); ++k) one(static_cast<int64_t>(k));
     } else {
       executor->parallel_for(static_cast<int64_t>(overlaps.size()), one);
     }
-    out.finish();
+    if (run == nullptr) own.finish();
   }
 
   void write_batched(const std::vector<ChunkGrid::Overlap>& overlaps, const ArrayView& src,
@@ -562,6 +562,16 @@ const ChunkGrid& ChunkedArray::grid() const noexcept { return impl_->grid; }
 const CodecChain& ChunkedArray::codecs() const noexcept { return *impl_->chain; }
 
 void ChunkedArray::read_into(const Box& box, const ArrayView& dst) const { impl_->read_into(box, dst); }
-void ChunkedArray::write(const Box& box, const ArrayView& src) { impl_->write(box, src); }
+struct WriteRun::Impl {
+  detail::WriteBehind behind{kWriteWhere};
+};
+
+void ChunkedArray::write(const Box& box, const ArrayView& src, WriteRun* run) {
+  impl_->write(box, src, run != nullptr ? &run->impl_->behind : nullptr);
+}
+
+WriteRun::WriteRun() : impl_(std::make_unique<Impl>()) {}
+WriteRun::~WriteRun() = default;
+void WriteRun::finish() { impl_->behind.finish(); }
 
 }  // namespace voxcore

@@ -219,13 +219,28 @@ void init_array(py::module_& m) {
           "Fills out with the box [start, start + out.shape); outside the array: fill value.")
       .def(
           "write",
-          [](ChunkedArray& a, const Shape& start, py::array src) {
+          [](ChunkedArray& a, const Shape& start, py::array src, WriteRun* run) {
             const Box box = box_of(start, src);
             const ArrayView view = view_of(src, /*writable=*/false);
             py::gil_scoped_release release;
-            a.write(box, view);
+            a.write(box, view, run);
           },
-          py::arg("start"), py::arg("src"), "Writes src at start (the box must lie inside the array).");
+          py::arg("start"), py::arg("src"), py::arg("run") = nullptr,
+          "Writes src at start (the box must lie inside the array); durable on return, or at "
+          "run.finish() when a WriteRun is given.");
+
+  py::class_<WriteRun>(m, "WriteRun",
+                       "Writes whose durability is settled once, at finish(): for a tree published "
+                       "only afterwards. The arrays written must outlive finish().")
+      .def(py::init<>())
+      .def(
+          "finish",
+          [](WriteRun& r) {
+            py::gil_scoped_release release;
+            r.finish();
+          },
+          "Waits for every write of the run, syncs the directories they touched, raises the "
+          "first failure.");
 
   m.def(
       "set_num_threads",

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -272,4 +273,78 @@ TEST(ChunkedArray, FileStoreEndToEnd) {
     EXPECT_EQ(back, data);
   }
   fs::remove_all(root);
+}
+
+namespace {
+
+// A store whose sets wait (so a run puts them on the I/O threads), counting directory syncs; the
+// set of one key fails with an I/O error.
+class SlowStore : public MemoryStore {
+ public:
+  explicit SlowStore(std::string failing = "") : MemoryStore(false), failing_(std::move(failing)) {}
+  bool write_waits() const noexcept override { return true; }
+  void set_deferred(const std::string& key, const uint8_t* d, std::size_t n, DirtyDirs& dirs) override {
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (key == failing_) fail(ErrorCode::kIo, "SlowStore::set", "injected failure (path=/x/" + key + ")", 5);
+    set(key, d, n);
+    dirs.add(key.substr(0, key.rfind('/')));
+  }
+  void sync_dir(const std::string& dir) override {
+    std::lock_guard<std::mutex> lock(sync_mutex_);
+    ++synced[dir];
+  }
+  std::map<std::string, int> synced;
+
+ private:
+  std::string failing_;
+  std::mutex sync_mutex_;
+};
+
+}  // namespace
+
+TEST(WriteRun, WritesOfSeveralArraysAreSettledAtFinish) {
+  const Shape shape{32, 32, 32};
+  auto a_store = std::make_shared<SlowStore>();
+  auto b_store = std::make_shared<SlowStore>();
+  ChunkedArray a(spec_for(shape, {8, 8, 8}, false), a_store);
+  ChunkedArray b(spec_for(shape, {16, 16, 16}, true, {8, 8, 8}), b_store);
+  auto src = ramp(shape);
+  {
+    WriteRun run;
+    a.write(Box{{0, 0, 0}, shape}, view(src, shape), &run);
+    b.write(Box{{0, 0, 0}, shape}, view(src, shape), &run);
+    a.write(Box{{3, 3, 3}, {5, 5, 5}}, view(src, {5, 5, 5}), &run);  // read-modify-write waits its turn
+    run.finish();
+  }
+  EXPECT_EQ(a_store->size(), 64u);
+  EXPECT_EQ(b_store->size(), 8u);
+  for (const auto& [dir, n] : a_store->synced) EXPECT_EQ(n, 1) << dir;  // once per run
+  EXPECT_EQ(a_store->synced.size(), 16u);                                 // c/z/y
+  std::vector<uint16_t> got(src.size()), want = src;
+  for (int z = 0; z < 5; ++z)
+    for (int y = 0; y < 5; ++y)
+      for (int x = 0; x < 5; ++x) want[((3 + z) * 32 + 3 + y) * 32 + 3 + x] = src[(z * 5 + y) * 5 + x];
+  a.read_into(Box{{0, 0, 0}, shape}, view(got, shape));
+  EXPECT_EQ(got, want);
+  b.read_into(Box{{0, 0, 0}, shape}, view(got, shape));
+  EXPECT_EQ(got, src);
+}
+
+TEST(WriteRun, AFailedSetSurfacesAtFinishWithItsKey) {
+  const Shape shape{32, 32, 32};
+  auto store = std::make_shared<SlowStore>("c/1/2/3");
+  ChunkedArray a(spec_for(shape, {8, 8, 8}, false), store);
+  auto src = ramp(shape);
+  WriteRun run;
+  try {
+    a.write(Box{{0, 0, 0}, shape}, view(src, shape), &run);
+    run.finish();
+    ADD_FAILURE() << "the failed set did not surface";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo);
+    EXPECT_NE(std::string(e.what()).find("c/1/2/3"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(store->data_.count("c/1/2/3"), 0u);
+  // Without a run the same failure surfaces from write itself.
+  EXPECT_THROW(a.write(Box{{0, 0, 0}, shape}, view(src, shape)), Error);
 }

@@ -24,6 +24,28 @@ struct ArraySpec {
   bool write_empty_chunks = false;  // false: a chunk equal to the fill value is erased, not written
 };
 
+// A run of writes, to one array or several, whose durability is settled once at its end: the sets of
+// every write given the run go on while it lasts (for a durable FileStore, on the I/O threads), and
+// finish() waits for them, syncs each directory they renamed into or created directories in, and
+// throws the first failure. For a tree that is published only after the run (a save built beside
+// its target), so that the last fsyncs of one write overlap the encoding of the next instead of
+// ending each write with a wait. Every array written through a run, and its store, must outlive
+// the run's finish() (or its destruction, which waits and syncs best effort).
+class VOXCORE_API WriteRun {
+ public:
+  WriteRun();
+  ~WriteRun();
+  WriteRun(const WriteRun&) = delete;
+  WriteRun& operator=(const WriteRun&) = delete;
+  void finish();
+
+  struct Impl;
+
+ private:
+  friend class ChunkedArray;
+  std::unique_ptr<Impl> impl_;
+};
+
 // Reads and writes boxes of a chunked array. Reads are thread-safe; concurrent writes to disjoint
 // boxes are safe even when they share a chunk or shard (read-modify-write is serialised per
 // chunk/shard within the process).
@@ -42,7 +64,9 @@ class VOXCORE_API ChunkedArray {
   // Parts of the box outside the array, and missing chunks, get the fill value.
   void read_into(const Box& box, const ArrayView& dst) const;
   // Writes src (shape == box.shape) at box, which must lie inside the array (kInvalidArgument).
-  void write(const Box& box, const ArrayView& src);
+  // Durable when it returns; with a run, when run->finish() returns (the values are in place,
+  // atomically, as each set completes either way).
+  void write(const Box& box, const ArrayView& src, WriteRun* run = nullptr);
 
   struct Impl;
 

@@ -18,8 +18,14 @@ std::size_t max_jobs() { return 4 * static_cast<std::size_t>(io_thread_count());
 
 }  // namespace
 
-WriteBehind::WriteBehind(Store* store, const char* where)
-    : store_(store), where_(where), behind_(store != nullptr && store->write_waits()) {}
+WriteBehind::WriteBehind(const char* where) : where_(where) {}
+
+DirtyDirs& WriteBehind::dirs_of(Store* store) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::unique_ptr<DirtyDirs>& d = dirs_[store];
+  if (!d) d = std::make_unique<DirtyDirs>();
+  return *d;
+}
 
 WriteBehind::~WriteBehind() {
   if (finished_) return;
@@ -58,10 +64,11 @@ static std::exception_ptr keyed(const char* where, const std::string& key) {
   }
 }
 
-void WriteBehind::put(const std::string& key, ByteBuffer& bytes, std::function<void()> after) {
-  if (!behind_) {
+void WriteBehind::put(Store* store, const std::string& key, ByteBuffer& bytes,
+                      std::function<void()> after) {
+  if (store == nullptr || !store->write_waits()) {
     try {
-      if (store_ != nullptr) store_->set_deferred(key, bytes.data(), bytes.size(), dirs_);
+      if (store != nullptr) store->set_deferred(key, bytes.data(), bytes.size(), dirs_of(store));
     } catch (...) {
       if (after) after();
       throw;
@@ -69,6 +76,7 @@ void WriteBehind::put(const std::string& key, ByteBuffer& bytes, std::function<v
     if (after) after();
     return;
   }
+  DirtyDirs& dirs = dirs_of(store);
   auto job = std::make_shared<ByteBuffer>();
   const std::size_t size = bytes.size();
   {
@@ -82,16 +90,17 @@ void WriteBehind::put(const std::string& key, ByteBuffer& bytes, std::function<v
     }
     ++jobs_;
     bytes_ += size;
+    finished_ = false;  // a run may go on after a finish
     if (!spare_.empty()) {
       *job = std::move(spare_.back());
       spare_.pop_back();
     }
   }
   std::swap(*job, bytes);  // the caller encodes its next value into a spare buffer
-  run_on_io_thread([this, key, job, size, after = std::move(after)]() mutable {
+  run_on_io_thread([this, store, &dirs, key, job, size, after = std::move(after)]() mutable {
     std::exception_ptr error;
     try {
-      store_->set_deferred(key, job->data(), job->size(), dirs_);
+      store->set_deferred(key, job->data(), job->size(), dirs);
     } catch (...) {
       error = keyed(where_, key);
     }
@@ -108,21 +117,28 @@ void WriteBehind::put(const std::string& key, ByteBuffer& bytes, std::function<v
 }
 
 void WriteBehind::sync_dirs() {
-  if (store_ == nullptr) return;
-  const std::vector<std::string> dirs = dirs_.take();
-  if (dirs.empty()) return;
-  if (!behind_ || dirs.size() == 1) {
-    for (const std::string& d : dirs) store_->sync_dir(d);
+  std::vector<std::pair<Store*, std::string>> todo;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [store, dirs] : dirs_) {
+      for (std::string& d : dirs->take()) todo.emplace_back(store, std::move(d));
+    }
+  }
+  if (todo.empty()) return;
+  const bool behind = std::any_of(todo.begin(), todo.end(),
+                                  [](const auto& t) { return t.first->write_waits(); });
+  if (!behind || todo.size() == 1) {
+    for (const auto& [store, d] : todo) store->sync_dir(d);
     return;
   }
   // Each directory's fsync on an I/O thread, all in flight together.
   std::unique_lock<std::mutex> lock(mutex_);
-  for (const std::string& d : dirs) {
+  for (const auto& [store, d] : todo) {
     ++jobs_;
-    run_on_io_thread([this, d] {
+    run_on_io_thread([this, store = store, d = d] {
       std::exception_ptr error;
       try {
-        store_->sync_dir(d);
+        store->sync_dir(d);
       } catch (...) {
         error = std::current_exception();
       }

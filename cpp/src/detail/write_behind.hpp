@@ -1,6 +1,6 @@
 #pragma once
-// Private: one run of writes to a store (ChunkedArray::write, ChunkBatch::encode) and the one place
-// where its durability is paid for.
+// Private: one run of writes (ChunkedArray::write, ChunkBatch::encode, a WriteRun across several
+// writes and arrays) and the one place where its durability is paid for.
 //
 // The compute threads encode; put() hands each encoded value to the store. Where the store's sets
 // wait on the device (Store::write_waits: a durable FileStore, whose set writes a temp file, fsyncs
@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -24,19 +26,21 @@ namespace voxcore::detail {
 
 class WriteBehind {
  public:
-  // store null: nothing is stored (put only runs after). where names the caller in errors.
-  WriteBehind(Store* store, const char* where);
+  // where names the caller in errors.
+  explicit WriteBehind(const char* where);
   // A run that did not finish (its caller threw): waits for the sets in flight and syncs the
   // directories they renamed into, best effort, so that what was published is durable too.
   ~WriteBehind();
   WriteBehind(const WriteBehind&) = delete;
   WriteBehind& operator=(const WriteBehind&) = delete;
 
-  // Stores bytes under key, now or on an I/O thread; in the second case bytes' contents are taken
-  // and bytes is left holding a recycled buffer. after (which must not throw) runs once the set is
+  // Stores bytes under key of store (null: nothing is stored, after only runs), now or on an I/O
+  // thread (store->write_waits()); in the second case bytes' contents are taken and bytes is left
+  // holding a recycled buffer. after (which must not throw) runs once the set is
   // done or has failed, and is then destroyed (releasing whatever it holds, e.g. the key's
   // locks). Blocks while too much is in flight; throws the error of an earlier failed set.
-  void put(const std::string& key, ByteBuffer& bytes, std::function<void()> after = nullptr);
+  void put(Store* store, const std::string& key, ByteBuffer& bytes,
+           std::function<void()> after = nullptr);
 
   // Waits for every set, syncs each directory they renamed into, and throws the first failure.
   void finish();
@@ -45,11 +49,10 @@ class WriteBehind {
   void wait_idle(std::unique_lock<std::mutex>& lock);
   void throw_if_failed(std::unique_lock<std::mutex>& lock);
   void sync_dirs();
+  DirtyDirs& dirs_of(Store* store);
 
-  Store* store_;
   const char* where_;
-  bool behind_;  // sets run on the I/O threads
-  DirtyDirs dirs_;
+  std::map<Store*, std::unique_ptr<DirtyDirs>> dirs_;  // per store written, under mutex_
   std::mutex mutex_;
   std::condition_variable changed_;
   std::size_t jobs_ = 0;   // sets in flight

@@ -34,6 +34,7 @@ class Image(ImageModel):
     def __init__(self, core: ChunkedArray, meta: zmeta.ZarrArrayMeta, source: str,
                  attrs: dict | None = None):
         self._core = core
+        self._run = None  # a _core.WriteRun: writes durable at its finish() (a save's own arrays)
         self._meta = meta
         self._source = source
         self.attrs = attrs if attrs is not None else meta.attributes
@@ -253,7 +254,10 @@ class Image(ImageModel):
                 f"offset rank differs from the array (expected={self.ndim}, got={len(start)})")
         if not allow_unaligned:
             self._warn_unaligned(start, arr.shape)
-        self._core.write(start, arr)
+        if self._run is None:
+            self._core.write(start, arr)
+        else:
+            self._core.write(start, arr, self._run)
 
     def _warn_unaligned(self, start: Sequence[int], shape: Sequence[int]) -> None:
         """UnalignedWriteWarning if the box covers a write unit (shard, else chunk) partly; the

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .. import _replace
+from .._core import WriteRun
 from .._stores import FileAdapter, ZarrStoreAdapter, _sync, is_zarr_store
 from ..errors import InvalidArgumentError
 from ..formats import ngff
@@ -36,6 +37,7 @@ class Target:
             path, store_path = sp.store, "/".join(p for p in (sp.path, store_path) if p)
         markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
         self._beside = None
+        self._run = None
         if is_zarr_store(path):
             self.store, self.prefix, self.durable = path, (store_path or "").strip("/"), True
             self.adapter = ZarrStoreAdapter(path, self.prefix)
@@ -56,15 +58,26 @@ class Target:
         self.store, self.prefix, self.label = self._beside.new, "", root
         self.durable = durable
         self.adapter = FileAdapter(self._beside.new, durable)
+        # Nothing in the new tree is visible before commit(): the chunk writes of every array share
+        # one run, made durable once, before the swap, so that no write ends waiting for its fsyncs.
+        self._run = WriteRun() if durable else None
+        self._arrays: list = []  # written through the run: they must outlive its finish()
 
     def commit(self) -> None:
         """Put what was written in place (local directories; a store was written in place)."""
         if self._beside is not None:
+            if self._run is not None:
+                self._run.finish()  # every chunk durable before the swap publishes it
             self._beside.commit()
 
     def abort(self) -> None:
         """Remove what was written beside the target unless committed; the old tree stays."""
         if self._beside is not None:
+            if self._run is not None:
+                try:
+                    self._run.finish()  # no write still in flight into the tree being removed
+                except Exception:  # the save's own error is the one raised
+                    pass
             self._beside.abort()
 
     def reopen(self, sub: str, array: Any) -> Any:
@@ -75,9 +88,13 @@ class Target:
 
     def array(self, sub: str, shape, dtype, chunks, shards, codec, level, v3: bool, dims):
         path = "/".join(p for p in (self.prefix, sub) if p)
-        return create_array(self.store, shape, dtype, chunks=chunks, shards=shards, codec=codec, level=level,
-                            zarr_format=3 if v3 else 2, dims=dims if v3 else None,
-                            dimension_separator=None if v3 else "/", path=path, durable=self.durable)
+        img = create_array(self.store, shape, dtype, chunks=chunks, shards=shards, codec=codec, level=level,
+                           zarr_format=3 if v3 else 2, dims=dims if v3 else None,
+                           dimension_separator=None if v3 else "/", path=path, durable=self.durable)
+        if self._run is not None:
+            img._run = self._run
+            self._arrays.append(img)
+        return img
 
     def group(self, sub: str, attrs: dict, v3: bool) -> None:
         """Write a group's metadata document(s); each is one atomic set."""
