@@ -26,14 +26,13 @@ ome-zarr-models. report.py prints the ratios and the project's pyramid targets.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 
 import numpy as np
 import pytest
 from _pyramid_peers import CHUNK, DIMS, FACTORS, WRITERS, PyramidWriter, np_sum8, ts_mean
-from bench_zarr import assert_equal, quieted, run
+from bench_zarr import assert_equal, cleared, quieted, run
 
 RUN_ORDER = (("test_downsample_levels",), ("test_pyramid_write", "test_floor_pyramid"))
 SLOW_ROUNDS = 3  # writers that take seconds per pyramid (the rest: ROUNDS["pyramid"])
@@ -175,11 +174,7 @@ def test_pyramid_write(benchmark, w, volume, workdir, size):
             pytest.importorskip(module)
     path = workdir / "pyramid" / f"{_writer_id(w)}.ome.zarr"
 
-    def clear():  # untimed: every round starts from no files and no dirty pages
-        shutil.rmtree(path, ignore_errors=True)
-        os.sync()
-
-    run(benchmark, lambda: w.write(path, volume), setup=clear, op="pyramid", case=None,
+    run(benchmark, lambda: w.write(path, volume), setup=cleared(path), op="pyramid", case=None,
         size=size, peer=w.label, nbytes=volume.nbytes, quiet=quiet,
         rounds=SLOW_ROUNDS if w.slow else None, family=w.family, kind=w.kind)
     benchmark.extra_info.update(check_pyramid(path, volume, w))
@@ -195,15 +190,10 @@ def test_floor_pyramid(benchmark, volume, workdir, size):
 
     levels = [volume] + vc._core.downsample_levels(volume, [[2, 2, 2]] * 3, "mean")
     outdir = workdir / "floor-pyramid"
-
-    def clear():
-        shutil.rmtree(outdir, ignore_errors=True)
-        os.sync()
-
     with Floors() as floors:
         def encode():
             return sum(floors.encode_whole(lv, "zstd", outdir / str(k)) for k, lv in enumerate(levels))
 
-        run(benchmark, encode, setup=clear, op="pyramid", case=None, size=size,
+        run(benchmark, encode, setup=cleared(outdir), op="pyramid", case=None, size=size,
             peer=f"floor: zstd-1 encode + one file per chunk, 4 levels {floors.nthreads}T",
             nbytes=volume.nbytes)

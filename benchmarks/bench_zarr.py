@@ -69,6 +69,15 @@ def run(benchmark, fn, *, op: str, case: Case | None, size: int, peer: str, nbyt
     return result
 
 
+def cleared(path):
+    """A setup that removes path and syncs, untimed: every round writes from nothing, with no
+    dirty pages of earlier rounds still being written back."""
+    def clear():
+        shutil.rmtree(path, ignore_errors=True)
+        os.sync()
+    return clear
+
+
 def quieted(quiet: bool):
     """The peers' warnings are silenced around their own calls only; voxcore's stay errors."""
     return _peers.quiet() if quiet else contextlib.nullcontext()
@@ -160,11 +169,7 @@ def test_write_whole(benchmark, peer, kw, case, volume, workdir, size):
     p = make_peer(peer.split()[0], **kw)
     path = workdir / "written" / f"{case.key}-{peer.replace(' ', '_')}.zarr"
 
-    def clear():  # untimed: every round creates the array from nothing, with no dirty pages
-        shutil.rmtree(path, ignore_errors=True)  # of earlier rounds still being written back
-        os.sync()
-
-    run(benchmark, lambda: p.write(path, case, volume), setup=clear, op="write", case=case,
+    run(benchmark, lambda: p.write(path, case, volume), setup=cleared(path), op="write", case=case,
         size=size, peer=peer, nbytes=volume.nbytes, quiet=not peer.startswith("voxcore"))
     assert _peers.zarr_layout(path) == _peers.expected_layout(case, size)
     assert_equal(_peers.zarr_read_back(path), volume, f"zarr-python read-back of {peer}'s write")
@@ -182,15 +187,11 @@ def test_floor_durable_write(benchmark, case, volume, workdir, size):
     p = make_peer("voxcore", durable=False)
     path = workdir / "written" / f"{case.key}-floor-sync.zarr"
 
-    def clear():
-        shutil.rmtree(path, ignore_errors=True)
-        os.sync()
-
     def write():
         p.write(path, case, volume)
         os.sync()
 
-    run(benchmark, write, setup=clear, op="write", case=case, size=size,
+    run(benchmark, write, setup=cleared(path), op="write", case=case, size=size,
         peer="floor: voxcore durable=False + os.sync", nbytes=volume.nbytes)
     assert_equal(_peers.zarr_read_back(path), volume, "read-back of the floor write")
     shutil.rmtree(path)
@@ -206,17 +207,12 @@ def test_durable_scaling(benchmark, chunk, shard, durable, volume, workdir, size
 
     shard = min(shard, size) if shard else None
     path = workdir / "written" / f"scaling-{chunk}-{shard}-{durable}.zarr"
-
-    def clear():
-        shutil.rmtree(path, ignore_errors=True)
-        os.sync()
-
     def write():
         vc.create_array(path, volume.shape, volume.dtype, chunks=chunk, shards=shard, codec="zstd",
                         overwrite=True, durable=durable).write(volume)
 
     n_files = (size // (shard or chunk)) ** 3
-    run(benchmark, write, setup=clear, op="durable-scaling", case=None, size=size,
+    run(benchmark, write, setup=cleared(path), op="durable-scaling", case=None, size=size,
         peer=f"voxcore {chunk}^3 chunks{f' {shard}^3 shards' if shard else ''} "
              f"({n_files} files){' durable=True' if durable else ''}",
         nbytes=volume.nbytes, rounds=ROUNDS["write"], files=n_files)
@@ -276,13 +272,8 @@ def test_floor_write(benchmark, case, files, floors, volume, workdir, size):
     outdir = workdir / "floor-write" / case.key if files else None
     what = "+ one file per chunk" if files else "(no I/O)"
 
-    def clear():
-        if outdir is not None:
-            shutil.rmtree(outdir, ignore_errors=True)
-            os.sync()
-
     nbytes = run(benchmark, lambda: floors.encode_whole(volume, case.codec, outdir),
-                 setup=clear, op="write", case=case, size=size,
+                 setup=cleared(outdir) if outdir is not None else None, op="write", case=case, size=size,
                  peer=f"floor: gather+{case.codec} encode {floors.nthreads}T {what}",
                  nbytes=volume.nbytes)
     assert 0 < nbytes < volume.nbytes  # the volume compresses (~1.8x at 512)

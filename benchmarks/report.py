@@ -88,6 +88,17 @@ DURABLE_TARGETS = [
 ]
 
 
+def judge(v: dict, p: dict, need: float, below: str, strict: bool = False) -> tuple[bool, str]:
+    """Whether row v meets need against row p (see ROW_TARGETS), and how it reads: need > 0,
+    v at least need times faster (strict: more than); need < 0, v's time at most -need times p's
+    (described as "Nx <below>")."""
+    if need > 0:
+        got = p["median"] / v["median"]
+        return (got > need if strict else got >= need), f"{got:.2f}x faster"
+    got = v["median"] / p["median"]
+    return got <= -need, f"{got:.2f}x {below}"
+
+
 def durable_targets(groups) -> list[str]:
     out = []
     for (op, case), rows in groups.items():
@@ -96,12 +107,7 @@ def durable_targets(groups) -> list[str]:
             if top != op or mine not in by or other not in by:
                 continue
             v, p = by[mine], by[other]
-            if need > 0:
-                got = p["median"] / v["median"]
-                ok, how = got > need, f"{got:.2f}x faster"
-            else:
-                got = v["median"] / p["median"]
-                ok, how = got <= -need, f"{got:.2f}x (need <= {-need})"
+            ok, how = judge(v, p, need, f"(need <= {-need})", strict=True)
             out.append(f"- {op} {case}: {mine} {v['median']:.3f} s vs {other} {p['median']:.3f} s "
                        f"= {how}: {'met' if ok else 'NOT met'}")
     return out
@@ -217,12 +223,7 @@ def row_targets(rows) -> list[str]:
                 out.append(f"- {what}: not measured (no {'peer' if vox else 'voxcore'} row)")
             continue
         v, p = vox[0], peers[0]
-        if need > 0:
-            got = p["median"] / v["median"]
-            ok, how = got >= need, f"{got:.2f}x faster"
-        else:
-            got = v["median"] / p["median"]
-            ok, how = got <= -need, f"{got:.2f}x the floor"
+        ok, how = judge(v, p, need, "the floor")
         out.append(f"- {what}: {v['peer']} {v['median']:.3f} s vs {p['peer']} "
                    f"{p['median']:.3f} s = {how}: {'met' if ok else 'NOT met'}")
     return out

@@ -28,7 +28,6 @@ DirtyDirs& WriteBehind::dirs_of(Store* store) {
 }
 
 WriteBehind::~WriteBehind() {
-  if (finished_) return;
   {
     std::unique_lock<std::mutex> lock(mutex_);
     wait_idle(lock);
@@ -41,6 +40,12 @@ WriteBehind::~WriteBehind() {
 
 void WriteBehind::wait_idle(std::unique_lock<std::mutex>& lock) {
   changed_.wait(lock, [&] { return jobs_ == 0; });
+}
+
+void WriteBehind::job_done(std::exception_ptr error) {
+  if (error && !error_) error_ = std::move(error);
+  --jobs_;
+  changed_.notify_all();
 }
 
 void WriteBehind::throw_if_failed(std::unique_lock<std::mutex>& lock) {
@@ -90,7 +95,6 @@ void WriteBehind::put(Store* store, const std::string& key, ByteBuffer& bytes,
     }
     ++jobs_;
     bytes_ += size;
-    finished_ = false;  // a run may go on after a finish
     if (!spare_.empty()) {
       *job = std::move(spare_.back());
       spare_.pop_back();
@@ -107,12 +111,10 @@ void WriteBehind::put(Store* store, const std::string& key, ByteBuffer& bytes,
     if (after) after();
     after = nullptr;  // release what it holds before the run may end
     std::lock_guard<std::mutex> lock(mutex_);
-    if (error && !error_) error_ = error;
-    --jobs_;
     bytes_ -= size;
     job->clear();
     spare_.push_back(std::move(*job));
-    changed_.notify_all();
+    job_done(std::move(error));
   });
 }
 
@@ -143,16 +145,13 @@ void WriteBehind::sync_dirs() {
         error = std::current_exception();
       }
       std::lock_guard<std::mutex> inner(mutex_);
-      if (error && !error_) error_ = error;
-      --jobs_;
-      changed_.notify_all();
+      job_done(std::move(error));
     });
   }
   wait_idle(lock);
 }
 
 void WriteBehind::finish() {
-  finished_ = true;
   {
     std::unique_lock<std::mutex> lock(mutex_);
     wait_idle(lock);

@@ -28,8 +28,9 @@ class WriteBehind {
  public:
   // where names the caller in errors.
   explicit WriteBehind(const char* where);
-  // A run that did not finish (its caller threw): waits for the sets in flight and syncs the
-  // directories they renamed into, best effort, so that what was published is durable too.
+  // Waits for the sets in flight and syncs the directories they renamed into, best effort: for a
+  // run that did not finish (its caller threw), so that what was published is durable too (after
+  // finish() there is nothing left to do).
   ~WriteBehind();
   WriteBehind(const WriteBehind&) = delete;
   WriteBehind& operator=(const WriteBehind&) = delete;
@@ -48,6 +49,7 @@ class WriteBehind {
  private:
   void wait_idle(std::unique_lock<std::mutex>& lock);
   void throw_if_failed(std::unique_lock<std::mutex>& lock);
+  void job_done(std::exception_ptr error);  // an I/O-thread job ended; mutex_ held
   void sync_dirs();
   DirtyDirs& dirs_of(Store* store);
 
@@ -59,7 +61,6 @@ class WriteBehind {
   std::size_t bytes_ = 0;  // their bytes
   std::exception_ptr error_;
   std::vector<ByteBuffer> spare_;  // buffers of finished sets, for the next puts
-  bool finished_ = false;
 };
 
 }  // namespace voxcore::detail
