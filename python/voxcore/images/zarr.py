@@ -254,7 +254,10 @@ class Image(ImageModel):
                 f"offset rank differs from the array (expected={self.ndim}, got={len(start)})")
         if not allow_unaligned:
             self._warn_unaligned(start, arr.shape)
-        self._core.write(start, arr, self._run)
+        if self._run is None:
+            self._core.write(start, arr)
+        else:
+            self._core.write(start, arr, self._run)
 
     def _warn_unaligned(self, start: Sequence[int], shape: Sequence[int]) -> None:
         """UnalignedWriteWarning if the box covers a write unit (shard, else chunk) partly; the
