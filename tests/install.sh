@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs="g++ cmake ninja-build libzstd-dev liblz4-dev libblosc-dev libdeflate-dev libisal-dev zlib1g-dev libgtest-dev strace"
+pkgs="g++ cmake ninja-build libzstd-dev liblz4-dev libblosc-dev libdeflate-dev libisal-dev zlib1g-dev libjpeg-dev libgtest-dev strace"
 if ! command -v python3 >/dev/null || ! python3 -m pip --version >/dev/null 2>&1; then
   pkgs="$pkgs python3 python3-dev python3-pip python3-venv"
 fi

@@ -1,12 +1,13 @@
 # Finds the codec libraries voxcore links and defines imported targets voxcore_codec::<name>.
 # Used at build time and again by the installed voxcoreConfig.cmake.
-set(_voxcore_codecs zstd lz4 blosc deflate z isal)
+set(_voxcore_codecs zstd lz4 blosc deflate z isal jpeg)
 set(_voxcore_headers_zstd zstd.h)
 set(_voxcore_headers_lz4 lz4.h)
 set(_voxcore_headers_blosc blosc.h)
 set(_voxcore_headers_deflate libdeflate.h)
 set(_voxcore_headers_z zlib.h)
 set(_voxcore_headers_isal isa-l/igzip_lib.h)
+set(_voxcore_headers_jpeg jpeglib.h)  # libjpeg-turbo's libjpeg API
 set(_voxcore_missing "")
 foreach(_lib IN LISTS _voxcore_codecs)
   if(TARGET voxcore_codec::${_lib})
@@ -26,5 +27,5 @@ endforeach()
 if(_voxcore_missing)
   message(FATAL_ERROR
     "voxcore: codec libraries not found: ${_voxcore_missing}. On Debian/Ubuntu install them with:\n"
-    "  apt-get install -y libzstd-dev liblz4-dev libblosc-dev libdeflate-dev libisal-dev zlib1g-dev")
+    "  apt-get install -y libzstd-dev liblz4-dev libblosc-dev libdeflate-dev libisal-dev zlib1g-dev libjpeg-dev")
 endif()

@@ -13,6 +13,7 @@
 #include "voxcore/chunked_array.hpp"
 #include "voxcore/codec.hpp"
 #include "voxcore/error.hpp"
+#include "voxcore/tiff_store.hpp"
 
 namespace py = pybind11;
 using namespace voxcore;
@@ -94,7 +95,8 @@ void init_array(py::module_& m) {
       .value("lz4", CodecId::kLz4)
       .value("gzip", CodecId::kGzip)
       .value("zlib", CodecId::kZlib)
-      .value("crc32c", CodecId::kCrc32c);
+      .value("crc32c", CodecId::kCrc32c)
+      .value("tiff", CodecId::kTiff);
 
   py::class_<CodecSpec>(m, "CodecSpec", "One codec of a chain with its parameters (plain data).")
       .def(py::init<>())
@@ -112,7 +114,31 @@ void init_array(py::module_& m) {
       .def_readwrite("inner_chunk_shape", &CodecSpec::inner_chunk_shape)
       .def_readwrite("inner_codecs", &CodecSpec::inner_codecs)
       .def_readwrite("index_codecs", &CodecSpec::index_codecs)
-      .def_readwrite("index_at_end", &CodecSpec::index_at_end);
+      .def_readwrite("index_at_end", &CodecSpec::index_at_end)
+      .def_property(
+          "tiff_compression", [](const CodecSpec& c) { return c.tiff.compression; },
+          [](CodecSpec& c, int v) { c.tiff.compression = v; })
+      .def_property(
+          "tiff_predictor", [](const CodecSpec& c) { return c.tiff.predictor; },
+          [](CodecSpec& c, int v) { c.tiff.predictor = v; })
+      .def_property(
+          "tiff_photometric", [](const CodecSpec& c) { return c.tiff.photometric; },
+          [](CodecSpec& c, int v) { c.tiff.photometric = v; })
+      .def_property(
+          "tiff_samples", [](const CodecSpec& c) { return c.tiff.samples; },
+          [](CodecSpec& c, int v) { c.tiff.samples = v; })
+      .def_property(
+          "tiff_last_rows", [](const CodecSpec& c) { return c.tiff.last_rows; },
+          [](CodecSpec& c, int64_t v) { c.tiff.last_rows = v; })
+      .def_property(
+          "jpeg_tables",
+          [](const CodecSpec& c) {
+            return py::bytes(reinterpret_cast<const char*>(c.tiff.jpeg_tables.data()), c.tiff.jpeg_tables.size());
+          },
+          [](CodecSpec& c, const py::bytes& b) {
+            std::string v = b;
+            c.tiff.jpeg_tables.assign(v.begin(), v.end());
+          });
 
   py::class_<ArraySpec>(m, "ArraySpec", "Shape, chunking, dtype, fill value, codecs and key encoding.")
       .def(py::init<>())
@@ -189,6 +215,16 @@ void init_array(py::module_& m) {
                                                     wrap_erase(std::move(erase)));
            }),
            py::arg("get_many"), py::arg("set_many") = py::none(), py::arg("erase") = py::none());
+
+  py::class_<TiffStore, Store, std::shared_ptr<TiffStore>>(
+      m, "TiffStore",
+      "The tiles of one TIFF image by offset and byte count (chunk keys 'i.j...', read by pread).")
+      .def(py::init([](std::string path, Shape grid, std::vector<uint64_t> offsets, std::vector<uint64_t> counts) {
+             return std::make_shared<TiffStore>(std::move(path), std::move(grid), std::move(offsets), std::move(counts));
+           }),
+           py::arg("path"), py::arg("grid"), py::arg("offsets"), py::arg("bytecounts"))
+      .def_property_readonly("path", &TiffStore::path)
+      .def_property_readonly("file_size", &TiffStore::file_size);
 
   m.def("check_key", &check_key, py::arg("key"), "Raises UnsafePathError unless key is a safe relative key.");
 

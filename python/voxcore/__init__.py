@@ -25,6 +25,7 @@ from .images.memory import MemoryImage, from_array
 from .images.model import ImageModel
 from .images.nifti import NiftiArray, NiftiImage, reorient
 from .images.registry import open
+from .images.slide import SlideImage
 from .images.view import View
 from .images.zarr import Image, ImageLevel
 from .operations.datadef import Array, DataDefinition
@@ -52,6 +53,7 @@ __all__ = [
     "NiftiImage",
     "Pyramid",
     "PyramidWriter",
+    "SlideImage",
     "TargetNotReplaceableError",
     "UnalignedWriteWarning",
     "UnavailableError",

@@ -24,6 +24,20 @@ enum class CodecId : uint8_t {
   kGzip,       // bytes -> bytes: gzip member(s)
   kZlib,       // bytes -> bytes: zlib stream
   kCrc32c,     // bytes -> bytes: appends a 4-byte LE CRC32C
+  kTiff,       // array -> bytes, decode only: one TIFF tile or strip (TiffCodecParams)
+};
+
+// How the bytes of one TIFF tile or strip are stored (the tags of its image, read by the Python
+// layer). The chunk is the tile: shape (..., rows, cols, samples) when samples > 1 (chunky), else
+// (..., rows, cols), with every leading axis 1. The byte order is CodecSpec::endian.
+struct TiffCodecParams {
+  int compression = 1;  // Compression tag: 1 none, 5 LZW, 7 JPEG, 8 or 32946 deflate, 32773
+                        // PackBits, 50000 zstd
+  int predictor = 1;    // 1 none, 2 horizontal differencing, 3 floating point
+  int photometric = 1;  // JPEG: 6 YCbCr (converted to RGB), 2 RGB, 1 or 0 gray
+  int samples = 1;      // samples per pixel in one tile (1 for a plane of a planar image)
+  int64_t last_rows = 0;  // strips: rows of the last, shorter strip (0: every chunk is whole)
+  std::vector<uint8_t> jpeg_tables;  // the JPEGTables tag (an abbreviated tables-only stream)
 };
 
 // A codec and its parameters, as read from metadata by the Python layer. Plain data.
@@ -42,6 +56,7 @@ struct CodecSpec {
   std::vector<CodecSpec> inner_codecs;
   std::vector<CodecSpec> index_codecs;
   bool index_at_end = true;
+  TiffCodecParams tiff;  // kTiff
 };
 
 // Upper bound on the decoded bytes of one chunk (and of a shard's inner chunk).

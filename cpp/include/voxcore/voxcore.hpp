@@ -14,4 +14,5 @@
 #include "voxcore/pyramid.hpp"
 #include "voxcore/store.hpp"
 #include "voxcore/thread_pool.hpp"
+#include "voxcore/tiff_store.hpp"
 #include "voxcore/transform.hpp"

@@ -130,6 +130,7 @@ std::unique_ptr<CodecChain::Impl> CodecChain::Impl::build(const std::vector<Code
       }
       case CodecId::kBytes:
       case CodecId::kSharding:
+      case CodecId::kTiff:
         if (a2b != nullptr) {
           fail(ErrorCode::kInvalidMetadata, kPrepareWhere,
                std::string("more than one array->bytes codec (") + codec_name(spec.id) +
@@ -166,6 +167,14 @@ std::unique_ptr<CodecChain::Impl> CodecChain::Impl::build(const std::vector<Code
   if (!identity) c.perm = std::move(perm);
 
   c.a2b = a2b->id;
+  if (a2b->id == CodecId::kTiff) {
+    if (specs.size() != 1) {
+      fail(ErrorCode::kInvalidMetadata, kPrepareWhere, "tiff is a chain of its own (no other codecs)");
+    }
+    c.tiff = detail::TiffTile::prepare(*a2b, chunk_shape, dtype);
+    c.max_encoded = nbytes;
+    return impl;
+  }
   if (a2b->id == CodecId::kBytes) {
     if (a2b->endian != Endian::kLittle && a2b->endian != Endian::kBig) {
       fail(ErrorCode::kInvalidMetadata, kPrepareWhere, "bytes: unknown endian");
@@ -192,6 +201,10 @@ std::unique_ptr<CodecChain::Impl> CodecChain::Impl::build(const std::vector<Code
 // ---- decode and encode ---------------------------------------------------------------------
 
 void CodecChain::Impl::decode(const uint8_t* src, std::size_t size, const ArrayView& dst) const {
+  if (tiff) {
+    tiff->decode(src, size, dst);
+    return;
+  }
   Scratch& s = scratch(depth);
   const bool direct = a2b == CodecId::kBytes && perm.empty() && dst.is_c_contiguous();
   const uint8_t* cur = src;
@@ -254,6 +267,7 @@ void CodecChain::Impl::decode(const uint8_t* src, std::size_t size, const ArrayV
 }
 
 void CodecChain::Impl::encode_append(const ArrayView& src, ByteBuffer& out) const {
+  if (tiff) fail(ErrorCode::kUnsupported, detail::kEncodeWhere, "tiff: TIFF tiles are read only");
   Scratch& s = scratch(depth);
   const ArrayView* stored = &src;
   if (!perm.empty()) {

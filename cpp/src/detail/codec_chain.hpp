@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "detail/codec_ops.hpp"
+#include "detail/tiff_tile.hpp"
 #include "voxcore/array_view.hpp"
 #include "voxcore/buffer.hpp"
 #include "voxcore/codec.hpp"
@@ -95,6 +96,7 @@ struct CodecChain::Impl {
   CodecId a2b = CodecId::kBytes;
   std::size_t swap = 1;  // unit to byte-swap by (1: none)
   std::unique_ptr<detail::ShardLayoutImpl> shard;
+  std::unique_ptr<detail::TiffTile> tiff;  // a2b == kTiff
   std::vector<detail::Step> steps;  // bytes->bytes codecs in list (encode) order
   int64_t max_encoded = 0;
   int depth = 0;

@@ -18,6 +18,7 @@ const char* codec_name(CodecId id) noexcept {
     case CodecId::kGzip: return "gzip";
     case CodecId::kZlib: return "zlib";
     case CodecId::kCrc32c: return "crc32c";
+    case CodecId::kTiff: return "tiff";
   }
   return "unknown";
 }

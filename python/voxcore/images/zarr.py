@@ -22,7 +22,8 @@ from ..errors import InvalidArgumentError, InvalidMetadataError, UnalignedWriteW
 from ..formats import ngff
 from ..formats import zarr as zmeta
 from .casting import cast_for_write
-from .model import ImageModel, Level, alloc, check_out, copy_into
+from .box_read import read_region
+from .model import ImageModel, Level, alloc
 
 
 class Image(ImageModel):
@@ -180,30 +181,8 @@ class Image(ImageModel):
         """
         if level:
             return self._level_image(level).read(region, out=out, dtype=dtype, pad=pad)
-        if dtype is not None and np.dtype(dtype) != self.dtype:
-            return copy_into(self.read(region, pad=pad).astype(np.dtype(dtype)), out)
-        sel = select(region, self.shape, self.dims, pad=pad)
-        result_shape = tuple(s if st == 1 else len(range(0, s, abs(st)))
-                             for s, st, in zip(sel.shape, sel.steps))
-        result_shape = tuple(n for i, n in enumerate(result_shape) if i not in sel.squeeze)
-        if out is not None:
-            check_out(out, result_shape, self.dtype)
-        if sel.simple:
-            dst = out if out is not None else self._alloc(result_shape)
-            box_view = np.expand_dims(dst, tuple(sel.squeeze)) if sel.squeeze else dst
-            self._core.read_into(sel.start, box_view)
-            return dst
-        box = self._alloc(sel.shape)
-        self._core.read_into(sel.start, box)
-        index = tuple(
-            (0 if i in sel.squeeze else slice(None, None, st) if st > 0 else slice(None, None, st))
-            for i, st in enumerate(sel.steps)
-        )
-        picked = box[index]
-        if out is not None:
-            np.copyto(out, picked)
-            return out
-        return np.ascontiguousarray(picked)
+        return read_region(self._core.read_into, self.shape, self.dims, self.dtype, region, out,
+                           pad, self._source, as_dtype=dtype)
 
     def _alloc(self, shape: tuple[int, ...]) -> np.ndarray:
         """An empty result buffer, refused (LimitExceededError) before allocating if it cannot fit."""

@@ -1,0 +1,300 @@
+"""SlideImage: a whole-slide (or any tiled or stripped, pyramidal or not) TIFF, read tile by tile.
+
+The TIFF kind of the image model. Its metadata mapping is :mod:`voxcore.formats.tiff`
+(tifffile parses the IFDs). Each level whose tiles the core decodes (JPEG with shared tables,
+deflate, LZW, PackBits, zstd, uncompressed; horizontal and floating-point predictors) is a core
+ChunkedArray over a TiffStore: tiles are read by pread and decoded in parallel with the GIL
+released, straight into the destination, edge tiles cropped, decoded tiles cached
+(``open(..., cache_bytes=)``). Other compressions (JPEG 2000, WebP, ...) are decoded by
+tifffile with imagecodecs; ``info()`` names that slower path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from ..errors import InvalidArgumentError
+from ..formats import tiff as tmeta
+from .box_read import read_region
+from .model import ImageModel, Level
+
+
+class _Slide:
+    """What the levels of one open slide share: the parsed file, its layout, the tile cache."""
+
+    def __init__(self, path: str, cache_bytes: int | None):
+        self.path = os.path.abspath(path)
+        self.tif = tmeta.open_tiff(self.path)
+        self.layout = tmeta.layout(self.tif, self.path)
+        self.cache_bytes = cache_bytes
+        self.cache = _core.ChunkCache(int(cache_bytes)) if cache_bytes else None
+        self.lock = threading.Lock()  # tifffile's file handle, for the fallback path
+        self._arrays: dict[int, Any] = {}
+
+    def core_array(self, k: int):
+        """The core ChunkedArray of level k (made on first use), or None for tifffile's path."""
+        level = self.layout.levels[k]
+        if level.table is None:
+            return None
+        if k not in self._arrays:
+            self._arrays[k] = _core_array(self.path, level, self.layout.dtype, self.cache)
+        return self._arrays[k]
+
+    def fallback_read(self, k: int, start: list[int], dst: np.ndarray) -> None:
+        """The box at start into dst, decoded by tifffile (imagecodecs) through its zarr store."""
+        import zarr
+
+        level = self.layout.levels[k]
+        with self.lock:
+            series = self.tif.series[level.series]
+            store = series.aszarr(level=level.level)
+            arr = zarr.open_array(store, mode="r")
+            raw = arr[tuple(slice(a, a + n) for a, n in zip(_unsqueeze(start, arr.shape, level.shape),
+                                                           _unsqueeze(dst.shape, arr.shape, level.shape)))]
+        np.copyto(dst, np.asarray(raw).reshape(dst.shape))
+
+
+def _unsqueeze(values, full_shape, shape) -> list[int]:
+    """values along shape's axes spread over full_shape's (whose extra axes have length 1)."""
+    out, j = [], 0
+    for n in full_shape:
+        if j < len(shape) and n == shape[j]:
+            out.append(values[j])
+            j += 1
+        else:
+            out.append(0 if isinstance(values, list) else 1)
+    return out
+
+
+def _core_array(path: str, level: tmeta.SlideLevel, dtype: np.dtype, cache):
+    t = level.table
+    spec = _core.ArraySpec()
+    spec.shape = list(level.shape)
+    spec.chunk_shape = list(t.chunks)
+    spec.dtype = np.dtype(dtype).name
+    codec = _core.CodecSpec()
+    codec.id = _core.CodecId.tiff
+    codec.big_endian = t.big_endian
+    codec.tiff_compression = t.compression
+    codec.tiff_predictor = t.predictor
+    codec.tiff_photometric = t.photometric
+    codec.tiff_samples = t.samples
+    codec.tiff_last_rows = t.last_rows
+    codec.jpeg_tables = t.jpeg_tables
+    spec.codecs = [codec]
+    spec.key_v2 = True
+    spec.key_separator = "."
+    store = _core.TiffStore(path, list(t.grid), t.offsets, t.bytecounts)
+    return _core.ChunkedArray(spec, store, cache)
+
+
+class SlideLevel(Level):
+    """A level of a slide: also its downsample (OpenSlide's definition) and tile shape."""
+
+    def __init__(self, owner: SlideImage, index: int, image: SlideImage):
+        super().__init__(owner, index, image.scale, image.translation, image=image, path=str(index))
+        lv0, lv = owner.shape, image.shape
+        y, x = owner.dims.index("y"), owner.dims.index("x")
+        self.downsample = (lv0[x] / lv[x] + lv0[y] / lv[y]) / 2
+        self.tile = owner._slide.layout.levels[index].tile
+        self.compression = owner._slide.layout.levels[index].compression
+
+
+class SlideImage(ImageModel):
+    """A TIFF slide: level 0 is the image; ``levels``, ``associated`` and ``metadata`` the rest.
+
+    Use :func:`voxcore.open`. dims are ("y", "x", "c") for RGB(A), ("c", "y", "x") for
+    multichannel planes, ("y", "x") for one sample (with "z"/"t" first where the file has them).
+    """
+
+    def __init__(self, slide: _Slide, level: int = 0):
+        self._slide = slide
+        self._level = level
+        self._meta = slide.layout.levels[level]
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._meta.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._slide.layout.dtype
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return self._slide.layout.dims
+
+    def _factors(self) -> tuple[float, ...]:
+        """Per axis: level-0 pixels per pixel of this level (1 off y and x)."""
+        lv0 = self._slide.layout.levels[0].shape
+        return tuple(a / b if d in ("y", "x") else 1.0 for d, a, b in zip(self.dims, lv0, self.shape))
+
+    @property
+    def scale(self) -> tuple[float, ...]:
+        size = self._slide.layout.pixel_size
+        yx = {"y": size[0], "x": size[1]} if size else {"y": 1.0, "x": 1.0}
+        return tuple(yx.get(d, 1.0) * f for d, f in zip(self.dims, self._factors()))
+
+    @property
+    def translation(self) -> tuple[float, ...]:
+        """Where this level's first pixel centre lies: (factor - 1) / 2 level-0 pixels in."""
+        size = self._slide.layout.pixel_size
+        yx = {"y": size[0], "x": size[1]} if size else {"y": 1.0, "x": 1.0}
+        return tuple(yx.get(d, 1.0) * (f - 1) / 2 if d in yx else 0.0
+                     for d, f in zip(self.dims, self._factors()))
+
+    @property
+    def units(self) -> tuple[str | None, ...]:
+        unit = self._slide.layout.unit
+        return tuple(unit if d in ("y", "x") else None for d in self.dims)
+
+    @property
+    def levels(self) -> list[SlideLevel]:
+        if self._level:
+            return self._owner().levels
+        return [SlideLevel(self, k, self if k == 0 else SlideImage(self._slide, k))
+                for k in range(len(self._slide.layout.levels))]
+
+    def _owner(self) -> SlideImage:
+        return SlideImage(self._slide, 0)
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        t = self._meta.table
+        if t is not None:
+            return t.chunks
+        tile = self._meta.tile or (min(256, self.shape[self.dims.index("y")]), self.shape[self.dims.index("x")])
+        return tuple(tile[0] if d == "y" else tile[1] if d == "x" else (n if d == "c" else 1)
+                     for d, n in zip(self.dims, self.shape))
+
+    @property
+    def source(self) -> str:
+        return self._slide.path
+
+    @property
+    def compression(self) -> str:
+        return self._meta.compression
+
+    @property
+    def kind(self) -> str:
+        """"svs", "ome" or "tiff"."""
+        return self._slide.layout.kind
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The vendor metadata: Aperio's key/values, the OME-XML (``ome_xml``), a description."""
+        return dict(self._slide.layout.metadata)
+
+    @property
+    def associated(self) -> Mapping[str, np.ndarray]:
+        """Associated images by name (an SVS's "thumbnail", "label", "macro"), decoded on access."""
+        return _Associated(self._slide)
+
+    def info(self) -> dict[str, Any]:
+        """What the file holds, for ``voxcore info``: levels, tiles, compression, pixel size."""
+        lay = self._slide.layout
+        return {
+            "path": self._slide.path, "kind": lay.kind, "dims": self.dims, "dtype": str(self.dtype),
+            "pixel_size": lay.pixel_size, "unit": lay.unit,
+            "levels": [{"shape": lv.shape, "downsample": round(lv.downsample, 4), "tile": lv.tile,
+                        "compression": lv.compression,
+                        "decoder": "core" if lay.levels[lv.index].table is not None
+                        else "tifffile+imagecodecs (slower path)"}
+                       for lv in self.levels],
+            "associated": {name: tuple(self._slide.tif.series[i].shape)
+                           for name, i in lay.associated.items()},
+        }
+
+    def __repr__(self) -> str:
+        return (f"<voxcore.SlideImage {self._slide.path} level={self._level} shape={self.shape} "
+                f"dims={self.dims} compression={self.compression}>")
+
+    # -- reading ----------------------------------------------------------------------------
+    def read(self, region: Any = None, *, level: int = 0, out: np.ndarray | None = None,
+             dtype: Any = None, pad: bool = False) -> np.ndarray:
+        """A region of a level (numpy indexing in that level's pixels, or {dim: index}) as numpy.
+
+        out: a destination of the result's shape and dtype; dtype: the values as that type;
+        pad=True: unit-step slices taken literally, zero outside the image.
+        """
+        if level:
+            if self._level:
+                raise InvalidArgumentError("read(level=) is relative to level 0: use the slide")
+            return self._level_image(level).read(region, out=out, dtype=dtype, pad=pad)
+        return read_region(self._read_box, self.shape, self.dims, self.dtype, region, out, pad,
+                           self.source, as_dtype=dtype)
+
+    def _read_box(self, start: list[int], dst: np.ndarray) -> None:
+        core = self._slide.core_array(self._level)
+        if core is not None:
+            core.read_into(start, dst)
+            return
+        inside = [(max(0, a), min(n, a + m)) for a, m, n in zip(start, dst.shape, self.shape)]
+        dst[...] = 0
+        if all(lo < hi for lo, hi in inside):
+            sub = dst[tuple(slice(lo - a, hi - a) for (lo, hi), a in zip(inside, start))]
+            self._slide.fallback_read(self._level, [lo for lo, _ in inside], sub)
+
+    def _read_level0(self, region: Any) -> np.ndarray:
+        return self.read(region)
+
+    def reference(self) -> tuple | None:
+        """How a worker reopens this level: the file's path (small to send)."""
+        return (_reopen, (self._slide.path, self._level, self._slide.cache_bytes))
+
+    def __reduce__(self):
+        return (_reopen, (self._slide.path, self._level, self._slide.cache_bytes))
+
+
+def _reopen(path: str, level: int, cache_bytes: int | None) -> SlideImage:
+    return SlideImage(_Slide(path, cache_bytes), level)
+
+
+class _Associated(Mapping):
+    def __init__(self, slide: _Slide):
+        self._slide = slide
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        index = self._slide.layout.associated[name]
+        with self._slide.lock:
+            return np.asarray(self._slide.tif.series[index].asarray()).squeeze()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slide.layout.associated)
+
+    def __len__(self) -> int:
+        return len(self._slide.layout.associated)
+
+
+# -- the opener (voxcore.images.registry) ------------------------------------------------------
+def _tifffile_store_path(source: Any) -> str | None:
+    """The file behind a tifffile ZarrTiffStore (``tifffile.imread(path, aszarr=True)``)."""
+    if type(source).__name__ != "ZarrTiffStore":
+        return None
+    try:
+        return source._data[0].keyframe.parent.filehandle.path
+    except (AttributeError, IndexError):
+        return None
+
+
+def opens(source: Any, path: str | None) -> bool:
+    if _tifffile_store_path(source):
+        return True
+    if isinstance(source, (str, os.PathLike)) and not path:
+        p = os.fspath(source)
+        return os.path.isfile(p) and tmeta.is_tiff(p)
+    return False
+
+
+def open_image(source: Any, path: str | None, *, cache_bytes: int | None = None,
+               **_ignored) -> SlideImage:
+    """A SlideImage of a TIFF file (or of the file behind a tifffile zarr store)."""
+    file = _tifffile_store_path(source) or os.fspath(source)
+    return SlideImage(_Slide(file, cache_bytes))
