@@ -17,7 +17,7 @@ def test_nifti_density_array_and_fetch(tmp_path):
     arr = dd.arrays[0]
     assert arr.dimension_order == "DXYZ"
     assert arr.shape(0) == (1, 20, 16, 12)
-    assert arr.element_sizes == [1.0, 2.0, 1.5, 1.0]
+    assert arr.element_sizes == [[1.0, 2.0, 1.5, 1.0]]
     assert arr.permute_axes == [0, 2, 1, 3]  # renderer X (R) is data axis y, Y (A) is data x
     assert arr.flip_axes == [False, True, False, False]  # y points to L: flipped to R
     # permute then flip (in dimension_order terms) gives nibabel's RAS array
@@ -42,7 +42,7 @@ def test_ome_mask_levels_and_numpy_arrays(tmp_path):
     dd = vc.DataDefinition()
     arr = dd.append(tmp_path / "seg.ome.zarr", "MXYZ")
     assert len(arr.levels) == 3 and arr.shape(2) == (1, 8, 6, 4)
-    assert arr.element_sizes == [1.0, 0.5, 1.0, 2.0]
+    assert arr.element_sizes == [[1.0, 0.5, 1.0, 2.0], [1.0, 1.0, 2.0, 4.0], [1.0, 2.0, 4.0, 8.0]]
     np.testing.assert_array_equal(dd.fetch(arr, 1, (0, 2, 1, 0), (1, 8, 4, 3))[..., 0],
                                   pyr.levels[1].data[0:3, 1:5, 2:10])
     direct = vc.Array([zyx[..., None], pyr.levels[1].data[..., None]], "DXYZ", element_sizes=[1, 0.5, 1, 2])
@@ -71,3 +71,68 @@ def test_settings_round_trip_and_bad_input(tmp_path):
         vc.Array([np.zeros((2, 2, 2, 1))], "DXYZ", permute_axes=[0, 1, 1, 3])
     with pytest.raises(vc.InvalidArgumentError, match="element"):
         vc.Array([np.zeros((2, 2, 2, 1))], "DXYZ", element_sizes=[1, 1, 0, 1])
+
+
+def _slide(path):
+    """A small 3-level RGB JPEG pyramid with a pixel size, written by tifffile."""
+    tifffile = pytest.importorskip("tifffile")
+    y, x = np.mgrid[0:600, 0:900]
+    rgb = np.stack([x * 255 // 900, y * 255 // 600, (x ^ y) & 255], -1).astype(np.uint8)
+    with tifffile.TiffWriter(path) as tw:
+        opts = dict(tile=(128, 128), compression="jpeg", photometric="rgb")
+        tw.write(rgb, subifds=2, metadata={"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "axes": "YXS"}, **opts)
+        tw.write(rgb[::2, ::2], subfiletype=1, **opts)
+        tw.write(rgb[::4, ::4], subfiletype=1, **opts)
+    return path
+
+
+def test_slide_as_cxy_array_with_sizes_per_level_and_tiles(tmp_path):
+    path = _slide(tmp_path / "slide.ome.tif")
+    img = vc.open(path)
+    dd = vc.DataDefinition(path)  # 2-D data: CXY by default, as Clara Viz
+    arr = dd.arrays[0]
+    assert arr.dimension_order == "CXY"
+    assert [arr.shape(k) for k in range(3)] == [(3, 900, 600), (3, 450, 300), (3, 225, 150)]
+    assert arr.element_sizes == [[1.0, 0.5, 0.5], [1.0, 1.0, 1.0], [1.0, 2.0, 2.0]]
+    # a tile of level 1, in that level's elements (Clara's offsets are per level)
+    tile = dd.fetch(arr, 1, offset=(0, 130, 70), size=(3, 64, 32))
+    assert tile.shape == (32, 64, 3) and tile.flags.c_contiguous
+    np.testing.assert_array_equal(tile, img.read((slice(70, 102), slice(130, 194)), level=1))
+    # Clara's renderer-side callback
+    got = []
+    assert dd.fetch_func("ctx", "CXY", 2, (0, 0, 0), (3, 225, 150), lambda *a: got.append(a))
+    ctx, level, offset, size, data = got[0]
+    assert (ctx, level, offset, size) == ("ctx", 2, (0, 0, 0), (3, 225, 150))
+    np.testing.assert_array_equal(data, img.read(level=2))
+    with pytest.raises(vc.InvalidArgumentError, match="dimension_order"):
+        dd.append(path, "DXYZ")
+
+
+def test_array_served_by_a_fetch_func():
+    shapes = [(512, 768, 3), (256, 384, 3)]  # (Y, X, C): declared up front, never allocated
+    calls = []
+
+    def pattern(level, offset, size):  # a synthetic slide: value = x + y of level 0, per channel
+        calls.append((level, offset, size))
+        c, x, y = (np.arange(o, o + s) for o, s in zip(offset, size))
+        f = 2 ** level
+        return ((y[:, None, None] * f + x[None, :, None] * f) % 251 + c[None, None, :]).astype(np.uint8)
+
+    placeholders = [np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), s, (0, 0, 0)) for s in shapes]
+    arr = vc.Array(placeholders, "CXY", element_sizes=[1.0, 0.25, 0.25], fetch_func=pattern)
+    assert arr.element_sizes == [[1.0, 0.25, 0.25], [1.0, 0.5, 0.5]]
+    dd = vc.DataDefinition()
+    dd.arrays.append(arr)
+    tile = dd.fetch(arr, 1, offset=(0, 100, 40), size=(3, 16, 8))
+    assert calls == [(1, (0, 100, 40), (3, 16, 8))]
+    yy, xx = np.mgrid[40:48, 100:116]
+    np.testing.assert_array_equal(tile[..., 2], ((yy * 2 + xx * 2) % 251 + 2).astype(np.uint8))
+    with pytest.raises(vc.InvalidArgumentError, match="outside"):
+        dd.fetch(arr, 1, offset=(0, 380, 0), size=(3, 16, 8))
+    bad = vc.Array(placeholders, "CXY", fetch_func=lambda *a: np.zeros((2, 2, 3), np.uint8))
+    with pytest.raises(vc.InvalidArgumentError, match="fetch_func returned shape"):
+        dd.fetch(bad, 0, (0, 0, 0), (3, 4, 4))
+    with pytest.raises(vc.InvalidArgumentError, match="callable"):
+        vc.Array(placeholders, "CXY", fetch_func=42)
+    with pytest.raises(vc.InvalidArgumentError, match="one list of 3 per level"):
+        vc.Array(placeholders, "CXY", element_sizes=[[1, 1, 1]])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -31,7 +32,12 @@ class _Slide:
     def __init__(self, path: str, cache_bytes: int | None):
         self.path = os.path.abspath(path)
         self.tif = tmeta.open_tiff(self.path)
-        self.layout = tmeta.layout(self.tif, self.path)
+        weakref.finalize(self, self.tif.close)
+        try:
+            self.layout = tmeta.layout(self.tif, self.path)
+        except BaseException:
+            self.tif.close()
+            raise
         self.cache_bytes = cache_bytes
         self.cache = _core.ChunkCache(int(cache_bytes)) if cache_bytes else None
         self.lock = threading.Lock()  # tifffile's file handle, for the fallback path
