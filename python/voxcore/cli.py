@@ -18,8 +18,9 @@ from .check import has_errors
 from .errors import VoxcoreError
 from .images.memory import from_array
 from .images.registry import open as open_image
-from .operations.pyramid import build_pyramid
+from .operations.pyramid import build_pyramid, own_levels
 from .ortho import ortho
+from .thumbnail import thumbnail
 from .writers.arrays import create_array
 from .writers.save import save
 
@@ -248,6 +249,11 @@ def _nifti_lines(img, header) -> list[str]:
 def info(args: argparse.Namespace) -> int:
     img = open_image(args.path)
     path = os.fspath(args.path)
+    summary = img.summary()
+    if summary is not None:  # a kind that describes itself (a slide)
+        for line in summary:
+            print(line)
+        return 0
     print(f"path:   {path}")
     ome = getattr(img, "ome", None)
     header = getattr(img, "header", None)  # a NIfTI image's (nibabel) header
@@ -322,26 +328,37 @@ def convert(args: argparse.Namespace) -> int:
     if args.scale:
         kw["scale"] = tuple(float(v) for v in args.scale.split(","))
     img = from_array(src, **kw)
-    factors = _levels(args.levels)
     t0 = time.perf_counter()
-    pyr = build_pyramid(img, factors, args.method) if factors else img
-    out = save(pyr, args.dst, version=args.version, chunks=_ints(args.chunks), shards=_ints(args.shards),
+    own = own_levels(src) if args.levels == "auto" and not kw else None
+    factors = None if own is not None else _levels(args.levels)
+    pyr = own if own is not None else build_pyramid(img, factors, args.method) if factors else img
+    chunks = _ints(args.chunks)
+    if chunks is None:  # 64^3 for volumes; 512^2 tiles for 2-D images (slides)
+        space = sum(1 for d in img.dims if d in ("x", "y", "z"))
+        chunks = 64 if space > 2 else 512
+    out = save(pyr, args.dst, version=args.version, chunks=chunks, shards=_ints(args.shards),
                   codec=None if args.codec == "none" else args.codec, level=args.level, overwrite=args.overwrite,
                   progress=not args.quiet)
     dt = time.perf_counter() - t0
     res = open_image(out)
+    how = "the source's own levels copied" if own is not None else args.method
     print(f"wrote {out}: OME-Zarr {args.version}, {len(res.levels)} levels "
-          f"{[lv.shape for lv in res.levels]}, {args.method}, {dt:.2f} s "
+          f"{[lv.shape for lv in res.levels]}, {how}, {dt:.2f} s "
           f"({src.nbytes / 2**20 / max(dt, 1e-9):.0f} MiB/s of level 0)")
     return 0
 
 
 def view(args: argparse.Namespace) -> int:
 
+    img = open_image(args.path)
+    if sum(1 for d in img.dims if d in ("x", "y", "z")) == 2:  # a 2-D image (a slide): one picture
+        out = thumbnail(img, args.output, size=args.size)
+        print(f"wrote {out}")
+        return 0
     at = tuple(int(v) for v in args.at.split(",")) if args.at else None
     if at is not None and len(at) != 3:
         raise SystemExit("--at takes x,y,z voxel indices")
-    out = ortho(args.path, args.output, level=args.level, at=at)
+    out = ortho(img, args.output, level=args.level, at=at)
     print(f"wrote {out}")
     return 0
 
@@ -354,34 +371,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", help="write the files to this directory and keep them "
                    "(default: a temp directory removed on exit)")
     p.set_defaults(func=demo)
-    p = sub.add_parser("info", help="describe an array, OME-Zarr image or NIfTI file (axes, levels, "
-                       "chunks, codecs, sizes; NIfTI: header fields and affine)")
+    p = sub.add_parser("info", help="describe an array, OME-Zarr image, NIfTI file or TIFF slide (axes, "
+                       "levels, chunks or tiles, codecs, sizes; NIfTI: header fields and affine; slides: "
+                       "pixel size and associated images)")
     p.add_argument("path")
     p.set_defaults(func=info)
     p = sub.add_parser("check", help="report problems of a local Zarr / OME-Zarr tree (read-only)")
     p.add_argument("path")
     p.set_defaults(func=check)
     p = sub.add_parser("convert", help="write an array as an OME-Zarr pyramid, streamed in bounded memory")
-    p.add_argument("src", help="a Zarr array or OME-Zarr image (level 0 is read)")
+    p.add_argument("src", help="a Zarr array, OME-Zarr image, NIfTI file or TIFF slide")
     p.add_argument("dst", help="the OME-Zarr directory to write")
     p.add_argument("--version", choices=["0.4", "0.5"], default="0.5")
-    p.add_argument("--chunks", default="64", help="chunk edge, or one per axis: 64 or 1,64,64,64")
+    p.add_argument("--chunks", help="chunk edge, or one per axis: 64 or 1,64,64,64 (default: 64 for "
+                   "volumes, 512 for 2-D images)")
     p.add_argument("--shards", help="shard edge or one per axis (0.5 only); default: no shards")
     p.add_argument("--codec", default="zstd", choices=["zstd", "blosc-lz4", "gzip", "lz4", "zlib", "none"])
     p.add_argument("--level", type=int, help="compression level (zstd default 1)")
     p.add_argument("--levels", default="auto",
-                   help='"auto" (halve until one chunk), N levels, or cumulative factors like 2,4,8')
+                   help='"auto" (the source\'s own levels when they step by integer factors, as a '
+                   'slide\'s; else halve until one chunk), N levels, or cumulative factors like 2,4,8')
     p.add_argument("--method", default="mean", choices=["mean", "gaussian", "mode", "nearest", "min", "max"])
     p.add_argument("--dims", help="axis names when the source has none, e.g. z,y,x")
     p.add_argument("--scale", help="voxel size per axis, e.g. 2,0.5,0.5")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=convert)
-    p = sub.add_parser("view", help="write three orthogonal slices to a PNG (needs matplotlib)")
+    p = sub.add_parser("view", help="write three orthogonal slices of a volume, or a 2-D image (a slide) "
+                       "at the level that fits --size, to a PNG (needs matplotlib)")
     p.add_argument("path")
     p.add_argument("-o", "--output", default="ortho.png")
     p.add_argument("--level", type=int, default=0, help="pyramid level (OME-Zarr)")
     p.add_argument("--at", help="x,y,z voxel the planes cross (default: the centre)")
+    p.add_argument("--size", type=int, default=1024, help="2-D images: the PNG's largest side (default 1024)")
     p.set_defaults(func=view)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -217,6 +217,11 @@ class ImageModel:
         file's own (its header travels with it); None otherwise."""
         return None
 
+    def summary(self) -> list[str] | None:
+        """Lines for ``voxcore info`` when the kind describes itself (a slide); None: the CLI's
+        own description (Zarr, OME-Zarr, NIfTI)."""
+        return None
+
     def ome_image(self) -> Any:
         """This image as an OME-ordered in-memory image, when its kind maps axes differently
         (NIfTI: x, y, z reversed); None when :func:`voxcore.from_array` takes it as it is."""

@@ -26,6 +26,9 @@ from .box_read import read_region
 from .model import ImageModel, Level
 
 
+_KINDS = {"svs": "Aperio SVS", "ome": "OME-TIFF", "tiff": "TIFF"}
+
+
 class _Slide:
     """What the levels of one open slide share: the parsed file, its layout, the tile cache."""
 
@@ -218,6 +221,27 @@ class SlideImage(ImageModel):
                            for name, i in lay.associated.items()},
         }
 
+    def summary(self) -> list[str]:
+        """``voxcore info``: format, levels (shape, downsample, tiles, compression, decoder),
+        pixel size, associated images and the vendor's main fields."""
+        d = self.info()
+        size = (f"{d['pixel_size'][1]:g} x {d['pixel_size'][0]:g} {d['unit'] or '(no unit)'} per pixel (x, y)"
+                if d["pixel_size"] else "not given")
+        lines = [f"path:   {d['path']}",
+                 f"format: {_KINDS[d['kind']]} ({'BigTIFF' if self._slide.tif.is_bigtiff else 'TIFF'})",
+                 f"dims:   {d['dims']}  dtype: {d['dtype']}", f"pixel size: {size}"]
+        for k, lv in enumerate(d["levels"]):
+            tile = f"{lv['tile'][1]}x{lv['tile'][0]} tiles" if lv["tile"] else "strips"
+            lines.append(f"level {k}: shape {lv['shape']}  downsample {lv['downsample']:g}  {tile}  "
+                         f"{lv['compression']}  decoded by {lv['decoder']}")
+        for name, shape in d["associated"].items():
+            lines.append(f"associated image {name!r}: shape {shape}")
+        meta = self._slide.layout.metadata
+        if self.kind == "svs":
+            fields = ", ".join(f"{k}={v}" for k, v in meta.items() if k != "Header")
+            lines.append(f"aperio: {meta.get('Header', '')}" + (f" | {fields}" if fields else ""))
+        return lines
+
     def __repr__(self) -> str:
         return (f"<voxcore.SlideImage {self._slide.path} level={self._level} shape={self.shape} "
                 f"dims={self.dims} compression={self.compression}>")
@@ -251,6 +275,18 @@ class SlideImage(ImageModel):
     def _read_level0(self, region: Any) -> np.ndarray:
         return self.read(region)
 
+    def ome_image(self) -> Any:
+        """This level with its axes in OME order (("c", "y", "x") for an RGB slide), read lazily:
+        what save and convert write. Reading one channel's rows decodes the tiles once for all
+        channels (the last rows read are kept for the next channel)."""
+        from .memory import from_array
+
+        order = [self.dims.index(d) for d in ("t", "c", "z", "y", "x") if d in self.dims]
+        pick = lambda values: tuple(values[i] for i in order)  # noqa: E731
+        return from_array(_OmeOrdered(self, order), dims=pick(self.dims), scale=pick(self.scale),
+                          translation=pick(self.translation), units=pick(self.units),
+                          name=os.path.basename(self._slide.path))
+
     def reference(self) -> tuple | None:
         """How a worker reopens this level: the file's path (small to send)."""
         return (_reopen, (self._slide.path, self._level, self._slide.cache_bytes))
@@ -261,6 +297,44 @@ class SlideImage(ImageModel):
 
 def _reopen(path: str, level: int, cache_bytes: int | None) -> SlideImage:
     return SlideImage(_Slide(path, cache_bytes), level)
+
+
+class _OmeOrdered:
+    """A slide level's array with its axes permuted (order: the source axis of each), read on
+    demand. A read of some channels reads and keeps the same rows of every channel, so a writer
+    going channel by channel over the same rows decodes each tile once."""
+
+    def __init__(self, image: SlideImage, order: list[int]):
+        self._image, self._order = image, order
+        self.shape = tuple(image.shape[i] for i in order)
+        self.dtype = image.dtype
+        self.ndim = len(order)
+        self.chunks = tuple(image.chunks[i] for i in order)
+        self._kept: tuple[tuple, np.ndarray] | None = None
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        index = index if isinstance(index, tuple) else (index,)
+        index = index + (slice(None),) * (self.ndim - len(index))
+        src = [slice(None)] * self.ndim
+        for j, i in enumerate(self._order):
+            src[i] = index[j]
+        c = self._image.dims.index("c") if "c" in self._image.dims else None
+        if c is None:
+            return np.asarray(self._image.read(tuple(src))).transpose(_moved(self._order, src))
+        rows = tuple(slice(None) if i == c else src[i] for i in range(self.ndim))
+        key = tuple((s.start, s.stop, s.step) if isinstance(s, slice) else s for s in rows)
+        if self._kept is None or self._kept[0] != key:
+            self._kept = (key, self._image.read(rows))
+        data = self._kept[1]
+        keep_axes = [i for i, s in enumerate(rows) if isinstance(s, slice)]
+        data = data[tuple(src[c] if i == c else slice(None) for i in keep_axes)]
+        return np.ascontiguousarray(data.transpose(_moved(self._order, src)))
+
+
+def _moved(order: list[int], src: list) -> list[int]:
+    """The transpose that puts a read's remaining axes (integers drop theirs) in `order`."""
+    kept = [i for i, s in enumerate(src) if isinstance(s, slice)]
+    return [kept.index(i) for i in order if i in kept]
 
 
 class _Associated(Mapping):

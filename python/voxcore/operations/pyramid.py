@@ -237,3 +237,33 @@ def as_pyramid(obj: Any) -> Pyramid:
         return obj
     img = from_array(obj)
     return Pyramid(img, [Level(img.data, img.scale, img.translation, (1,) * len(img.shape), img.shape)], None)
+
+
+def own_levels(image: Any) -> Pyramid | None:
+    """A pyramid of an image's own resolution levels (a slide's, an OME-Zarr image's), to be
+    copied rather than recomputed, when every level's shape follows from level 0's by integer
+    factors on the space axes (ceiling division, as :func:`build_pyramid` sizes levels); None
+    when the image has one level or a level does not follow. Levels are read lazily."""
+    levels = getattr(image, "levels", None)
+    if not levels or len(levels) < 2:
+        return None
+    imgs = [from_array(lv.image) for lv in levels]
+    base = imgs[0]
+    space = set(_space(base.dims))
+    flist = []
+    for img in imgs[1:]:
+        if img.dims != base.dims or img.dtype != base.dtype:
+            return None
+        f = tuple(max(1, round(a / b)) if i in space else 1
+                  for i, (a, b) in enumerate(zip(base.shape, img.shape)))
+        flist.append(f)
+    try:
+        factor_list(base, flist)
+    except InvalidArgumentError:
+        return None
+    specs = plan_levels(base.shape, base.scale, base.translation, flist, True, (1,) * len(base.shape), None)
+    if any(sp.shape != img.shape for sp, img in zip(specs, imgs)):
+        return None
+    return Pyramid(base, [Level(img.data, img.scale, img.translation, sp.factors, img.shape)
+                          for img, sp in zip(imgs, specs)], None)
+

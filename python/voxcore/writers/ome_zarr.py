@@ -94,6 +94,8 @@ def _write_levels(target: Target, sub: str, pyr: Pyramid, chunk_t, shard_t, code
         write_pyramid(executor, arrays, specs, img.data, img.dims, img.dtype, pyr.method, bar)
         bar.close()
         return entry
+    if not pyr.streamed and all(_is_lazy(lv.data) for lv in pyr.levels):
+        return _copy_levels(arrays, pyr, label, progress, entry)
     if not pyr.streamed:
         bar = Progress(len(arrays), f"{label}: levels", progress)
         for arr, lv in zip(arrays, pyr.levels):
@@ -126,3 +128,28 @@ def _write_levels(target: Target, sub: str, pyr: Pyramid, chunk_t, shard_t, code
                 z1 = min(extent, z0 + depth)
                 writer.push(_read_slab(source, prefix, z0, z1), prefix, z0)
     return entry
+
+
+def _is_lazy(data: Any) -> bool:
+    return not isinstance(data, np.ndarray) and not hasattr(data, "__cuda_array_interface__")
+
+
+def _copy_levels(arrays: list, pyr: Pyramid, label: str, progress: bool, entry: dict) -> dict:
+    """Levels read from a source's own pyramid (see own_levels), each copied in slabs of whole
+    target chunks along its first space axis, all non-space axes at once: bounded memory."""
+    img = pyr.image
+    axis = next(i for i, d in enumerate(img.dims) if ngff.AXIS_TYPES[d] == "space")
+    total = sum(lv.shape[axis] for lv in pyr.levels)
+    bar = Progress(total, f"{label}: rows", progress)
+    for arr, lv in zip(arrays, pyr.levels):
+        plane = int(np.prod(lv.shape, dtype=np.int64)) // lv.shape[axis] * img.dtype.itemsize
+        unit = arr.chunks[axis] if arr.shards is None else arr.shards[axis]
+        depth = max(unit, SLAB_BUDGET_BYTES // max(plane, 1) // unit * unit)
+        for y0 in range(0, lv.shape[axis], depth):
+            y1 = min(lv.shape[axis], y0 + depth)
+            index = (slice(None),) * axis + (slice(y0, y1),)
+            arr.write(np.asarray(lv.data[index]), (0,) * axis + (y0,) + (0,) * (len(lv.shape) - axis - 1))
+            bar.advance(y1 - y0)
+    bar.close()
+    return entry
+

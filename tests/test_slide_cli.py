@@ -1,0 +1,83 @@
+"""voxcore info / view / convert on TIFF slides (files generated here with tifffile)."""
+
+import json
+
+import numpy as np
+import pytest
+import voxcore as vc
+from voxcore.cli import main
+
+tifffile = pytest.importorskip("tifffile")
+
+
+def _pattern(h, w):
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([x * 255 // w, y * 255 // h, (x // 7 + y // 5) % 256], -1).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def slide(tmp_path_factory):
+    """An OME-TIFF RGB pyramid 1200x1800, JPEG 128^2 tiles, levels by 2, pixel size 0.5 um."""
+    path = tmp_path_factory.mktemp("slide") / "slide.ome.tif"
+    rgb = _pattern(1200, 1800)
+    with tifffile.TiffWriter(path) as tw:
+        opts = dict(tile=(128, 128), compression="jpeg", photometric="rgb")
+        tw.write(rgb, subifds=3, metadata={"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "axes": "YXS"}, **opts)
+        for f in (2, 4, 8):
+            tw.write(rgb[::f, ::f], subfiletype=1, **opts)
+    return path
+
+
+def test_info_lists_levels_tiles_compression_and_pixel_size(slide, capsys):
+    assert main(["info", str(slide)]) == 0
+    out = capsys.readouterr().out
+    assert "OME-TIFF" in out and "pixel size: 0.5 x 0.5 micrometer" in out
+    assert out.count("128x128 tiles  jpeg  decoded by core") == 4
+    assert "level 3: shape (150, 225, 3)  downsample 8" in out
+
+
+def test_view_writes_the_level_that_fits(slide, tmp_path):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    png = tmp_path / "thumb.png"
+    assert main(["view", str(slide), "-o", str(png), "--size", "300"]) == 0
+    pic = plt.imread(png)
+    assert pic.shape[:2] == (150, 225)  # level 3: the finest whose sides fit in 300
+    level3 = vc.open(slide).read(level=3)
+    diff = np.abs(pic[..., :3] * 255 - level3).max()
+    assert diff <= 1, diff
+    small = tmp_path / "small.png"
+    assert main(["view", str(slide), "-o", str(small), "--size", "100"]) == 0  # coarsest, shrunk
+    assert max(plt.imread(small).shape[:2]) <= 100
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_convert_copies_the_slides_own_levels(slide, tmp_path, version, capsys):
+    out = tmp_path / f"slide-{version}.ome.zarr"
+    assert main(["convert", str(slide), str(out), "--version", version, "--quiet"]) == 0
+    assert "own levels copied" in capsys.readouterr().out
+    src, res = vc.open(slide), vc.open(out)
+    assert res.dims == ("c", "y", "x") and res.units == (None, "micrometer", "micrometer")
+    assert [lv.shape for lv in res.levels] == [(3,) + lv.shape[:2] for lv in src.levels]
+    for k, lv in enumerate(res.levels):
+        np.testing.assert_array_equal(res.read(level=k), src.read(level=k).transpose(2, 0, 1))
+        assert lv.scale[1:] == pytest.approx((0.5 * 2 ** k,) * 2)
+        assert lv.translation[1:] == pytest.approx((0.5 * (2 ** k - 1) / 2,) * 2)
+    meta = json.loads((out / ("zarr.json" if version == "0.5" else ".zattrs")).read_text())
+    ms = (meta["attributes"]["ome"] if version == "0.5" else meta)["multiscales"][0]
+    assert [a["name"] for a in ms["axes"]] == ["c", "y", "x"]
+    models = pytest.importorskip("ome_zarr_models")
+    import zarr
+    (models.v05 if version == "0.5" else models.v04).Image.from_zarr(zarr.open_group(out, mode="r"))
+
+
+def test_convert_computes_levels_that_do_not_step_by_integers(tmp_path):
+    path = tmp_path / "odd.tif"
+    rgb = _pattern(600, 900)
+    with tifffile.TiffWriter(path) as tw:  # level 1 is a third of level 0: not a power-of-two step
+        tw.write(rgb, tile=(128, 128), compression="zlib", photometric="rgb", subifds=1)
+        tw.write(rgb[::3, ::3], tile=(128, 128), compression="zlib", photometric="rgb", subfiletype=1)
+    out = tmp_path / "odd.ome.zarr"
+    assert main(["convert", str(path), str(out), "--quiet", "--levels", "2"]) == 0
+    res = vc.open(out)
+    np.testing.assert_array_equal(res.read(), rgb.transpose(2, 0, 1))
+    assert res.levels[1].shape == (3, 300, 450)
