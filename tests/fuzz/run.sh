@@ -15,7 +15,7 @@ BUILD=${FUZZ_BUILD_DIR:-$ROOT/build/fuzz}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(fuzz_codec_chain fuzz_shard_index fuzz_grid fuzz_chunked_array fuzz_batch)
+  TARGETS=(fuzz_codec_chain fuzz_shard_index fuzz_grid fuzz_chunked_array fuzz_batch fuzz_tiff_tile)
 fi
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja \

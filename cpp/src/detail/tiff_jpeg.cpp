@@ -1,13 +1,12 @@
 // JPEG tiles and strips through libjpeg-turbo's libjpeg API: the shared JPEGTables stream (as
-// Aperio and tifffile write it) is read once per thread and kept for the abbreviated tile
-// streams that follow, scanlines go straight into the destination rows, and every libjpeg error
-// or corrupt-data warning becomes kCorrupt. libjpeg reports errors by longjmp, so the part that
+// Aperio and tifffile write it) is read into the decoder before each abbreviated tile stream,
+// scanlines go straight into the destination rows, and every libjpeg error or corrupt-data
+// warning becomes kCorrupt. libjpeg reports errors by longjmp, so the part that
 // calls it (run) holds no object with a destructor.
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <vector>
 
 extern "C" {
 #include <jpeglib.h>
@@ -40,8 +39,7 @@ void on_message(j_common_ptr c, int level) {
 struct Decoder {
   jpeg_decompress_struct cinfo{};
   ErrorSink err{};
-  std::vector<uint8_t> tables;  // the tables stream last read into cinfo
-  bool tables_loaded = false;
+  bool used = false;  // cinfo may hold tables of an earlier stream
   Decoder() {
     cinfo.err = jpeg_std_error(&err.mgr);
     err.mgr.error_exit = on_error;
@@ -122,18 +120,16 @@ int64_t jpeg_decode(const uint8_t* tables, std::size_t tables_n, const uint8_t* 
                     uint8_t* dst, int64_t row_stride) {
   if (n == 0) corrupt(CodecId::kTiff, "JPEG: empty stream");
   Decoder& d = decoder();
-  if (tables_n == 0 && d.tables_loaded) {  // forget the last file's tables: this stream has its own
+  if (tables_n == 0 && d.used) {  // a stream of its own: no tables left from an earlier one
     jpeg_destroy_decompress(&d.cinfo);
     jpeg_create_decompress(&d.cinfo);
-    d.tables_loaded = false;
-    d.tables.clear();
   }
-  const bool same = d.tables_loaded && d.tables.size() == tables_n &&
-                    (tables_n == 0 || std::memcmp(d.tables.data(), tables, tables_n) == 0);
+  d.used = true;
   Request r{};
   r.tables = tables;
   r.tables_n = tables_n;
-  r.load_tables = tables_n > 0 && !same;
+  // read before every tile: a tile may carry tables of its own that replace the shared ones
+  r.load_tables = tables_n > 0;
   r.src = src;
   r.n = n;
   r.ycbcr = ycbcr;
@@ -144,16 +140,8 @@ int64_t jpeg_decode(const uint8_t* tables, std::size_t tables_n, const uint8_t* 
   r.dst = dst;
   r.row_stride = row_stride;
   const int outcome = run(&d.cinfo, &d.err, &r);
-  if (outcome == kOk) {
-    if (r.load_tables) {
-      d.tables.assign(tables, tables + tables_n);
-      d.tables_loaded = true;
-    }
-    return static_cast<int64_t>(r.got_h);
-  }
+  if (outcome == kOk) return static_cast<int64_t>(r.got_h);
   jpeg_abort_decompress(&d.cinfo);
-  d.tables_loaded = false;  // reload them next time, whatever state the error left
-  d.tables.clear();
   switch (outcome) {
     case kSize:
       corrupt(CodecId::kTiff, "JPEG frame is " + std::to_string(r.got_w) + "x" + std::to_string(r.got_h) + " with " +
