@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .._core import ArraySpec, ChunkCache, ChunkedArray, CodecId, CodecSpec, TiffStore
 from ..errors import InvalidArgumentError
 from ..formats import tiff as tmeta
 from .box_read import read_region
@@ -42,7 +42,7 @@ class _Slide:
             self.tif.close()
             raise
         self.cache_bytes = cache_bytes
-        self.cache = _core.ChunkCache(int(cache_bytes)) if cache_bytes else None
+        self.cache = ChunkCache(int(cache_bytes)) if cache_bytes else None
         self.lock = threading.Lock()  # tifffile's file handle, for the fallback path
         self._arrays: dict[int, Any] = {}
 
@@ -83,12 +83,12 @@ def _unsqueeze(values, full_shape, shape) -> list[int]:
 
 def _core_array(path: str, level: tmeta.SlideLevel, dtype: np.dtype, cache):
     t = level.table
-    spec = _core.ArraySpec()
+    spec = ArraySpec()
     spec.shape = list(level.shape)
     spec.chunk_shape = list(t.chunks)
     spec.dtype = np.dtype(dtype).name
-    codec = _core.CodecSpec()
-    codec.id = _core.CodecId.tiff
+    codec = CodecSpec()
+    codec.id = CodecId.tiff
     codec.big_endian = t.big_endian
     codec.tiff_compression = t.compression
     codec.tiff_predictor = t.predictor
@@ -99,8 +99,8 @@ def _core_array(path: str, level: tmeta.SlideLevel, dtype: np.dtype, cache):
     spec.codecs = [codec]
     spec.key_v2 = True
     spec.key_separator = "."
-    store = _core.TiffStore(path, list(t.grid), t.offsets, t.bytecounts)
-    return _core.ChunkedArray(spec, store, cache)
+    store = TiffStore(path, list(t.grid), t.offsets, t.bytecounts)
+    return ChunkedArray(spec, store, cache)
 
 
 class SlideLevel(Level):
