@@ -73,6 +73,7 @@ bool TiffStore::get(const std::string& key, const ByteRange& range, ByteBuffer& 
   const int64_t n = tile_number(key);
   const uint64_t offset = offsets_[n], count = bytecounts_[n];
   const std::string tile = "(file=" + path_ + ", tile=" + std::to_string(n) + ")";
+  if (count == 0 && offset == 0) return false;  // a sparse tile (GDAL's): the fill value
   if (count == 0) fail(ErrorCode::kCorrupt, kWhere, "tile has no bytes (byte count 0) " + tile);
   if (offset > file_size_ || count > file_size_ - offset) {
     fail(ErrorCode::kCorrupt, kWhere,

@@ -305,6 +305,8 @@ TEST(TiffStore, ServesTilesByOffsetToAChunkedArrayAndNamesBadOnes) {
   EXPECT_EQ(code_of([&] { store.get("2.0", ByteRange::whole(), b); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code_of([&] { store.get("0", ByteRange::whole(), b); }), ErrorCode::kInvalidArgument);
   EXPECT_EQ(code_of([&] { store.set("0.0", b.data(), 0); }), ErrorCode::kUnsupported);
+  TiffStore sparse(path.string(), {2, 2}, {0, offsets[1], offsets[2], offsets[3]}, {0, 16, 16, 16});
+  EXPECT_FALSE(sparse.get("0.0", ByteRange::whole(), b));  // offset and count 0: no tile
   fs::remove(path);
 }
 

@@ -14,8 +14,10 @@ namespace voxcore {
 // bytecounts[n] bytes at offsets[n] (the TileOffsets/TileByteCounts tags, or the strip ones).
 // With a CodecId::kTiff chain this reads a slide level through the same engine as a Zarr array:
 // tiles fetched by pread and decoded in parallel straight into the destination, edge tiles
-// cropped, decoded tiles cached. Read only; thread-safe. A tile with no bytes, or whose bytes lie
-// beyond the end of the file, raises kCorrupt naming the file and the tile when it is read.
+// cropped, decoded tiles cached. Read only; thread-safe. A tile whose offset and byte count are
+// both 0 is missing (GDAL's sparse files: it reads as the fill value); one with no bytes at
+// another offset, or whose bytes lie beyond the end of the file, raises kCorrupt naming the file
+// and the tile when it is read.
 class VOXCORE_API TiffStore : public Store {
  public:
   // Throws kInvalidMetadata unless both lists hold one entry per tile of grid, kIo when the

@@ -261,6 +261,8 @@ def _table(tif, lv, shape: tuple[int, ...], path: str, k: int) -> TileTable:
     for p in pages:
         if p is None:
             raise InvalidMetadataError(f"TIFF level {k} misses a page: {path}")
+        if not hasattr(p, "predictor"):  # a TiffFrame: tifffile's light page, its tags unread
+            p = p.aspage()
         _check_same(page, p, path, k)
         o, c = p.dataoffsets, p.databytecounts
         if len(o) != per_page or len(c) != per_page:
