@@ -58,6 +58,18 @@ void CodecChain::decode_into(const uint8_t* src, std::size_t size, const ArrayVi
   impl_->decode(src != nullptr ? src : &kNothing, size, dst);
 }
 
+bool CodecChain::decode_part(const uint8_t* src, std::size_t size, const Shape& start, const Shape& count,
+                             const ArrayView& dst) const {
+  if (!impl_->tiff || src == nullptr || dst.data == nullptr || dst.dtype != impl_->dtype ||
+      dst.shape != count || start.size() != count.size() || count.size() != impl_->chunk_shape.size()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < count.size(); ++i) {
+    if (start[i] < 0 || count[i] <= 0 || start[i] > impl_->chunk_shape[i] - count[i]) return false;
+  }
+  return impl_->tiff->decode_part(src, size, start, count, dst);
+}
+
 void CodecChain::encode(const ArrayView& src, ByteBuffer& out) const {
   check_view(src, *this, kEncodeWhere);
   out.clear();

@@ -239,6 +239,35 @@ TEST(TiffTile, JpegWithSharedTablesDecodesAndLiesAreCaught) {
   EXPECT_EQ(decode(spec, {48, 64, 3}, DType::kUInt8, tile), out);
 }
 
+TEST(TiffTile, AJpegPartGivesTheWholeDecodesPixels) {
+  JpegEncoder enc;
+  std::vector<uint8_t> rgb(96 * 80 * 3);
+  for (std::size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * 2654435761u) >> 24 ^ (i / 7));
+  CodecSpec spec = tiff_codec(7, 3);
+  spec.tiff.photometric = 6;
+  const auto tile = enc.image(rgb, 96, 80, /*with_tables=*/true);
+  auto chain = CodecChain::prepare({spec}, {80, 96, 3}, DType::kUInt8);
+  const auto whole = decode(spec, {80, 96, 3}, DType::kUInt8, tile);
+  const int parts[][4] = {{0, 80, 0, 96}, {33, 47, 5, 90}, {0, 1, 95, 96}, {79, 80, 0, 96}, {17, 64, 40, 41}};
+  for (const auto& q : parts) {
+    const int64_t h = q[1] - q[0], w = q[3] - q[2];
+    std::vector<uint8_t> out(static_cast<std::size_t>(h * w * 3));
+    ASSERT_TRUE(chain->decode_part(tile.data(), tile.size(), {q[0], q[2], 0}, {h, w, 3},
+                                   ArrayView::contiguous(out.data(), DType::kUInt8, {h, w, 3})));
+    for (int64_t y = 0; y < h; ++y) {
+      ASSERT_EQ(std::memcmp(&out[y * w * 3], &whole[((q[0] + y) * 96 + q[2]) * 3], w * 3), 0)
+          << "part " << q[0] << ":" << q[1] << "," << q[2] << ":" << q[3] << " row " << y;
+    }
+  }
+  // not for other compressions, nor samples taken apart
+  std::vector<uint8_t> one(3);
+  EXPECT_FALSE(chain->decode_part(tile.data(), tile.size(), {0, 0, 1}, {1, 1, 1},
+                                  ArrayView::contiguous(one.data(), DType::kUInt8, {1, 1, 1})));
+  auto raw = CodecChain::prepare({tiff_codec(1, 3)}, {80, 96, 3}, DType::kUInt8);
+  EXPECT_FALSE(raw->decode_part(rgb.data(), rgb.size(), {0, 0, 0}, {1, 1, 3},
+                                ArrayView::contiguous(one.data(), DType::kUInt8, {1, 1, 3})));
+}
+
 // ---- TiffStore ---------------------------------------------------------------------------
 
 fs::path write_file(const std::string& name, const std::vector<uint8_t>& bytes) {

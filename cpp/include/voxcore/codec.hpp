@@ -92,6 +92,12 @@ class VOXCORE_API CodecChain {
   // Writes nothing outside dst. Throws kCorrupt (naming the codec, expected vs got) unless the
   // bytes decode to exactly chunk_nbytes(); a lying size header is never used as an allocation size.
   void decode_into(const uint8_t* src, std::size_t size, const ArrayView& dst) const;
+  // Decodes only [start, start + count) of one encoded chunk into dst (shape == count) when the
+  // codec can do that for less than a whole decode (a JPEG tile of a slide), with the same values
+  // a whole decode gives there. Returns false, writing nothing, when it cannot: decode the whole
+  // chunk instead. Throws as decode_into.
+  bool decode_part(const uint8_t* src, std::size_t size, const Shape& start, const Shape& count,
+                   const ArrayView& dst) const;
   // Encodes a chunk-shaped view (any strides) into out (resized to the encoded size).
   void encode(const ArrayView& src, ByteBuffer& out) const;
 

@@ -60,6 +60,9 @@ void decode_region(const CodecChain& chain, const uint8_t* src, std::size_t size
     chain.decode_into(src, size, dst);
     return;
   }
+  bool unit = true;
+  for (int64_t s : region.step) unit = unit && s == 1;
+  if (unit && chain.decode_part(src, size, region.start, region.count, dst)) return;
   ByteBuffer& scratch = chunk_scratch();
   scratch.resize(static_cast<std::size_t>(chain.chunk_nbytes()));
   const ArrayView whole = ArrayView::contiguous(scratch.data(), chain.dtype(), chain.chunk_shape());

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 extern "C" {
 #include <jpeglib.h>
@@ -70,6 +71,9 @@ struct Request {
   JDIMENSION alt_rows;
   uint8_t* dst;
   int64_t row_stride;
+  // a part: rows [r0, r1) and columns [c0, c1) only (r1 == 0: the whole frame)
+  JDIMENSION r0, r1, c0, c1;
+  uint8_t* row;  // a scratch row of the frame's width
   // out
   JDIMENSION got_w, got_h;
   int got_components, got_precision;
@@ -102,6 +106,30 @@ int run(jpeg_decompress_struct* c, ErrorSink* err, Request* r) {
     c->out_color_space = JCS_GRAYSCALE;
   }
   jpeg_start_decompress(c);
+  if (r->r1 > 0) {
+    // Decode a margin of one iMCU around the part, so that the upsampling of its edge pixels sees
+    // the same neighbours as in a whole decode; the rows before it are skipped (entropy-decoded
+    // only), the rows after it never decoded.
+    const JDIMENSION mx = static_cast<JDIMENSION>(c->max_h_samp_factor * DCTSIZE);
+    const JDIMENSION my = static_cast<JDIMENSION>(c->max_v_samp_factor * DCTSIZE);
+    JDIMENSION x0 = r->c0 > mx ? r->c0 - mx : 0;
+    JDIMENSION w = (r->c1 + mx < c->output_width ? r->c1 + mx : c->output_width) - x0;
+    jpeg_crop_scanline(c, &x0, &w);
+    const JDIMENSION skip = r->r0 / my > 1 ? (r->r0 / my - 1) * my : 0;
+    if (skip > 0) jpeg_skip_scanlines(c, skip);
+    const std::size_t px = static_cast<std::size_t>(r->samples);
+    while (c->output_scanline < r->r1) {
+      const JDIMENSION at = c->output_scanline;
+      JSAMPROW one = r->row;
+      jpeg_read_scanlines(c, &one, 1);
+      if (at >= r->r0) {
+        std::memcpy(r->dst + static_cast<int64_t>(at - r->r0) * r->row_stride, r->row + (r->c0 - x0) * px,
+                    (r->c1 - r->c0) * px);
+      }
+    }
+    jpeg_abort_decompress(c);
+    return kOk;
+  }
   JSAMPROW rows[16];
   while (c->output_scanline < c->output_height) {
     const JDIMENSION at = c->output_scanline;
@@ -117,7 +145,7 @@ int run(jpeg_decompress_struct* c, ErrorSink* err, Request* r) {
 
 int64_t jpeg_decode(const uint8_t* tables, std::size_t tables_n, const uint8_t* src, std::size_t n,
                     bool ycbcr, int samples, int64_t cols, int64_t rows, int64_t alt_rows,
-                    uint8_t* dst, int64_t row_stride) {
+                    uint8_t* dst, int64_t row_stride, const JpegPart* part) {
   if (n == 0) corrupt(CodecId::kTiff, "JPEG: empty stream");
   Decoder& d = decoder();
   if (tables_n == 0 && d.used) {  // a stream of its own: no tables left from an earlier one
@@ -139,8 +167,17 @@ int64_t jpeg_decode(const uint8_t* tables, std::size_t tables_n, const uint8_t* 
   r.alt_rows = static_cast<JDIMENSION>(alt_rows > 0 ? alt_rows : rows);
   r.dst = dst;
   r.row_stride = row_stride;
+  thread_local std::vector<uint8_t> row;
+  if (part != nullptr) {
+    r.r0 = static_cast<JDIMENSION>(part->r0);
+    r.r1 = static_cast<JDIMENSION>(part->r1);
+    r.c0 = static_cast<JDIMENSION>(part->c0);
+    r.c1 = static_cast<JDIMENSION>(part->c1);
+    row.resize(static_cast<std::size_t>(cols * samples));
+    r.row = row.data();
+  }
   const int outcome = run(&d.cinfo, &d.err, &r);
-  if (outcome == kOk) return static_cast<int64_t>(r.got_h);
+  if (outcome == kOk) return part != nullptr ? part->r1 - part->r0 : static_cast<int64_t>(r.got_h);
   jpeg_abort_decompress(&d.cinfo);
   switch (outcome) {
     case kSize:

@@ -193,4 +193,21 @@ void TiffTile::decode(const uint8_t* src, std::size_t n, const ArrayView& dst) c
   }
 }
 
+bool TiffTile::decode_part(const uint8_t* src, std::size_t n, const Shape& start, const Shape& count,
+                           const ArrayView& dst) const {
+  if (p.compression != 7) return false;
+  const int rank = static_cast<int>(dst.shape.size());
+  const int axes = p.samples > 1 ? 3 : 2;
+  const int ra = rank - axes;
+  if (p.samples > 1 && (start[rank - 1] != 0 || count[rank - 1] != p.samples)) return false;
+  if (dst.byte_strides[ra + 1] != p.samples || (p.samples > 1 && dst.byte_strides[rank - 1] != 1)) return false;
+  const JpegPart part{start[ra], start[ra] + count[ra], start[ra + 1], start[ra + 1] + count[ra + 1]};
+  // a short last strip's frame ends early: the rows past it are zero, as in a whole decode
+  if (p.last_rows > 0 && part.r1 > p.last_rows) return false;
+  const uint8_t* tables = p.jpeg_tables.empty() ? nullptr : p.jpeg_tables.data();
+  jpeg_decode(tables, p.jpeg_tables.size(), src, n, p.photometric == 6, p.samples, cols, rows, p.last_rows,
+              static_cast<uint8_t*>(dst.data), dst.byte_strides[ra], &part);
+  return true;
+}
+
 }  // namespace voxcore::detail

@@ -31,15 +31,29 @@ struct TiffTile {
   // Decodes src into dst, a view of the whole tile (any strides). A short last strip leaves its
   // missing rows zero. Throws kCorrupt naming what is wrong.
   void decode(const uint8_t* src, std::size_t n, const ArrayView& dst) const;
+  // Decodes only [start, start + count) of the tile into dst (shape == count) when that costs
+  // less than a whole decode (JPEG: rows before the part skipped, rows after it not decoded,
+  // columns cropped), giving exactly a whole decode's pixels there. False, nothing written: it
+  // cannot (another compression, or dst's rows are not laid out as the tile's).
+  bool decode_part(const uint8_t* src, std::size_t n, const Shape& start, const Shape& count,
+                   const ArrayView& dst) const;
+};
+
+// A part of a JPEG frame: rows [r0, r1), columns [c0, c1).
+struct JpegPart {
+  int64_t r0, r1, c0, c1;
 };
 
 // JPEG (tiff_jpeg.cpp): decodes a baseline or progressive 8-bit stream, after the shared tables
 // when given, into rows of `row_stride` bytes at dst; the frame must be `cols` wide and `rows`
 // or `alt_rows` (a short last strip, 0: none) high with `samples` components. ycbcr: the stream
 // holds YCbCr (converted to RGB); otherwise RGB or gray as stored. Returns the rows decoded.
+// With part, only those rows and columns are written (row 0 of dst is the part's first row) and
+// the part's row count is returned.
 int64_t jpeg_decode(const uint8_t* tables, std::size_t tables_n, const uint8_t* src,
                     std::size_t n, bool ycbcr, int samples, int64_t cols, int64_t rows,
-                    int64_t alt_rows, uint8_t* dst, int64_t row_stride);
+                    int64_t alt_rows, uint8_t* dst, int64_t row_stride,
+                    const JpegPart* part = nullptr);
 
 // TIFF LZW (MSB-first codes, 9 to 12 bits, code width grows one code early) and PackBits
 // (tiff_lzw.cpp).
