@@ -179,7 +179,7 @@ struct ChunkBatch::Impl {
       const InnerRead& t = tasks[static_cast<std::size_t>(i)];
       ShardSource& s = shards[t.item];
       try {
-        const uint8_t* p = s.data + t.entry.offset;
+        const uint8_t* p = s.snapshot ? nullptr : s.data + t.entry.offset;
         if (s.snapshot) {
           ByteBuffer& bytes = detail::fetch_scratch();
           const std::size_t got = s.snapshot->read(t.entry.offset, t.entry.nbytes, bytes);
