@@ -104,6 +104,8 @@ def open_tiff(path: str):
     try:
         tif = tifffile.TiffFile(path)
         try:
+            len(tif.pages)  # walks the whole IFD chain first: tifffile notices a loop there
+            _check_loop(complaints, tif, path)
             series = tif.series
             for s in series:
                 s.levels  # noqa: B018 - parse every level now, under the handler
@@ -115,14 +117,17 @@ def open_tiff(path: str):
         raise InvalidMetadataError(f"not a readable TIFF: {path}: {e}") from None
     finally:
         log.removeHandler(complaints)
-    circular = [m for m in complaints.messages if "circular" in m.lower()]
-    if circular:
-        tif.close()
-        raise InvalidMetadataError(f"TIFF IFD chain loops back on itself: {path} ({circular[0]})")
     if not series:
         tif.close()
         raise InvalidMetadataError(f"TIFF holds no image: {path}")
     return tif
+
+
+def _check_loop(complaints: _Complaints, tif, path: str) -> None:
+    circular = [m for m in complaints.messages if "circular" in m.lower()]
+    if circular:
+        tif.close()
+        raise InvalidMetadataError(f"TIFF IFD chain loops back on itself: {path} ({circular[0]})")
 
 
 def layout(tif, path: str) -> SlideLayout:
@@ -198,7 +203,11 @@ def _level(tif, lv, k: int, squeeze: tuple[int, ...], path: str) -> SlideLevel:
     code = int(page.compression)
     name = CORE_COMPRESSIONS.get(code) or OTHER_COMPRESSIONS.get(code) or f"compression {code}"
     tile = tuple(int(t) for t in page.tile) if page.is_tiled else None
-    table = _table(tif, lv, shape, path, k) if _core_decodes(page) else None
+    core = _core_decodes(page)
+    if not core and not _tifffile_decodes(code):
+        raise UnsupportedError(f"TIFF level {k} uses {name}, which neither voxcore nor tifffile "
+                               f"(with imagecodecs) decodes: {path}")
+    table = _table(tif, lv, shape, path, k) if core else None
     return SlideLevel(shape=shape, tile=tile, table=table, compression=name,
                       series=_series_index(tif, lv), level=k)
 
@@ -208,6 +217,15 @@ def _series_index(tif, lv) -> int:
         if any(x is lv for x in s.levels):
             return i
     return 0
+
+
+def _tifffile_decodes(code: int) -> bool:
+    import tifffile
+
+    try:
+        return code in tifffile.TIFF.DECOMPRESSORS
+    except Exception:  # noqa: BLE001 - a codec whose module fails to import
+        return False
 
 
 def _core_decodes(page) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._core import ArraySpec, ChunkCache, ChunkedArray, CodecId, CodecSpec, TiffStore
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, VoxcoreError
 from ..formats import tiff as tmeta
 from .box_read import read_region
 from .model import ImageModel, Level
@@ -264,7 +264,10 @@ class SlideImage(ImageModel):
     def _read_box(self, start: list[int], dst: np.ndarray) -> None:
         core = self._slide.core_array(self._level)
         if core is not None:
-            core.read_into(start, dst)
+            try:
+                core.read_into(start, dst)
+            except VoxcoreError as e:  # the core names the tile (its key): say which file and level
+                raise type(e)(f"{self._slide.path} level {self._level}, tile {e}") from None
             return
         inside = [(max(0, a), min(n, a + m)) for a, m, n in zip(start, dst.shape, self.shape)]
         dst[...] = 0
