@@ -81,3 +81,14 @@ def test_convert_computes_levels_that_do_not_step_by_integers(tmp_path):
     res = vc.open(out)
     np.testing.assert_array_equal(res.read(), rgb.transpose(2, 0, 1))
     assert res.levels[1].shape == (3, 300, 450)
+
+
+def test_open_a_tifffile_zarr_store(slide):
+    whole = vc.open(tifffile.imread(slide, aszarr=True))
+    assert len(whole.levels) == 4 and whole.dims == ("y", "x", "c")
+    level2 = vc.open(tifffile.imread(slide, aszarr=True, level=2))
+    np.testing.assert_array_equal(level2.read(), tifffile.imread(slide, level=2))
+    np.testing.assert_array_equal(vc.open(tifffile.imread(slide, aszarr=True), path="1").read(),
+                                  tifffile.imread(slide, level=1))
+    with pytest.raises(vc.InvalidArgumentError, match="not a level"):
+        vc.open(tifffile.imread(slide, aszarr=True), path="9")

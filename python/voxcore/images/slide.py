@@ -379,5 +379,22 @@ def opens(source: Any, path: str | None) -> bool:
 def open_image(source: Any, path: str | None, *, cache_bytes: int | None = None,
                **_ignored) -> SlideImage:
     """A SlideImage of a TIFF file (or of the file behind a tifffile zarr store)."""
-    file = _tifffile_store_path(source) or os.fspath(source)
-    return SlideImage(_Slide(file, cache_bytes))
+    file = _tifffile_store_path(source)
+    if file is None:
+        return SlideImage(_Slide(os.fspath(source), cache_bytes))
+    slide = _Slide(file, cache_bytes)
+    # a tifffile store of one level (imread(..., aszarr=True, level=k)), or a level's path in it
+    levels = source._data
+    k = 0
+    if len(levels) == 1:
+        shapes = [tuple(lv.shape) for lv in slide.layout.levels]
+        full = tuple(int(n) for n in levels[0].shape if n > 1)
+        k = next((i for i, sh in enumerate(shapes) if tuple(n for n in sh if n > 1) == full), 0)
+    elif path:
+        try:
+            k = int(str(path).strip("/"))
+        except ValueError:
+            raise InvalidArgumentError(f"path {path!r} is not a level of {file} (0..{len(levels) - 1})") from None
+        if not 0 <= k < len(slide.layout.levels):
+            raise InvalidArgumentError(f"path {path!r} is not a level of {file} (0..{len(levels) - 1})")
+    return SlideImage(slide, k)
