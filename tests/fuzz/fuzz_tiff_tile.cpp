@@ -9,12 +9,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <memory>
 #include <vector>
 
 #include "voxcore/codec.hpp"
 #include "voxcore/error.hpp"
+
+#include "fuzz_support.hpp"
 
 namespace {
 
@@ -71,15 +72,7 @@ std::shared_ptr<const CodecChain> chain_for(int which, const std::vector<uint8_t
 }
 
 bool decode(const CodecChain& chain, const uint8_t* p, std::size_t n, const ArrayView& dst) {
-  try {
-    chain.decode_into(p, n, dst);
-    return true;
-  } catch (const voxcore::Error&) {
-    return false;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    die("an exception other than voxcore::Error");
-  }
+  return voxcore_fuzz::attempt("fuzz_tiff_tile", [&] { chain.decode_into(p, n, dst); });
 }
 
 }  // namespace
