@@ -24,6 +24,7 @@ from .errors import (
 from .images.memory import MemoryImage, from_array
 from .images.model import ImageModel
 from .images.nifti import NiftiArray, NiftiImage, reorient
+from .images.plate import Plate, Well
 from .images.registry import open
 from .images.slide import SlideImage
 from .images.view import View
@@ -52,6 +53,7 @@ __all__ = [
     "NiftiArray",
     "NiftiImage",
     "Pyramid",
+    "Plate",
     "PyramidWriter",
     "SlideImage",
     "TargetNotReplaceableError",
@@ -62,6 +64,7 @@ __all__ = [
     "UnsupportedError",
     "View",
     "VoxcoreError",
+    "Well",
     "build_pyramid",
     "create",
     "create_array",

@@ -12,18 +12,19 @@ from typing import Any
 
 from .._core import check_key
 from .._stores import is_zarr_store
-from . import nifti, slide, zarr
+from . import nifti, plate, slide, zarr
 from .model import ImageModel
 
 # Tried in order; the first that claims a source opens it.
-OPENERS = (nifti, slide, zarr)
+OPENERS = (nifti, slide, plate, zarr)
 
 
 def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
          durable: bool = True, caching: str = "fill", affine_source: str = "best",
          allow_external_links: bool = False) -> ImageModel:
     """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0), a NIfTI file or a TIFF slide
-    (SVS, OME-TIFF, tiled or stripped TIFF/BigTIFF: a :class:`voxcore.SlideImage`), lazily.
+    (SVS, OME-TIFF, tiled or stripped TIFF/BigTIFF: a :class:`voxcore.SlideImage`), lazily; an
+    HCS plate or well group gives a :class:`voxcore.Plate` / :class:`voxcore.Well` of images.
 
     NIfTI (.nii, .nii.gz, .hdr/.img[.gz]) gives a NiftiImage: caching "fill" keeps a .gz
     file's inflated bytes after a whole read (nibabel's default; uncache() drops them) — a
