@@ -323,7 +323,7 @@ class _OmeOrdered:
             src[i] = index[j]
         c = self._image.dims.index("c") if "c" in self._image.dims else None
         if c is None:
-            return np.asarray(self._image.read(tuple(src))).transpose(_moved(self._order, src))
+            return np.asarray(self._image.read(tuple(src))).transpose(_moved(self._order, src))  # a view
         rows = tuple(slice(None) if i == c else src[i] for i in range(self.ndim))
         key = tuple((s.start, s.stop, s.step) if isinstance(s, slice) else s for s in rows)
         if self._kept is None or self._kept[0] != key:
@@ -331,7 +331,7 @@ class _OmeOrdered:
         data = self._kept[1]
         keep_axes = [i for i, s in enumerate(rows) if isinstance(s, slice)]
         data = data[tuple(src[c] if i == c else slice(None) for i in keep_axes)]
-        return np.ascontiguousarray(data.transpose(_moved(self._order, src)))
+        return data.transpose(_moved(self._order, src))  # a view: writers encode from its strides
 
 
 def _moved(order: list[int], src: list) -> list[int]:
