@@ -122,11 +122,15 @@ def _write_levels(target: Target, sub: str, pyr: Pyramid, chunk_t, shard_t, code
         both = depth * cz // np.gcd(depth, cz)
         if both * plane_bytes <= SLAB_BUDGET_BYTES:
             depth = both
+    # Volumes side by side (a slide's channels) go slab by slab across all of them when their
+    # slabs fit the budget together: a source that reads all channels' rows at once (a slide's
+    # tiles) then decodes each row of tiles once, not once per channel.
+    across = len(prefixes) > 1 and len(prefixes) * depth * plane_bytes <= SLAB_BUDGET_BYTES
+    order = ([(p, z0) for z0 in range(0, extent, depth) for p in prefixes] if across
+             else [(p, z0) for p in prefixes for z0 in range(0, extent, depth)])
     with writer:
-        for prefix in prefixes:
-            for z0 in range(0, extent, depth):
-                z1 = min(extent, z0 + depth)
-                writer.push(_read_slab(source, prefix, z0, z1), prefix, z0)
+        for prefix, z0 in order:
+            writer.push(_read_slab(source, prefix, z0, min(extent, z0 + depth)), prefix, z0)
     return entry
 
 
