@@ -25,9 +25,10 @@ class MemoryImage(ImageModel):
     anything with shape, dtype and slicing) that is read slab by slab when saved.
     """
 
-    def __init__(self, data: Any, dims, scale, translation, units, name):
+    def __init__(self, data: Any, dims, scale, translation, units, name, channels=None):
         self.data = data
         self.dims = dims
+        self._channels = channels
         self._scale, self._translation, self._units = scale, translation, units
         self.name = name
 
@@ -54,6 +55,14 @@ class MemoryImage(ImageModel):
     @units.setter
     def units(self, value) -> None:
         self._units = value
+
+    @property
+    def channels(self) -> list[dict] | None:
+        return self._channels
+
+    @channels.setter
+    def channels(self, value) -> None:
+        self._channels = value
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -125,6 +134,9 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
         translation = geo["translation"] if translation is None else translation
         units = geo["units"] if units is None else units
         name = geo.get("name") if name is None else name
+        channels = geo.get("channels")
+    else:
+        channels = getattr(array, "channels", None) if isinstance(array, MemoryImage) else None
     if isinstance(array, MemoryImage):
         arr = array.data
     elif hasattr(array, "__cuda_array_interface__") or _is_lazy(array):
@@ -144,4 +156,7 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
     scale_t = ngff.check_vector((1.0,) * n if scale is None else scale, n, "scale", positive=True)
     trans_t = ngff.check_vector((0.0,) * n if translation is None else translation, n, "translation")
     units_t = (None,) * n if units is None else tuple(units)
-    return MemoryImage(arr, dims, scale_t, trans_t, units_t, name)
+    out = MemoryImage(arr, dims, scale_t, trans_t, units_t, name, channels)
+    if channels is not None and "c" in dims and len(channels) != arr.shape[dims.index("c")]:
+        out.channels = None  # a different channel axis: the source's channels do not apply
+    return out

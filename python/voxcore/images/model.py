@@ -73,6 +73,12 @@ class ImageModel:
         return out
 
     @property
+    def channels(self) -> list[dict] | None:
+        """Channel metadata (OME omero: label, color, window {min, max, start, end}, active), one
+        per index of the c axis; None when the image has none."""
+        return None
+
+    @property
     def orientation(self) -> tuple[str, ...] | None:
         """Anatomical axis codes (e.g. ('R', 'A', 'S')) when known, else None."""
         return None

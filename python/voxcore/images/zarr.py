@@ -19,7 +19,7 @@ from .._core import ChunkCache, ChunkedArray
 from .._indexing import select
 from .._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
 from ..errors import InvalidArgumentError, InvalidMetadataError, UnalignedWriteWarning
-from ..formats import ngff
+from ..formats import ngff, omero
 from ..formats import zarr as zmeta
 from .casting import cast_for_write
 from .box_read import read_region
@@ -40,6 +40,7 @@ class Image(ImageModel):
         self._source = source
         self.attrs = attrs if attrs is not None else meta.attributes
         self._ome: dict | None = None  # the parsed multiscale when opened from an OME-Zarr group
+        self._channels: list[dict] | None = None  # the group's omero channels
         self._levels: list[ImageLevel] = []
         self._labels: list[str] = []
         # (source, open() keyword arguments, OME level index or None): how to reopen it, for
@@ -124,7 +125,13 @@ class Image(ImageModel):
         if self._ome is None:
             return None
         return {"dims": self.dims, "scale": self.scale, "translation": self.translation, "units": self.units,
-                "name": self._ome.get("name"), "type": self._ome.get("type"), "version": self._ome["version"]}
+                "name": self._ome.get("name"), "type": self._ome.get("type"), "version": self._ome["version"],
+                "channels": self._channels}
+
+    @property
+    def channels(self) -> list[dict] | None:
+        """The group's omero channels (label, color, window, active), one per c index, or None."""
+        return [dict(c) for c in self._channels] if self._channels is not None else None
 
     @property
     def chunks(self) -> tuple[int, ...]:
@@ -301,6 +308,8 @@ def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_dep
     base.attrs = {k: v for k, v in node.items() if k != "_zarr_format"}
     base._ome = ms
     base._levels = levels
+    n_c = base.shape[names.index("c")] if "c" in names else None
+    base._channels = omero.read_channels(node, n_c)
     for i, lv in enumerate(levels):
         lv.owner, lv.index = base, i
     labels_node = None

@@ -15,7 +15,7 @@ from .._progress import Progress
 from .._resources import SLAB_BUDGET_BYTES
 from .._version import __version__
 from ..errors import InvalidArgumentError
-from ..formats import ngff
+from ..formats import ngff, omero
 from ..images.model import ImageModel
 from ..operations.pyramid import WINDOW_METHODS, Pyramid, as_pyramid, build_pyramid, plan_levels
 from .blocks import write_pyramid
@@ -26,7 +26,7 @@ from .target import Target, storage
 
 def save_ome(obj: Any, path: Any, version: str, chunks: Any, shards: Any, codec: str | None,
              overwrite: bool, level: int | None, labels: dict | None, label_method: str,
-             progress: bool, durable: bool, executor: Any) -> str:
+             progress: bool, durable: bool, executor: Any, channels: Any = None) -> str:
     """Write obj (a pyramid, an image or an array) as an OME-Zarr group at path; see
     :func:`voxcore.save`."""
     if version not in ngff.VERSIONS:
@@ -56,6 +56,9 @@ def save_ome(obj: Any, path: Any, version: str, chunks: Any, shards: Any, codec:
             names = [n for n, _, _ in label_imgs]
             target.group("labels", {"ome": {"version": "0.5", "labels": names}} if v3 else {"labels": names}, v3)
         attrs = ngff.group_attributes(entry, version)
+        chans = _channels(img, channels, target, str(len(obj.levels) - 1))
+        if chans is not None:
+            (attrs["ome"] if v3 else attrs)["omero"] = omero.omero_attributes(chans, version)
         affine = getattr(img, "nifti_affine", None)
         if affine is not None:
             attrs["voxcore"] = {"nifti_affine": [[float(v) for v in row] for row in affine]}
@@ -156,4 +159,30 @@ def _copy_levels(arrays: list, pyr: Pyramid, label: str, progress: bool, entry: 
             bar.advance(y1 - y0)
     bar.close()
     return entry
+
+
+def _channels(img: Any, given: Any, target: Target, coarsest: str) -> list[dict] | None:
+    """The omero channels to write: given (missing colours, labels, windows filled in), else
+    the source's (carried through convert and pyramids), else none. A window not given is the
+    data's range at the coarsest level written (min/max: the dtype's range for integers)."""
+    source = given if given is not None else img.channels
+    if source is None:
+        return None
+    dims = img.dims
+    c = dims.index("c") if "c" in dims else None
+    n = img.shape[c] if c is not None else 1
+    need = [i for i in range(n) if i >= len(source) or not isinstance(source[i], dict)
+            or source[i].get("window") is None]
+    windows = [(0.0, 0.0)] * n
+    dtype = np.dtype(img.dtype)
+    if need and len(source) == n:
+        coarse = target.written(coarsest).read()
+        for i in need:
+            part = coarse if c is None else np.take(coarse, i, axis=c)
+            windows[i] = (float(part.min()), float(part.max())) if part.size else (0.0, 0.0)
+    if dtype.kind in "iu":
+        value_range = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max))
+    else:
+        value_range = (min((w[0] for w in windows), default=0.0), max((w[1] for w in windows), default=1.0))
+    return omero.channels_for(source, n, windows, value_range)
 

@@ -15,7 +15,7 @@ from .ome_zarr import save_ome
 def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: Any = None,
          codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
          labels: dict | None = None, label_method: str = "mode", progress: bool = False,
-         durable: bool = True, executor: Any = None) -> str:
+         durable: bool = True, executor: Any = None, channels: Any = None) -> str:
     """Write a pyramid (or a single image) as an OME-Zarr group, or as NIfTI when path ends in
     .nii / .nii.gz (one image; level is the gzip level, default 1); returns where it was written.
 
@@ -37,6 +37,11 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         UnsafePathError. A local directory is built beside the old one and swapped in by one
         atomic rename, so a failed or killed save leaves the old tree intact.
     progress : show a progress bar on stderr.
+    channels : OME omero channel metadata, one dict per index of the c axis (or one for an image
+        without one): "label", "color" (6 hex digits), "window" {min, max, start, end}, "active".
+        Missing colours and labels get defaults; a missing window is the data's range at the
+        coarsest level written. Default: the source's own channels (an OME-Zarr image opened
+        with omero metadata keeps them through convert and pyramids), else none written.
     durable : local directories: fsync every file written (atomic renames either way).
     executor : None (here; a pyramid built with an executor uses that one), a
         concurrent.futures.Executor, or a dask.distributed.Client. The driver creates the level
@@ -65,4 +70,4 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         return save_nifti(obj, os.fspath(path), level=1 if level is None else level, durable=durable,
                           overwrite=overwrite)
     return save_ome(obj, path, version, chunks, shards, codec, overwrite, level, labels, label_method, progress,
-                    durable, executor)
+                    durable, executor, channels)

@@ -38,6 +38,7 @@ class Target:
         markers = ("zarr.json", ".zgroup", ".zarray", ".zattrs")
         self._beside = None
         self._run = None
+        self._created: dict[str, Any] = {}  # the arrays written, by path, for written()
         if is_zarr_store(path):
             self.store, self.prefix, self.durable = path, (store_path or "").strip("/"), True
             self.adapter = ZarrStoreAdapter(path, self.prefix)
@@ -62,6 +63,13 @@ class Target:
         # one run, made durable once, before the swap, so that no write ends waiting for its fsyncs.
         self._run = WriteRun() if durable else None
         self._arrays: list = []  # written through the run: they must outlive its finish()
+
+    def written(self, sub: str) -> Any:
+        """An array this save wrote, for reading back before commit(): its writes settled first."""
+        if self._run is not None:
+            self._run.finish()  # every chunk written so far in place; later arrays get a new run
+            self._run = WriteRun()
+        return self._created[sub]
 
     def commit(self) -> None:
         """Put what was written in place (local directories; a store was written in place)."""
@@ -94,6 +102,7 @@ class Target:
         if self._run is not None:
             img._run = self._run
             self._arrays.append(img)
+        self._created[sub] = img
         return img
 
     def group(self, sub: str, attrs: dict, v3: bool) -> None:
