@@ -1,5 +1,5 @@
-"""Ratio tables from a pytest-benchmark JSON of benchmarks/bench_zarr.py, bench_pyramid.py and
-bench_nifti.py.
+"""Ratio tables from a pytest-benchmark JSON of benchmarks/bench_zarr.py, bench_pyramid.py,
+bench_nifti.py and bench_slide.py.
 
     python3 -m pytest benchmarks --benchmark-enable --benchmark-json=/tmp/bench.json -q
     python3 benchmarks/report.py /tmp/bench.json
@@ -10,8 +10,8 @@ and "x best" (median / the fastest peer's median; voxcore rows and floors are no
 "load" is the 1-minute load average when the row finished (the reference machine is shared).
 Rows named ``floor: ...`` are hand-rolled codec + copy lower bounds, not peers. A closing list
 names every case where voxcore is slower than the best peer or more than 1.1x its floor, and
-the pyramid targets (TARGETS) and the NIfTI targets (ROW_TARGETS) are checked when the run has
-their rows.
+the pyramid targets (TARGETS), the NIfTI targets (ROW_TARGETS) and the slide targets
+(SLIDE_TARGETS) are checked when the run has their rows.
 """
 from __future__ import annotations
 
@@ -43,14 +43,24 @@ OPS = {
                        "256^3 shards, durable=True against durable=False",
     "scaleout-overhead": "Chunk dispatch alone: the same chunk pairs with a no-op function "
                          "(extra_info per_chunk_ms)",
+    "slide-regions": "Slide: random unaligned 512^2 regions, cold (a fresh handle each round, no "
+                     "tile cache)",
+    "slide-regions-warm": "Slide: the same regions, second pass through one handle with a tile "
+                          "cache",
+    "slide-level": "Slide: whole level 2 (fresh open + read)",
+    "slide-convert": "Slide (SVS) to OME-Zarr 0.5: (c, y, x), (1, 512, 512) chunks, zstd-1, "
+                     "no fsync",
 }
+SLIDE_OPS = ("slide-regions", "slide-regions-warm", "slide-level", "slide-convert")
 PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista",
-              "ngff-zarr", "ome-zarr-py", "nibabel", "numpy"]
+              "ngff-zarr", "ome-zarr-py", "nibabel", "numpy", "openslide", "cucim", "tiffslide",
+              "tifffile"]
 # The floor a voxcore row is held against (None: no floor applies).
 FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one file per chunk",
              "boxes-cached": None, "downsample": None, "pyramid": "zstd-1 encode",
              "nifti-load": "into a preallocated buffer", "reorient": "memcpy", "reorient-f32": None,
-             "nifti-write": "ISA-L level-1"}
+             "nifti-write": "ISA-L level-1", "slide-regions": "tiles touched",
+             "slide-level": "all tiles", "slide-regions-warm": None, "slide-convert": None}
 SLACK = 1.1
 # The project's pyramid targets: (what, voxcore rows held to it (peer label prefix and kind),
 # which peer rows count (family, kind or label prefix; None = any), required speed-up).
@@ -73,6 +83,20 @@ ROW_TARGETS = [
     ("reorient", "reorientation >= 25x faster than numpy's ascontiguousarray", "voxcore",
      "numpy ascontiguousarray", 25.0),
     ("nifti-write", ".nii.gz write >= 8x faster than nibabel", "voxcore", "nibabel to_filename", 8.0),
+]
+
+
+# Slide targets, judged per operation and case (file and level): (ops, what, the other row:
+# the fastest row whose label starts with this prefix, or None for the fastest peer, need), need
+# as in ROW_TARGETS. The voxcore row is the group's reference (plain "voxcore"; in the warm
+# groups its cache row).
+SLIDE_TARGETS = [
+    (("slide-regions", "slide-regions-warm"), "regions >= 2x faster than OpenSlide", "openslide",
+     2.0),
+    (("slide-regions", "slide-regions-warm"), "regions >= 1.3x faster than the fastest peer", None,
+     1.3),
+    (("slide-regions",), "regions within 1.2x of the decode floor", "floor:", -1.2),
+    (("slide-convert",), "conversion >= 3x faster than the fastest peer route", None, 3.0),
 ]
 
 
@@ -160,7 +184,11 @@ def load(path: Path):
                          median=st["median"], min=st["min"], max=st["max"], rounds=st["rounds"],
                          nbytes=info["nbytes"], load=info.get("loadavg_1m"),
                          family=info.get("family"), kind=info.get("kind"),
-                         per_chunk_ms=info.get("per_chunk_ms")))
+                         per_chunk_ms=info.get("per_chunk_ms"), size=info.get("size"),
+                         n_regions=info.get("n_regions"), region_edge=info.get("region_edge"),
+                         tiles=info.get("tiles_touched"), decodes=info.get("tile_decodes"),
+                         max_abs_diff=info.get("max_abs_diff"), levels=info.get("levels"),
+                         versions=info.get("versions"), files=info.get("files")))
     return doc, rows
 
 
@@ -251,6 +279,46 @@ def row_targets(rows) -> list[str]:
     return out
 
 
+def slide_targets(groups) -> list[str]:
+    out = []
+    for (op, case), rows in groups.items():
+        ref = reference(rows)
+        for ops, what, prefix, need in SLIDE_TARGETS:
+            if op not in ops:
+                continue
+            if prefix is None:
+                other = best_peer(rows)
+            else:
+                family = [r for r in rows if r["peer"].startswith(prefix)]
+                other = min(family, key=lambda r: r["median"]) if family else None
+            if ref is None or other is None:
+                out.append(f"- {op} {case}: {what}: not measured (no "
+                           f"{'voxcore' if ref is None else prefix or 'peer'} row)")
+                continue
+            ok, how = judge(ref, other, need, "the floor")
+            out.append(f"- {op} {case}: {what}: {ref['peer']} {ref['median']:.3f} s vs "
+                       f"{other['peer']} {other['median']:.3f} s = {how}: "
+                       f"{'met' if ok else 'NOT met'}")
+    return out
+
+
+def slide_notes(rows) -> list[str]:
+    """What a slide group's rows read, and how far each is from tifffile's decode."""
+    r0 = rows[0]
+    out = []
+    if r0.get("n_regions"):
+        out.append(f"- {r0['n_regions']} regions of {r0['region_edge']}^2; {r0['tiles']} tiles "
+                   f"touched, {r0['decodes']} tile decodes without a cache")
+    diffs = [f"{r['peer']} {r['max_abs_diff']}" for r in rows if r.get("max_abs_diff") is not None]
+    if diffs:
+        out.append("- max abs difference from tifffile's decode: " + "; ".join(diffs))
+    for r in rows:
+        if r.get("levels"):
+            shapes = ", ".join("x".join(map(str, lv["shape"])) for lv in r["levels"])
+            out.append(f"- {r['peer']} wrote {len(r['levels'])} levels: {shapes}")
+    return out
+
+
 def render(doc, rows) -> str:
     mi = doc.get("machine_info", {})
     vb = mi.get("voxcore_bench", {})
@@ -266,6 +334,20 @@ def render(doc, rows) -> str:
                                         if v),
              f"- run: {doc.get('datetime', '?')}",
              ""]
+    slide = [r for r in rows if r["op"] in SLIDE_OPS]
+    if slide:
+        edge = slide[0]["size"]
+        lines.insert(len(lines) - 1, f"- slide: {edge} x {edge} RGB uint8, 256^2 tiles, 4 levels "
+                                     "by 4x (bench_slide.py)")
+        f = slide[0].get("files") or {}
+        if f:
+            lines.insert(len(lines) - 1, f"- slide files: SVS {f['svs_MiB']} MiB, OME-TIFF "
+                                         f"{f['ome_MiB']} MiB, both made in {f['made_s']} s; "
+                                         f"{f['tissue']:.0%} tissue")
+        versions = slide[0].get("versions") or {}
+        if versions:
+            lines.insert(len(lines) - 1, "- slide peers: " + ", ".join(
+                f"{k} {v}" for k, v in versions.items()))
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["op"], r["case"]), []).append(r)
@@ -277,6 +359,8 @@ def render(doc, rows) -> str:
             per_chunk = [r for r in groups[key] if r.get("per_chunk_ms") is not None]
             if per_chunk:
                 lines += [f"- {r['peer']}: {r['per_chunk_ms']} ms per chunk" for r in per_chunk] + [""]
+            if op in SLIDE_OPS:
+                lines += slide_notes(groups[key]) + [""]
     lines += [f"## Where voxcore is slower than the best peer or above {SLACK}x its floor", ""]
     lines += findings(groups)
     pyramid = [r for r in rows if r["op"] == "pyramid"]
@@ -288,6 +372,9 @@ def render(doc, rows) -> str:
     nifti = row_targets(rows)
     if nifti:
         lines += ["", "## NIfTI targets", ""] + nifti
+    slides = slide_targets({k: v for k, v in groups.items() if k[0] in SLIDE_OPS})
+    if slides:
+        lines += ["", "## Slide targets", ""] + slides
     return "\n".join(lines) + "\n"
 
 

@@ -92,3 +92,23 @@ def test_open_a_tifffile_zarr_store(slide):
                                   tifffile.imread(slide, level=1))
     with pytest.raises(vc.InvalidArgumentError, match="not a level"):
         vc.open(tifffile.imread(slide, aszarr=True), path="9")
+
+
+def test_convert_copies_levels_a_scanner_rounded_down(tmp_path):
+    path = tmp_path / "floor.tif"
+    rgb = _pattern(1001, 1499)
+    with tifffile.TiffWriter(path) as tw:  # 1001x1499 -> 250x374 -> 62x93: sizes rounded down
+        tw.write(rgb, tile=(128, 128), compression="zlib", photometric="rgb", subifds=2)
+        tw.write(rgb[:1000:4, :1496:4], tile=(128, 128), compression="zlib", photometric="rgb", subfiletype=1)
+        tw.write(rgb[:992:16, :1488:16], tile=(128, 128), compression="zlib", photometric="rgb", subfiletype=1)
+    src = vc.open(path)
+    pyr = vc.build_pyramid(src, "source")
+    assert [lv.shape for lv in pyr.levels] == [(3, 1001, 1499), (3, 250, 374), (3, 62, 93)]
+    out = tmp_path / "floor.ome.zarr"
+    vc.save(pyr, out, chunks=256)
+    res = vc.open(out)
+    for k in range(3):
+        np.testing.assert_array_equal(res.read(level=k), src.read(level=k).transpose(2, 0, 1))
+    assert res.levels[2].scale[1:] == pytest.approx((1001 / 62, 1499 / 93))
+    with pytest.raises(vc.InvalidArgumentError, match="source"):
+        vc.build_pyramid(vc.from_array(rgb[..., 0]), "source")

@@ -35,7 +35,7 @@ class _Slide:
     def __init__(self, path: str, cache_bytes: int | None):
         self.path = os.path.abspath(path)
         self.tif = tmeta.open_tiff(self.path)
-        weakref.finalize(self, self.tif.close)
+        self._finalizer = weakref.finalize(self, self.tif.close)
         try:
             self.layout = tmeta.layout(self.tif, self.path)
         except BaseException:
@@ -220,6 +220,16 @@ class SlideImage(ImageModel):
             "associated": {name: tuple(self._slide.tif.series[i].shape)
                            for name, i in lay.associated.items()},
         }
+
+    def close(self) -> None:
+        """Close the file (its levels' tile files stay open until they are dropped)."""
+        self._slide._finalizer()
+
+    def __enter__(self) -> SlideImage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def summary(self) -> list[str]:
         """``voxcore info``: format, levels (shape, downsample, tiles, compression, decoder),

@@ -200,7 +200,9 @@ def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean", *, ex
     factors : cumulative factors per level relative to level 0 (level 0 itself is implied):
         a list of ints (applied to the space axes only), a list of dicts {axis: factor}
         (missing axes 1; time/channel axes refused), a list of per-axis tuples, or "auto" (halve the space axes until the
-        level fits one 64-voxel chunk; anisotropic data first halves only its finer axes).
+        level fits one 64-voxel chunk; anisotropic data first halves only its finer axes), or
+        "source": the image's own levels (a slide's, an OME-Zarr image's), copied by save
+        rather than recomputed, when they step by integer factors (method is then unused).
         Each level's factors must be multiples of the previous level's.
     method : mean | gaussian | mode | nearest | min | max (labels: mode or nearest).
     executor : None (compute here), a concurrent.futures.Executor or a dask.distributed.Client:
@@ -209,6 +211,13 @@ def build_pyramid(image: Any, factors: Any = "auto", method: str = "mean", *, ex
         same as without an executor.
     """
     check_executor(executor)
+    if isinstance(factors, str) and factors == "source":
+        own = own_levels(image)
+        if own is None:
+            raise InvalidArgumentError(
+                "factors='source' needs an image whose own levels step by integer factors (a slide's, "
+                f"an OME-Zarr image's); this one has {len(getattr(image, 'levels', []) or [])} level(s) that do not")
+        return own
     image = from_array(image)
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS} (got={method!r:.30})")
@@ -241,29 +250,32 @@ def as_pyramid(obj: Any) -> Pyramid:
 
 def own_levels(image: Any) -> Pyramid | None:
     """A pyramid of an image's own resolution levels (a slide's, an OME-Zarr image's), to be
-    copied rather than recomputed, when every level's shape follows from level 0's by integer
-    factors on the space axes (ceiling division, as :func:`build_pyramid` sizes levels); None
-    when the image has one level or a level does not follow. Levels are read lazily."""
+    copied rather than recomputed, when every level's shape follows from the previous level's
+    by an integer factor on the space axes (rounded up, as :func:`build_pyramid` sizes levels, or
+    down, as slide scanners do); None when the image has one level or a level does not follow.
+    Levels are read lazily and keep their own shapes."""
     levels = getattr(image, "levels", None)
     if not levels or len(levels) < 2:
         return None
     imgs = [from_array(lv.image) for lv in levels]
     base = imgs[0]
     space = set(_space(base.dims))
-    flist = []
+    flist, prev, cum = [], base, (1,) * len(base.dims)
     for img in imgs[1:]:
         if img.dims != base.dims or img.dtype != base.dtype:
             return None
-        f = tuple(max(1, round(a / b)) if i in space else 1
-                  for i, (a, b) in enumerate(zip(base.shape, img.shape)))
-        flist.append(f)
+        step = []
+        for i, (a, b) in enumerate(zip(prev.shape, img.shape)):
+            f = max(1, round(a / b)) if i in space else 1
+            if (i not in space and a != b) or b not in (a // f, -(-a // f)):
+                return None
+            step.append(f)
+        cum = tuple(c * f for c, f in zip(cum, step))
+        flist.append(cum)
+        prev = img
     try:
         factor_list(base, flist)
     except InvalidArgumentError:
         return None
-    specs = plan_levels(base.shape, base.scale, base.translation, flist, True, (1,) * len(base.shape), None)
-    if any(sp.shape != img.shape for sp, img in zip(specs, imgs)):
-        return None
-    return Pyramid(base, [Level(img.data, img.scale, img.translation, sp.factors, img.shape)
-                          for img, sp in zip(imgs, specs)], None)
-
+    return Pyramid(base, [Level(img.data, img.scale, img.translation, f, img.shape)
+                          for img, f in zip(imgs, [(1,) * len(base.dims)] + flist)], None)

@@ -7,6 +7,7 @@ the block tasks of :mod:`voxcore.writers.blocks` write the levels.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,11 @@ def _write_levels(target: Target, sub: str, pyr: Pyramid, chunk_t, shard_t, code
     img = pyr.image
     specs = plan_levels(img.shape, img.scale, img.translation, [lv.factors for lv in pyr.levels[1:]],
                                 pyr.method in WINDOW_METHODS, chunk_t, shard_t)
+    copied = not pyr.streamed and all(_is_lazy(lv.data) for lv in pyr.levels)  # a source's own levels
+    if copied:  # they keep their shapes (a scanner rounds a level's size down; plan_levels up)
+        specs = [dataclasses.replace(sp, shape=lv.shape, chunks=tuple(max(1, min(c, s)) for c, s in
+                                                                     zip(sp.chunks, lv.shape)))
+                 for sp, lv in zip(specs, pyr.levels)]
     for sp, lv in zip(specs, pyr.levels):
         if sp.shape != lv.shape:
             raise InvalidArgumentError(f"level shapes do not follow from their factors (got={lv.shape})")
@@ -97,7 +103,7 @@ def _write_levels(target: Target, sub: str, pyr: Pyramid, chunk_t, shard_t, code
         write_pyramid(executor, arrays, specs, img.data, img.dims, img.dtype, pyr.method, bar)
         bar.close()
         return entry
-    if not pyr.streamed and all(_is_lazy(lv.data) for lv in pyr.levels):
+    if copied:
         return _copy_levels(arrays, pyr, label, progress, entry)
     if not pyr.streamed:
         bar = Progress(len(arrays), f"{label}: levels", progress)
