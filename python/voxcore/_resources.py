@@ -73,14 +73,8 @@ def available_memory() -> int | None:
     return avail
 
 
-# Results smaller than this are not checked against the available memory (a tile or a brick).
-SMALL_ALLOCATION = 16 << 20
-
-
 def check_allocation(nbytes: int, what: str) -> None:
     """Raise LimitExceededError if allocating ``nbytes`` for ``what`` cannot fit in memory."""
-    if nbytes < SMALL_ALLOCATION:  # reading /proc costs more than such a read itself
-        return
     avail = available_memory()
     if avail is not None and nbytes > avail:
         raise LimitExceededError(
