@@ -45,6 +45,7 @@ class _Slide:
         self.cache = ChunkCache(int(cache_bytes)) if cache_bytes else None
         self.lock = threading.Lock()  # tifffile's file handle, for the fallback path
         self._arrays: dict[int, Any] = {}
+        self._fallback: dict[int, Any] = {}  # level -> tifffile's zarr array, for other codecs
 
     def core_array(self, k: int):
         """The core ChunkedArray of level k (made on first use), or None for tifffile's path."""
@@ -61,9 +62,10 @@ class _Slide:
 
         level = self.layout.levels[k]
         with self.lock:
-            series = self.tif.series[level.series]
-            store = series.aszarr(level=level.level)
-            arr = zarr.open_array(store, mode="r")
+            arr = self._fallback.get(k)
+            if arr is None:  # tifffile's zarr store of the level, made once
+                store = self.tif.series[level.series].aszarr(level=level.level)
+                arr = self._fallback[k] = zarr.open_array(store, mode="r")
             raw = arr[tuple(slice(a, a + n) for a, n in zip(_unsqueeze(start, arr.shape, level.shape),
                                                            _unsqueeze(dst.shape, arr.shape, level.shape)))]
         np.copyto(dst, np.asarray(raw).reshape(dst.shape))
