@@ -28,9 +28,11 @@ Operations (report.py's ops):
 - ``slide-level``: fresh open + read of the whole of level 2 (OpenSlide read_region of all of
   it); the floor decodes every tile of level 2 into one preallocated array.
 - ``slide-convert``: the SVS to OME-Zarr 0.5: voxcore ``vc.save(vc.build_pyramid(vc.open(svs),
-  "source"), out, version="0.5", chunks=512, codec="zstd", durable=False)`` (the slide's own
-  levels copied, what ``voxcore convert`` does) (durable=True, an fsync per file,
-  is its own row) against the fastest peer routes we could build: tifffile levels -> dask ->
+  "source"), out, version="0.5", chunks=512, codec="zstd")`` (the slide's own levels copied,
+  what ``voxcore convert`` does) at its default durable=True (an fsync per file) and, like the
+  peers, with durable=False; each round writes a new tree (trees are removed at the end of the
+  module); the floor row decodes every tile, compresses every chunk and writes every file on
+  2 threads with nothing else done. Against the fastest peer routes we could build: tifffile levels -> dask ->
   ome-zarr-py ``write_multiscale`` (the file's own 4 levels), tifffile level 0 -> ngff-zarr
   ``to_multiscales`` (dask_bin_shrink, factors 4, 16, 64) + ``to_ngff_zarr``, and tifffile
   ``imread`` of each level + zarr-python writes + hand-written OME metadata. The peers write
@@ -754,8 +756,8 @@ def convert_composite(path: Path, out: Path):
 
 
 CONVERTERS = {
-    "voxcore": (convert_voxcore(durable=False), ("voxcore",)),
-    "voxcore durable=True": (convert_voxcore(durable=True), ("voxcore",)),
+    "voxcore (default: durable=True)": (convert_voxcore(durable=True), ("voxcore",)),
+    "voxcore durable=False (no fsync, as the peers)": (convert_voxcore(durable=False), ("voxcore",)),
     "ome-zarr-py write_multiscale of tifffile's levels (dask)": (
         convert_ome_zarr, ("ome_zarr", "dask", "tifffile")),
     "ngff-zarr to_multiscales dask_bin_shrink + to_ngff_zarr, from tifffile (dask)": (
@@ -810,17 +812,113 @@ def _yslice(names, y0, y1):
     return tuple(slice(y0, y1) if n == "y" else slice(None) for n in names)
 
 
-@pytest.mark.parametrize("peer", list(CONVERTERS),
-                         ids=["voxcore", "voxcore-durable", "ome-zarr-py", "ngff-zarr",
-                              "tifffile-zarr-python"])
-def test_convert(benchmark, peer, slides, svs_level0, workdir, edge):
+class ConvertFloor:
+    """What any converter of the slide must do at least, each part on n threads with the bytes
+    already in RAM: decode every tile of every level (imagecodecs' libjpeg-turbo, into a
+    per-thread tile), compress every (1, 512, 512) chunk of the result with zstd-1 (chunks
+    prepared untimed), and write each compressed chunk to a new file under a fresh directory
+    tree laid out as Zarr v3 keys. Nothing is placed, transposed or gathered."""
+
+    def __init__(self, slides, nthreads: int):
+        import zstandard
+
+        self.nthreads = nthreads
+        self.tiles = [LevelTiles.load(slides.svs, k) for k in range(_slides.N_LEVELS)]
+        self.chunks = []  # (key, contiguous chunk)
+        for k in range(_slides.N_LEVELS):
+            a = level_reference(slides, "svs-jpeg", k)
+            e = CONVERT_CHUNK
+            for c in range(a.shape[2]):
+                plane = np.ascontiguousarray(a[..., c])
+                for y in range(0, a.shape[0], e):
+                    for x in range(0, a.shape[1], e):
+                        self.chunks.append((f"{k}/c/{c}/{y // e}/{x // e}",
+                                            np.ascontiguousarray(plane[y:y + e, x:x + e])))
+        self._zstd = threading.local()
+        self._new = zstandard.ZstdCompressor
+        self._tile = threading.local()
+        self._ex = ThreadPoolExecutor(nthreads)
+        self.nbytes = sum(c.nbytes for _, c in self.chunks)
+
+    def close(self):
+        self._ex.shutdown()
+
+    def _spread(self, fn, items):
+        nt = self.nthreads
+        return [r for part in self._ex.map(lambda t: [fn(i) for i in items[t::nt]], range(nt))
+                for r in part]
+
+    def run(self, out: Path) -> None:
+        import imagecodecs
+
+        def decode(item):
+            tables, data = item
+            buf = getattr(self._tile, "buf", None)
+            if buf is None:
+                buf = self._tile.buf = np.empty((_slides.TILE, _slides.TILE, 3), np.uint8)
+            imagecodecs.jpeg8_decode(data, tables=tables, out=buf)
+
+        def compress(item):
+            z = getattr(self._zstd, "c", None)
+            if z is None:
+                z = self._zstd.c = self._new(level=1)
+            return item[0], z.compress(item[1])
+
+        def write(item):
+            key, data = item
+            path = out / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+
+        self._spread(decode, [(t.tables, d) for t in self.tiles for d in t.data.values()])
+        self._spread(write, self._spread(compress, self.chunks))
+
+
+@pytest.fixture(scope="module")
+def convert_outputs(workdir):
+    """Each round of a conversion writes a new tree, removed only at the end of the module: a
+    tree removed just before the next round's writes makes ext4 scan its recently freed inodes
+    on every file the round creates (seconds of system time that depend on the order of runs)."""
+    made = []
+
+    def fresh(name: str):
+        def setup():
+            os.sync()  # no dirty pages of earlier rounds still being written back
+            out = workdir / "convert" / f"{name}-{len(made)}"
+            made.append(out)
+            return (out,), {}
+        return setup
+    yield fresh
+    for out in made:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.mark.parametrize("peer", list(CONVERTERS) + ["floor"],
+                         ids=["voxcore", "voxcore-no-fsync", "ome-zarr-py", "ngff-zarr",
+                              "tifffile-zarr-python", "floor"])
+def test_convert(benchmark, peer, slides, svs_level0, edge, convert_outputs):
+    common = {"op": "slide-convert", "case": "svs-jpeg", "edge": edge, "nbytes": svs_level0.nbytes}
+    if peer == "floor":
+        nt = n_threads()
+        floor = ConvertFloor(slides, nt)
+        try:
+            label = (f"floor: libjpeg-turbo decode of every tile + zstd-1 of every chunk + "
+                     f"write of each to a new file, {nt}T (bytes in RAM)")
+            run(benchmark, floor.run, setup=convert_outputs("floor"), peer=label, **common)
+        finally:
+            floor.close()
+        return
     write, modules = CONVERTERS[peer]
     for m in modules:
         pytest.importorskip(m)
-    out = workdir / "convert" / peer.split()[0]
     voxcore = peer.startswith("voxcore")
-    run(benchmark, lambda: write(slides.svs, out), setup=cleared(out), op="slide-convert",
-        case="svs-jpeg", edge=edge, peer=peer, nbytes=svs_level0.nbytes, quiet=not voxcore,
-        rounds=None if voxcore else SLOW_ROUNDS, warmup=1 if voxcore else 0)
-    benchmark.extra_info.update(read_back(out, slides, svs_level0, peer))
-    shutil.rmtree(out)
+    outs = []
+    setup = convert_outputs(peer.split()[0] + ("-nofsync" if "False" in peer else ""))
+
+    def convert(out):
+        outs.append(out)
+        write(slides.svs, out)
+    run(benchmark, convert, setup=setup, peer=peer, quiet=not voxcore,
+        rounds=None if voxcore else SLOW_ROUNDS, warmup=1 if voxcore else 0, **common)
+    benchmark.extra_info.update(read_back(outs[-1], slides, svs_level0, peer))

@@ -48,8 +48,8 @@ OPS = {
     "slide-regions-warm": "Slide: the same regions, second pass through one handle with a tile "
                           "cache",
     "slide-level": "Slide: whole level 2 (fresh open + read)",
-    "slide-convert": "Slide (SVS) to OME-Zarr 0.5: (c, y, x), (1, 512, 512) chunks, zstd-1, "
-                     "no fsync",
+    "slide-convert": "Slide (SVS) to OME-Zarr 0.5: (c, y, x), (1, 512, 512) chunks, zstd-1 "
+                     "(the peers do not fsync)",
 }
 SLIDE_OPS = ("slide-regions", "slide-regions-warm", "slide-level", "slide-convert")
 PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista",

@@ -109,6 +109,25 @@ def test_large_threaded_transpose(dtype, bit_equal):
         check(np, a, a, perm, flips, bit_equal)
 
 
+@pytest.mark.parametrize("dtype", ["u1", "u2", "f4", "c16"])
+@pytest.mark.parametrize("channels", [2, 3, 4, 5])
+def test_pixels_to_planes_and_back(channels, dtype, make_volume, bit_equal):
+    # A short source- or destination-fastest axis (an RGB tile into (c, y, x), and back) takes
+    # the strided-row path up to 4 items and the tile path beyond: both must equal numpy's, with
+    # flips, on views with gaps, and large enough to be split across the pool.
+    for shape in [(37, 53, channels), (700, 2100, channels)]:
+        a = make_volume(shape, dtype, seed=channels) if shape[0] < 100 else \
+            np.random.default_rng(channels).integers(0, 250, shape).astype(dtype)
+        planes = np.ascontiguousarray(a.transpose(2, 0, 1))
+        for flips in [(False, False, False), (True, False, True), (False, True, False)]:
+            check(np, a, a, (2, 0, 1), flips, bit_equal)
+            check(np, planes, planes, (1, 2, 0), flips, bit_equal)
+        gaps = a[::2, 1::3]  # strided rows and columns of whole pixels
+        check(np, gaps, gaps, (2, 0, 1), (False, False, False), bit_equal)
+        some = np.asarray(planes[:, ::3, ::2])
+        check(np, some, some, (1, 2, 0), (False, True, False), bit_equal)
+
+
 def test_rejects_bad_arguments():
     a = np.zeros((2, 3, 4), dtype="u2")
     with pytest.raises(errors.InvalidArgumentError):

@@ -38,6 +38,9 @@ constexpr int64_t kPrefetchRowBytes = 4096;
 // Outputs at least this large are written with streaming stores, in rows at least this long.
 constexpr int64_t kStreamBytes = int64_t{32} << 20;
 constexpr int64_t kStreamRowBytes = 1024;
+// A transpose whose source- or destination-fastest axis is this short (the channels of a pixel)
+// runs as strided rows along the other axis instead of in tiles, which would be mostly edge.
+constexpr int64_t kShortAxis = 4;
 
 struct Item16 {
   uint64_t lo, hi;
@@ -166,6 +169,25 @@ inline int64_t stream_run(uint8_t* dst, const uint8_t* src, int64_t n, bool last
 #endif
 }
 
+// Row mode with a contiguous destination row and a source row of every S-th item.
+template <typename T, int S>
+void gather_rows(const Plan& p, int64_t bytes, Executor* executor) {
+  split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    const int64_t n = c1 - c0;
+    Plan q = p;
+    q.src += c0 * S * int64_t{sizeof(T)};
+    q.dst += c0 * int64_t{sizeof(T)};
+    for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) {
+      T* out = reinterpret_cast<T*>(d);  // byte copies below: no alignment is assumed
+      for (int64_t i = 0; i < n; ++i) {
+        T v;
+        std::memcpy(&v, s + i * S * int64_t{sizeof(T)}, sizeof(T));
+        std::memcpy(out + i, &v, sizeof(T));
+      }
+    });
+  });
+}
+
 // Row mode: the innermost axis is the fastest one of the destination and of the source.
 template <typename T>
 void copy_rows(const Plan& p, Executor* executor) {
@@ -211,6 +233,13 @@ void copy_rows(const Plan& p, Executor* executor) {
         for (int64_t i = 0; i < n; ++i) move_item<T>(d + i * w, s - i * w);
       });
     });
+  } else if (di == k && si > k && si <= kShortAxis * k && si % k == 0) {
+    // One channel out of pixels: a constant stride the compiler unrolls.
+    switch (si / k) {
+      case 2: return gather_rows<T, 2>(p, bytes, executor);
+      case 3: return gather_rows<T, 3>(p, bytes, executor);
+      default: return gather_rows<T, 4>(p, bytes, executor);
+    }
   } else {
     split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
       const int64_t n = c1 - c0;
@@ -426,12 +455,40 @@ void copy_tiles(const Plan& p, int a, int b, Executor* executor) {
   executor->parallel_for(parts, [&](int64_t i) { run_units(units * i / parts, units * (i + 1) / parts); });
 }
 
+// The plan with axis `outer` just outside axis `inner`, which becomes the last; the other axes
+// keep their order in front. Any order of the axes copies the same elements.
+Plan with_inner_pair(const Plan& p, int outer, int inner) {
+  Plan q = p;
+  int m = 0;
+  for (int i = 0; i < p.rank; ++i) {
+    if (i == outer || i == inner) continue;
+    q.n[m] = p.n[i];
+    q.ss[m] = p.ss[i];
+    q.ds[m] = p.ds[i];
+    ++m;
+  }
+  for (int i : {outer, inner}) {
+    q.n[m] = p.n[i];
+    q.ss[m] = p.ss[i];
+    q.ds[m] = p.ds[i];
+    ++m;
+  }
+  return q;
+}
+
 template <typename T>
 void run_plan(const Plan& p, Executor* executor) {
   const int a = p.rank - 1;
   const int b = detail::fastest_src_axis(p);
   if (b == a) {
     copy_rows<T>(p, executor);
+  } else if (p.n[b] <= kShortAxis) {
+    // Pixels to planes (an RGB tile into (c, y, x)): rows along a, one per item of the short
+    // axis, read the same source lines while they are in L1.
+    copy_rows<T>(with_inner_pair(p, b, a), executor);
+  } else if (p.n[a] <= kShortAxis) {
+    // Planes to pixels: rows along b, the few destination items of each pixel written together.
+    copy_rows<T>(with_inner_pair(p, a, b), executor);
   } else {
     copy_tiles<T>(p, a, b, executor);
   }

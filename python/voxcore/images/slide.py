@@ -316,8 +316,10 @@ def _reopen(path: str, level: int, cache_bytes: int | None) -> SlideImage:
 
 class _OmeOrdered:
     """A slide level's array with its axes permuted (order: the source axis of each), read on
-    demand. A read of some channels reads and keeps the same rows of every channel, so a writer
-    going channel by channel over the same rows decodes each tile once."""
+    demand into memory laid out in that order: an RGB slide's pixels land as planes while each
+    decoded tile is in cache, so a writer's chunks are contiguous runs. A read of some channels
+    reads and keeps the same rows of every channel, so a writer going channel by channel over
+    the same rows decodes each tile once."""
 
     def __init__(self, image: SlideImage, order: list[int]):
         self._image, self._order = image, order
@@ -328,22 +330,47 @@ class _OmeOrdered:
         self._kept: tuple[tuple, np.ndarray] | None = None
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        index = index if isinstance(index, tuple) else (index,)
-        index = index + (slice(None),) * (self.ndim - len(index))
-        src = [slice(None)] * self.ndim
-        for j, i in enumerate(self._order):
-            src[i] = index[j]
+        src = self._source_index(index)
         c = self._image.dims.index("c") if "c" in self._image.dims else None
         if c is None:
-            return np.asarray(self._image.read(tuple(src))).transpose(_moved(self._order, src))  # a view
+            return self._read(src, None)
         rows = tuple(slice(None) if i == c else src[i] for i in range(self.ndim))
         key = tuple((s.start, s.stop, s.step) if isinstance(s, slice) else s for s in rows)
         if self._kept is None or self._kept[0] != key:
-            self._kept = (key, self._image.read(rows))
-        data = self._kept[1]
-        keep_axes = [i for i, s in enumerate(rows) if isinstance(s, slice)]
-        data = data[tuple(src[c] if i == c else slice(None) for i in keep_axes)]
-        return data.transpose(_moved(self._order, src))  # a view: writers encode from its strides
+            self._kept = (key, self._read(rows, None))
+        kept = [i for i in self._order if isinstance(rows[i], slice)]  # the kept data's axes
+        return self._kept[1][tuple(src[c] if i == c else slice(None) for i in kept)]
+
+    def read_into(self, index: Any, out: np.ndarray) -> np.ndarray:
+        """self[index] written into out (C-contiguous, of the result's shape): no allocation."""
+        self._kept = None
+        return self._read(self._source_index(index), out)
+
+    def _source_index(self, index: Any) -> list:
+        index = index if isinstance(index, tuple) else (index,)
+        index = index + (slice(None),) * (self.ndim - len(index))
+        src: list = [slice(None)] * self.ndim
+        for j, i in enumerate(self._order):
+            src[i] = index[j]
+        return src
+
+    def _read(self, src: list, out: np.ndarray | None) -> np.ndarray:
+        """The source read of src, its axes in this array's order, in memory of that order."""
+        moved = _moved(self._order, src)
+        if not all(isinstance(s, slice) or isinstance(s, (int, np.integer)) for s in src):
+            data = np.asarray(self._image.read(tuple(src))).transpose(moved)
+            if out is None:
+                return data
+            out[...] = data
+            return out
+        sizes = [len(range(*s.indices(n))) for s, n in zip(src, self._image.shape) if isinstance(s, slice)]
+        shape = tuple(sizes[m] for m in moved)
+        if out is None:
+            out = np.empty(shape, self.dtype)
+        elif out.shape != shape or out.dtype != self.dtype:
+            raise InvalidArgumentError(f"out must be {shape} {self.dtype} (got={out.shape} {out.dtype})")
+        self._image.read(tuple(src), out=out.transpose(np.argsort(moved)))
+        return out
 
 
 def _moved(order: list[int], src: list) -> list[int]:

@@ -158,10 +158,21 @@ def _copy_levels(arrays: list, pyr: Pyramid, label: str, progress: bool, entry: 
         plane = int(np.prod(lv.shape, dtype=np.int64)) // lv.shape[axis] * img.dtype.itemsize
         unit = arr.chunks[axis] if arr.shards is None else arr.shards[axis]
         depth = max(unit, SLAB_BUDGET_BYTES // max(plane, 1) // unit * unit)
+        # A source that reads into given memory (a slide level) reuses one slab buffer: no
+        # fresh pages to fault in for every slab.
+        into = getattr(lv.data, "read_into", None)
+        buf = None
         for y0 in range(0, lv.shape[axis], depth):
             y1 = min(lv.shape[axis], y0 + depth)
             index = (slice(None),) * axis + (slice(y0, y1),)
-            arr.write(np.asarray(lv.data[index]), (0,) * axis + (y0,) + (0,) * (len(lv.shape) - axis - 1))
+            if into is None:
+                slab = np.asarray(lv.data[index])
+            else:
+                shape = lv.shape[:axis] + (y1 - y0,) + lv.shape[axis + 1:]
+                if buf is None:
+                    buf = np.empty(lv.shape[:axis] + (min(depth, lv.shape[axis]),) + lv.shape[axis + 1:], img.dtype)
+                slab = into(index, buf.reshape(-1)[:int(np.prod(shape))].reshape(shape))
+            arr.write(slab, (0,) * axis + (y0,) + (0,) * (len(lv.shape) - axis - 1))
             bar.advance(y1 - y0)
     bar.close()
     return entry
