@@ -77,7 +77,7 @@ import numpy as np
 import pytest
 from _data import MiB
 from _floors import n_threads
-from bench_zarr import cleared, quieted
+from bench_zarr import quieted
 
 JPEG_TOL = 2
 ROUNDS = {"slide-regions": 3, "slide-regions-warm": 3, "slide-level": 7, "slide-convert": 3}

@@ -34,6 +34,7 @@ from .operations.downsample import downsample
 from .operations.pyramid import Level, Pyramid, build_pyramid
 from .writers.arrays import create_array
 from .writers.create import create
+from .writers.plate import PlateWriter, create_plate
 from .writers.save import save
 from .writers.stream import PyramidWriter
 
@@ -54,6 +55,7 @@ __all__ = [
     "NiftiImage",
     "Pyramid",
     "Plate",
+    "PlateWriter",
     "PyramidWriter",
     "SlideImage",
     "TargetNotReplaceableError",
@@ -68,6 +70,7 @@ __all__ = [
     "build_pyramid",
     "create",
     "create_array",
+    "create_plate",
     "downsample",
     "from_array",
     "get_num_threads",

@@ -143,3 +143,43 @@ def read_well(attrs: dict) -> dict:
             _int(acq, f"well.images[{i}].acquisition")
         out.append({"path": path, "acquisition": acq})
     return {"version": version, "images": out}
+
+
+def plate_attributes(version: str, rows: list[str], columns: list[str], wells: list[str],
+                     name: str | None = None, acquisitions: list[dict] | None = None,
+                     field_count: int | None = None) -> dict:
+    """The group attributes of a plate (.zattrs for 0.4, zarr.json attributes for 0.5), checked
+    by :func:`read_plate` before they are returned: one copy of the rules for both ways."""
+    plate: dict[str, Any] = {}
+    if name is not None:
+        plate["name"] = name
+    plate["rows"] = [{"name": r} for r in rows]
+    plate["columns"] = [{"name": c} for c in columns]
+    plate["wells"] = [{"path": w, "rowIndex": rows.index(w.split("/")[0]) if w.split("/")[0] in rows else -1,
+                       "columnIndex": columns.index(w.split("/")[-1]) if w.split("/")[-1] in columns else -1}
+                      for w in wells]
+    if acquisitions:
+        plate["acquisitions"] = [dict(a) for a in acquisitions]
+    if field_count is not None:
+        plate["field_count"] = field_count
+    attrs = _versioned(version, "plate", plate)
+    read_plate(attrs)
+    return attrs
+
+
+def well_attributes(version: str, images: list[dict]) -> dict:
+    """The group attributes of a well; images: [{"path", "acquisition" (optional)}]."""
+    well = {"images": [{k: v for k, v in im.items() if v is not None} for im in images]}
+    attrs = _versioned(version, "well", well)
+    read_well(attrs)
+    return attrs
+
+
+def _versioned(version: str, key: str, node: dict) -> dict:
+    if version not in VERSIONS:
+        raise InvalidMetadataError(f"OME-NGFF version must be one of {VERSIONS} (got={version!r:.20})")
+    if version == "0.4":
+        return {key: {**node, "version": "0.4"}}
+    if key == "plate":  # ome-zarr-py writes it there too, and ome-zarr-models' 0.5 models look for it
+        node = {**node, "version": version}
+    return {"ome": {"version": version, key: node}}

@@ -107,13 +107,19 @@ class Target:
 
     def group(self, sub: str, attrs: dict, v3: bool) -> None:
         """Write a group's metadata document(s); each is one atomic set."""
-        key = (lambda k: f"{sub}/{k}" if sub else k)
-        dump = lambda d: json.dumps(d, indent=2, allow_nan=False).encode()
-        if v3:
-            self.adapter.set(key("zarr.json"), dump({"zarr_format": 3, "node_type": "group", "attributes": attrs}))
-        else:
-            self.adapter.set(key(".zgroup"), dump({"zarr_format": 2}))
-            self.adapter.set(key(".zattrs"), dump(attrs))
+        write_group(self.adapter, sub, attrs, v3)
+
+
+def write_group(adapter: Any, sub: str, attrs: dict, v3: bool) -> None:
+    """A group's metadata at sub through adapter: zarr.json (v3) or .zgroup + .zattrs (v2), each
+    document one atomic set."""
+    key = (lambda k: f"{sub}/{k}" if sub else k)  # noqa: E731
+    dump = lambda d: json.dumps(d, indent=2, allow_nan=False).encode()  # noqa: E731
+    if v3:
+        adapter.set(key("zarr.json"), dump({"zarr_format": 3, "node_type": "group", "attributes": attrs}))
+    else:
+        adapter.set(key(".zgroup"), dump({"zarr_format": 2}))
+        adapter.set(key(".zattrs"), dump(attrs))
 
 
 def storage(chunks: Any, shards: Any, version: str, dims) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
