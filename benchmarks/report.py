@@ -48,6 +48,9 @@ OPS = {
     "slide-regions-warm": "Slide: the same regions, second pass through one handle with a tile "
                           "cache",
     "slide-level": "Slide: whole level 2 (fresh open + read)",
+    "plate-write": "HCS plate write: 4x6 wells x 2 fields of (3, 32, 512, 512) uint16, 3-level "
+                   "pyramids, OME-Zarr 0.5",
+    "plate-read": "HCS plate read: every field's level 0 into numpy (fresh open)",
     "slide-convert": "Slide (SVS) to OME-Zarr 0.5: (c, y, x), (1, 512, 512) chunks, zstd-1 "
                      "(the peers do not fsync)",
 }
@@ -60,7 +63,8 @@ FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one fil
              "boxes-cached": None, "downsample": None, "pyramid": "zstd-1 encode",
              "nifti-load": "into a preallocated buffer", "reorient": "memcpy", "reorient-f32": None,
              "nifti-write": "ISA-L level-1", "slide-regions": "tiles touched",
-             "slide-level": "all tiles", "slide-regions-warm": None, "slide-convert": None}
+             "slide-level": "all tiles", "slide-regions-warm": None, "slide-convert": None,
+             "plate-write": None, "plate-read": None}
 SLACK = 1.1
 # The project's pyramid targets: (what, voxcore rows held to it (peer label prefix and kind),
 # which peer rows count (family, kind or label prefix; None = any), required speed-up).
@@ -72,6 +76,7 @@ TARGETS = [
     ("voxcore gaussian >= 10x faster than ngff-zarr's default", ("voxcore", "gaussian"),
      ("ngff-zarr", None, "ngff-zarr default"), 10.0),
 ]
+PLATE_LIKE = "voxcore like ome-zarr-py (chunks (1, 32, 256, 256), nearest, durable=False)"
 # Targets between two rows of one operation: (op, what, voxcore row, the other row's label
 # prefix, need). need > 0: voxcore at least `need` times faster; need < 0: voxcore's time at
 # most -need times the other row's (a floor).
@@ -83,6 +88,12 @@ ROW_TARGETS = [
     ("reorient", "reorientation >= 25x faster than numpy's ascontiguousarray", "voxcore",
      "numpy ascontiguousarray", 25.0),
     ("nifti-write", ".nii.gz write >= 8x faster than nibabel", "voxcore", "nibabel to_filename", 8.0),
+    ("plate-write", "plate write >= 3x faster than ome-zarr-py", "voxcore", "ome-zarr-py", 3.0),
+    ("plate-write", "plate write like for like >= 3x faster than ome-zarr-py", PLATE_LIKE, "ome-zarr-py",
+     3.0),
+    ("plate-write", "plate write like for like within 1.1x of the zstd-1 + file floor",
+     PLATE_LIKE, "floor:", -1.1),
+    ("plate-read", "plate read >= 3x faster than ome-zarr-py", "voxcore", "ome-zarr-py", 3.0),
 ]
 
 

@@ -24,6 +24,7 @@ from .errors import (
 from .images.memory import MemoryImage, from_array
 from .images.model import ImageModel
 from .images.nifti import NiftiArray, NiftiImage, reorient
+from .images.collection import Series
 from .images.plate import Plate, Well
 from .images.registry import open
 from .images.slide import SlideImage
@@ -57,6 +58,7 @@ __all__ = [
     "Plate",
     "PlateWriter",
     "PyramidWriter",
+    "Series",
     "SlideImage",
     "TargetNotReplaceableError",
     "UnalignedWriteWarning",

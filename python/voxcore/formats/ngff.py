@@ -133,6 +133,31 @@ def multiscale(axes: list[dict], levels: Sequence[tuple[Sequence[float], Sequenc
     return entry
 
 
+# Keys of group attributes that belong to OME-NGFF (0.4 keeps them at the top level, 0.5 under
+# "ome") or to voxcore: a user's attributes may not take them.
+RESERVED_KEYS = ("ome", "multiscales", "omero", "labels", "image-label", "plate", "well",
+                 "bioformats2raw.layout", "voxcore")
+
+
+def with_user_attributes(attrs: dict, user: Any) -> dict:
+    """attrs with a user's custom attributes beside (never inside) the OME keys: a dict of
+    JSON values (no NaN or infinity) whose keys are not OME-NGFF's or voxcore's."""
+    if user is None:
+        return attrs
+    import json
+
+    if not isinstance(user, dict) or not all(isinstance(k, str) for k in user):
+        raise InvalidArgumentError(f"attributes must be a dict with string keys (got={type(user).__name__})")
+    taken = sorted(k for k in user if k in RESERVED_KEYS)
+    if taken:
+        raise InvalidArgumentError(f"attributes may not use the OME-NGFF / voxcore keys {taken}")
+    try:
+        json.dumps(user, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"attributes must be JSON values ({e})") from None
+    return {**attrs, **user}
+
+
 def group_attributes(entry: dict, version: str) -> dict:
     """The group attributes for one multiscale: .zattrs content (0.4) or zarr.json attributes (0.5)."""
     if version == "0.4":

@@ -12,60 +12,16 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
+from .._stores import is_zarr_store
 from ..errors import InvalidMetadataError, VoxcoreError
 from ..formats import hcs
-from ..formats import zarr as zmeta
-from . import zarr as zimage
-
-
-def _join(*parts: str | None) -> str:
-    return "/".join(p.strip("/") for p in parts if p)
-
-
-class _Node:
-    """Where a group lives (a directory or a zarr-python store and a path) and how to open
-    what is below it."""
-
-    def __init__(self, source: Any, path: str | None, options: dict):
-        self.source, self.path, self.options = source, path or "", options
-
-    def label(self, sub: str = "") -> str:
-        if is_zarr_store(self.source):
-            return f"{type(self.source).__name__}:{_join(self.path, sub)}"
-        return os.path.join(os.fspath(self.source), *[p for p in (self.path, sub) if p])
-
-    def attrs(self, sub: str = "") -> dict | None:
-        """The group attributes at sub (None: no group there, or an array)."""
-        if is_zarr_store(self.source):
-            adapter = ZarrStoreAdapter(self.source, _join(self.path, sub))
-        else:
-            root = self.label(sub)
-            if not os.path.isdir(root):
-                return None
-            adapter = FileAdapter(root, self.options.get("durable", True),
-                                  self.options.get("allow_external_links", False))
-        try:
-            node = zmeta.read_metadata(adapter.get)
-        except FileNotFoundError:
-            return None
-        return node if isinstance(node, dict) else None
-
-    def image(self, sub: str):
-        keep = {k: self.options[k] for k in ("cache_bytes", "durable", "allow_external_links") if k in self.options}
-        if is_zarr_store(self.source):
-            keep.pop("durable", None)
-            keep.pop("allow_external_links", None)
-        try:
-            return zimage.open_image(self.source, _join(self.path, sub) or None, **keep)
-        except FileNotFoundError as e:
-            raise InvalidMetadataError(f"{self.label(sub)}: a field the well lists is not an image ({e})") from None
+from .group_node import GroupNode, join
 
 
 class Well:
     """One well: its fields (images, level 0 of each multiscale) and their acquisitions."""
 
-    def __init__(self, node: _Node, path: str, meta: dict, row: str | None = None, column: str | None = None,
+    def __init__(self, node: GroupNode, path: str, meta: dict, row: str | None = None, column: str | None = None,
                  prefix: str = ""):
         # path: "row/column"; prefix: where the well's group is below node ("" when node is it)
         self._node, self.path, self._meta, self._prefix = node, path, meta, prefix
@@ -94,7 +50,7 @@ class Well:
             raise IndexError(f"well {self.path} has {n} fields (got={i})")
         i %= n
         if i not in self._fields:
-            self._fields[i] = self._node.image(_join(self._prefix, self.field_paths[i]))
+            self._fields[i] = self._node.image(join(self._prefix, self.field_paths[i]))
         return self._fields[i]
 
     def __len__(self) -> int:
@@ -126,7 +82,7 @@ def _field_rows(items: list[tuple[str, int, Well]]) -> list[str]:
 class Plate(Mapping):
     """An HCS plate: ``rows``, ``columns``, ``acquisitions``, ``name`` and its wells by path."""
 
-    def __init__(self, node: _Node, meta: dict):
+    def __init__(self, node: GroupNode, meta: dict):
         self._node, self._meta = node, meta
         self._wells: dict[str, Well] = {}
 
@@ -175,10 +131,10 @@ class Plate(Mapping):
 
 
 # -- the opener (voxcore.images.registry) ------------------------------------------------------
-def _node_attrs(source: Any, path: str | None, options: dict) -> tuple[_Node, dict] | None:
+def _node_attrs(source: Any, path: str | None, options: dict) -> tuple[GroupNode, dict] | None:
     if not is_zarr_store(source) and not isinstance(source, (str, os.PathLike)):
         return None
-    node = _Node(source, path, options)
+    node = GroupNode(source, path, options)
     try:
         attrs = node.attrs()
     except (OSError, VoxcoreError):  # not a group this opener reads: the next opener says why

@@ -12,11 +12,11 @@ from typing import Any
 
 from .._core import check_key
 from .._stores import is_zarr_store
-from . import nifti, plate, slide, zarr
+from . import collection, nifti, plate, slide, zarr
 from .model import ImageModel
 
 # Tried in order; the first that claims a source opens it.
-OPENERS = (nifti, slide, plate, zarr)
+OPENERS = (nifti, slide, plate, collection, zarr)
 
 
 def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
@@ -24,7 +24,8 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
          allow_external_links: bool = False) -> ImageModel:
     """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0), a NIfTI file or a TIFF slide
     (SVS, OME-TIFF, tiled or stripped TIFF/BigTIFF: a :class:`voxcore.SlideImage`), lazily; an
-    HCS plate or well group gives a :class:`voxcore.Plate` / :class:`voxcore.Well` of images.
+    HCS plate or well group gives a :class:`voxcore.Plate` / :class:`voxcore.Well` of images; a
+    bioformats2raw-layout root a :class:`voxcore.Series` of its images.
 
     NIfTI (.nii, .nii.gz, .hdr/.img[.gz]) gives a NiftiImage: caching "fill" keeps a .gz
     file's inflated bytes after a whole read (nibabel's default; uncache() drops them) — a

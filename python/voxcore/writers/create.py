@@ -21,7 +21,7 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
            units: Sequence[str | None] | None = None, name: str | None = None, chunks: Any = 64,
            shards: Any = None, codec: str | None = "zstd", level: int | None = None,
            pyramid: Any = (), method: str = "mean", version: str = "0.5",
-           overwrite: bool = False, durable: bool = True) -> PyramidWriter:
+           overwrite: bool = False, durable: bool = True, attributes: dict | None = None) -> PyramidWriter:
     """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
 
     Returns a writer: ``w.write_plane(plane, t=, c=, z=)`` takes planes in acquisition order
@@ -35,7 +35,8 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     durable=False skips the fsyncs (each file is still replaced atomically). overwrite=True
     replaces a Zarr / OME-Zarr hierarchy at path (anything else is refused, as for :func:`save`):
     the new metadata-only tree is built beside it and swapped in before this returns, so a crash
-    leaves the old image or the new one.
+    leaves the old image or the new one. attributes: custom group attributes beside the OME
+    keys, as for :func:`save`.
     """
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
@@ -58,11 +59,12 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     axes = ngff.check_axes(img.dims, img.units)
     entry = ngff.multiscale(axes, [(sp.scale, sp.translation) for sp in specs], version, name=name,
                             method=method if flist else None, method_version=__version__ if flist else None)
+    group_attrs = ngff.with_user_attributes(ngff.group_attributes(entry, version), attributes)
     target = Target(path, overwrite, durable)
     try:  # the metadata-only tree is swapped in now; the planes are written in place later
         arrays = [target.array(str(i), sp.shape, dtype, sp.chunks, sp.shards, codec, level, v3, img.dims)
                   for i, sp in enumerate(specs)]
-        target.group("", ngff.group_attributes(entry, version), v3)
+        target.group("", group_attrs, v3)
         target.commit()
     finally:
         target.abort()

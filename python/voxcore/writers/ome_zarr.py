@@ -27,7 +27,8 @@ from .target import Target, storage
 
 def save_ome(obj: Any, path: Any, version: str, chunks: Any, shards: Any, codec: str | None,
              overwrite: bool, level: int | None, labels: dict | None, label_method: str,
-             progress: bool, durable: bool, executor: Any, channels: Any = None) -> str:
+             progress: bool, durable: bool, executor: Any, channels: Any = None,
+             attributes: dict | None = None) -> str:
     """Write obj (a pyramid, an image or an array) as an OME-Zarr group at path; see
     :func:`voxcore.save`."""
     if version not in ngff.VERSIONS:
@@ -40,6 +41,7 @@ def save_ome(obj: Any, path: Any, version: str, chunks: Any, shards: Any, codec:
     if label_method not in ("mode", "nearest"):
         raise InvalidArgumentError(f"label_method must be mode or nearest (got={label_method!r:.20})")
     label_imgs = label_images(labels, obj)
+    ngff.with_user_attributes({}, attributes)  # refused before anything is written
     v3 = version == "0.5"
     target = Target(path, overwrite, durable)
     try:
@@ -63,7 +65,7 @@ def save_ome(obj: Any, path: Any, version: str, chunks: Any, shards: Any, codec:
         affine = getattr(img, "nifti_affine", None)
         if affine is not None:
             attrs["voxcore"] = {"nifti_affine": [[float(v) for v in row] for row in affine]}
-        target.group("", attrs, v3)
+        target.group("", ngff.with_user_attributes(attrs, attributes), v3)
         target.commit()
     finally:
         target.abort()  # a failed save leaves the old tree as it was

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from .._executors import check_executor
-from ..errors import UnsupportedError
+from ..errors import InvalidArgumentError, UnsupportedError
 from ..operations.pyramid import Pyramid
 from .nifti import save_nifti
 from .ome_zarr import save_ome
@@ -15,7 +15,8 @@ from .ome_zarr import save_ome
 def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: Any = None,
          codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
          labels: dict | None = None, label_method: str = "mode", progress: bool = False,
-         durable: bool = True, executor: Any = None, channels: Any = None) -> str:
+         durable: bool = True, executor: Any = None, channels: Any = None,
+         attributes: dict | None = None) -> str:
     """Write a pyramid (or a single image) as an OME-Zarr group, or as NIfTI when path ends in
     .nii / .nii.gz (one image; level is the gzip level, default 1); returns where it was written.
 
@@ -42,6 +43,9 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         Missing colours and labels get defaults; a missing window is the data's range at the
         coarsest level written. Default: the source's own channels (an OME-Zarr image opened
         with omero metadata keeps them through convert and pyramids), else none written.
+    attributes : custom group attributes (JSON values), written beside the OME keys (0.5: beside
+        "ome" in zarr.json; 0.4: beside "multiscales" in .zattrs); OME-NGFF's and voxcore's own
+        keys are refused. Read back as ``vc.open(path).attrs``. OME-Zarr only.
     durable : local directories: fsync every file written (atomic renames either way).
     executor : None (here; a pyramid built with an executor uses that one), a
         concurrent.futures.Executor, or a dask.distributed.Client. The driver creates the level
@@ -67,7 +71,9 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     if executor is None and isinstance(obj, Pyramid) and local_dir:
         executor = obj.executor  # a store or NIfTI target: the pyramid is written here instead
     if nifti_out:
+        if attributes is not None:
+            raise InvalidArgumentError("attributes= is written to OME-Zarr groups, not to NIfTI files")
         return save_nifti(obj, os.fspath(path), level=1 if level is None else level, durable=durable,
                           overwrite=overwrite)
     return save_ome(obj, path, version, chunks, shards, codec, overwrite, level, labels, label_method, progress,
-                    durable, executor, channels)
+                    durable, executor, channels, attributes)
