@@ -249,16 +249,23 @@ def _forms_for(hdr: Any, template: Any, affine: np.ndarray) -> None:
 
 
 def build_header(data: np.ndarray, affine: np.ndarray, template: Any, slope: float | None,
-                 inter: float | None, units: tuple) -> tuple[Any, bytes]:
+                 inter: float | None, units: tuple, pair: bool = False) -> tuple[Any, bytes]:
     """The header for writing data (x fastest, native order) as a single file, and its bytes up
-    to vox_offset (header, extensions, padding).
+    to vox_offset (header, extensions, padding); pair=True: the header of a .hdr/.img pair
+    (magic "ni1"/"ni2", the data at offset 0 of the .img), and the .hdr file's bytes.
 
     NIfTI-1, or NIfTI-2 when a dimension exceeds 32767 or the template is NIfTI-2. A template
     header keeps its fields (description, intent, qform/sform and their codes, extensions)."""
     import nibabel as nib
 
-    big = any(s > 32767 for s in data.shape)
-    cls = nib.Nifti2Header if big or isinstance(template, nib.Nifti2Header) else nib.Nifti1Header
+    big = any(s > 32767 for s in data.shape) or isinstance(template, nib.Nifti2Header)
+    if pair:
+        from nibabel.nifti1 import Nifti1PairHeader
+        from nibabel.nifti2 import Nifti2PairHeader
+
+        cls = Nifti2PairHeader if big else Nifti1PairHeader
+    else:
+        cls = nib.Nifti2Header if big else nib.Nifti1Header
     hdr = cls() if template is None else cls.from_header(template)
     native = "<" if np.little_endian else ">"
     if hdr.endianness != native:
@@ -275,9 +282,10 @@ def build_header(data: np.ndarray, affine: np.ndarray, template: Any, slope: flo
     if time_code is None and template is not None:  # a 3-D image keeps the file's time unit
         time_code = template.get_xyzt_units()[1]
     hdr.set_xyzt_units(_SPACE_CODES.get(space, "unknown"), time_code or "unknown")
-    hdr["vox_offset"] = 0  # let nibabel place the data after the header and its extensions
+    hdr["vox_offset"] = 0  # single file: nibabel places the data after the header and its extensions
     head = io.BytesIO()
     hdr.write_to(head)
-    offset = int(hdr["vox_offset"])
-    head.write(b"\0" * (offset - head.tell()))
+    if not pair:
+        offset = int(hdr["vox_offset"])
+        head.write(b"\0" * (offset - head.tell()))
     return hdr, head.getvalue()

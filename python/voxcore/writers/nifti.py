@@ -82,27 +82,56 @@ def _remove_stale_temps(directory: str) -> None:
             pass
 
 
+def pair_paths(path: str) -> tuple[str, str] | None:
+    """(header, image) paths of the .hdr/.img pair that path names (either file, each .gz
+    when path is), or None for a single-file path."""
+    low = path.lower()
+    gz = ".gz" if low.endswith(".gz") else ""
+    stem = path[:len(path) - len(gz)]
+    if not stem.lower().endswith((".hdr", ".img")):
+        return None
+    stem = stem[:-4]
+    return f"{stem}.hdr{gz}", f"{stem}.img{gz}"
+
+
 def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwrite: bool = False) -> str:
     """Write obj as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767): .nii, or .nii.gz compressed
-    in parallel as independent gzip members (ISA-L at level <= 3).
+    in parallel as independent gzip members (ISA-L at level <= 3); a .hdr / .img path (or
+    .img.gz) writes the pair, header in the .hdr (magic "ni1"), data from offset 0 of the .img,
+    as nibabel's Nifti1Pair reads it.
 
     A NIfTI source keeps its header: qform and sform with their codes as they are. A fresh image
     gets sform and qform both holding the affine (qform: its rigid part), codes 2.
-    The file appears whole: it is written to PATH.tmp-PID, fsync'd (durable) and renamed over
-    path; temp files of dead writers in the directory are removed first. An OS error (disk full,
-    file too large, I/O error) raises OSError with its errno and path as filename; the temp file
-    is removed and a file already at path is left as it was."""
+    Each file appears whole: it is written to PATH.tmp-PID, fsync'd (durable) and renamed over
+    its path (a pair: the .img first, then the .hdr); temp files of dead writers in the directory
+    are removed first. An OS error (disk full, file too large, I/O error) raises OSError with its
+    errno and path as filename; the temp file is removed and a file already at path is left as
+    it was. Returns the path of the header (the .nii itself for a single file)."""
     data, affine, template, slope, inter, units = _as_nifti(obj)
     if data.ndim < 1 or data.ndim > 7:
         raise InvalidArgumentError(f"NIfTI holds 1 to 7 dimensions (got={data.ndim})")
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(errno.EEXIST, "the target exists (pass overwrite=True)", path)
+    pair = pair_paths(path)
+    targets = [path] if pair is None else list(pair)
+    for p in targets:
+        if os.path.exists(p) and not overwrite:
+            raise FileExistsError(errno.EEXIST, "the target exists (pass overwrite=True)", p)
     if data.dtype.fields is None and not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
-    _, head = build_header(data, affine, template, slope, inter, units)
+    _, head = build_header(data, affine, template, slope, inter, units, pair=pair is not None)
     payload = np.ascontiguousarray(data.T).reshape(-1).view(np.uint8)
+    _remove_stale_temps(os.path.dirname(os.path.abspath(path)))
+    if pair is None:
+        _write_whole(path, [head, payload], level, durable)
+        return path
+    _write_whole(pair[1], [payload], level, durable)
+    _write_whole(pair[0], [head], level, durable)
+    return pair[0]
+
+
+def _write_whole(path: str, parts: list, level: int, durable: bool) -> None:
+    """parts (bytes / uint8 arrays) as the file at path, gzip members when it ends in .gz: a
+    temp file beside it, fsync'd (durable) and renamed over it; OSError names path."""
     directory = os.path.dirname(os.path.abspath(path))
-    _remove_stale_temps(directory)
     tmp = f"{path}.tmp-{os.getpid()}"
     with _WRITING_LOCK:
         if tmp in _WRITING:
@@ -112,17 +141,19 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
         if os.path.lexists(tmp):  # left by an earlier process that had this PID (a restarted container)
             os.remove(tmp)
         with open(tmp, "xb") as f:
-            if path.lower().endswith(".gz"):
-                import gzip
+            gz = path.lower().endswith(".gz")
+            for part in parts:
+                if not gz:
+                    f.write(memoryview(part))
+                elif isinstance(part, bytes):
+                    import gzip
 
-                f.write(gzip.compress(head, compresslevel=1, mtime=0))
-                # slice by slice (whole 4 MiB members each), written by Python so that a failed
-                # write keeps its errno; the same stream as one call over the whole payload
-                for lo in range(0, max(len(payload), 1), _SAVE_SLICE):
-                    f.write(memoryview(gzip_members(payload[lo:lo + _SAVE_SLICE], level)))
-            else:
-                f.write(head)
-                f.write(memoryview(payload))
+                    f.write(gzip.compress(part, compresslevel=1, mtime=0))
+                else:
+                    # slice by slice (whole 4 MiB members each), written by Python so that a
+                    # failed write keeps its errno; the same stream as one call over the whole
+                    for lo in range(0, max(len(part), 1), _SAVE_SLICE):
+                        f.write(memoryview(gzip_members(part[lo:lo + _SAVE_SLICE], level)))
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
@@ -138,4 +169,3 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
             pass  # absent, or left for the next save into this directory
         with _WRITING_LOCK:
             _WRITING.discard(tmp)
-    return path

@@ -7,6 +7,7 @@ from typing import Any
 
 from .._executors import check_executor
 from ..errors import InvalidArgumentError, UnsupportedError
+from ..formats.nifti import SUFFIXES as NIFTI_SUFFIXES
 from ..operations.pyramid import Pyramid
 from .nifti import save_nifti
 from .ome_zarr import save_ome
@@ -18,7 +19,8 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
          durable: bool = True, executor: Any = None, channels: Any = None,
          attributes: dict | None = None) -> str:
     """Write a pyramid (or a single image) as an OME-Zarr group, or as NIfTI when path ends in
-    .nii / .nii.gz (one image; level is the gzip level, default 1); returns where it was written.
+    .nii / .nii.gz, or .hdr / .img (/.img.gz: a NIfTI-1 pair, as nibabel's Nifti1Pair) (one
+    image; level is the gzip level, default 1); returns where it was written.
 
     obj : a :func:`build_pyramid` result, or an image / array (written as one level). A pyramid
         built from an on-disk or lazy source is streamed: level 0 is read and written one slab
@@ -63,7 +65,7 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     """
     check_executor(executor)
     local_dir = isinstance(path, (str, os.PathLike))
-    nifti_out = local_dir and os.fspath(path).lower().endswith((".nii", ".nii.gz"))
+    nifti_out = local_dir and os.fspath(path).lower().endswith(NIFTI_SUFFIXES)
     if executor is not None and not local_dir:
         raise UnsupportedError(f"executor= writes local directories only (got={type(path).__name__})")
     if executor is not None and nifti_out:
