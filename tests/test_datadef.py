@@ -136,3 +136,34 @@ def test_array_served_by_a_fetch_func():
         vc.Array(placeholders, "CXY", fetch_func=42)
     with pytest.raises(vc.InvalidArgumentError, match="one list of 3 per level"):
         vc.Array(placeholders, "CXY", element_sizes=[[1, 1, 1]])
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("permute_axes", [9, 9], "permutation"),
+    ("permute_axes", [0, 0, 1, 2], "permutation"),
+    ("flip_axes", [True], "entries"),
+    ("element_sizes", [0, 1, 1, 1], "finite and > 0"),
+    ("element_sizes", [[1, 1, 1, 1], [1, 1, 1, 1]], "one list of 4 per level"),
+    ("dimension_order", "CXY", "dimension_order 'CXY' has 3"),
+    ("dimension_order", "QQ", "dimension"),
+    ("levels", [np.zeros((2, 2))], "has 2 dimensions"),
+    ("fetch_func", 3, "callable"),
+])
+def test_array_assignment_runs_the_constructor_checks(name, value, words):
+    arr = vc.Array([np.zeros((4, 5, 6, 1), np.uint8)], "DXYZ", element_sizes=[1, 0.5, 0.5, 2])
+    before = (arr.permute_axes, arr.flip_axes, arr.element_sizes, arr.dimension_order, len(arr.levels))
+    with pytest.raises(vc.InvalidArgumentError, match=words):
+        setattr(arr, name, value)
+    assert (arr.permute_axes, arr.flip_axes, arr.element_sizes, arr.dimension_order, len(arr.levels)) == before
+
+
+def test_array_fields_set_one_by_one_as_clara_does():
+    arr = vc.Array()
+    arr.dimension_order = "CXY"  # the defaults follow the new order
+    arr.levels = [np.zeros((8, 6, 3), np.uint8), np.zeros((4, 3, 3), np.uint8)]
+    assert arr.permute_axes == [0, 1, 2] and arr.element_sizes == [[1.0] * 3, [1.0, 2.0, 2.0]]
+    arr.permute_axes = [0, 2, 1]
+    arr.flip_axes = [False, True, False]
+    arr.element_sizes = [[1, 0.25, 0.25], [1, 0.5, 0.5]]
+    assert arr.permute_axes == [0, 2, 1] and arr.flip_axes == [False, True, False]
+    assert arr.element_sizes[1] == [1.0, 0.5, 0.5]

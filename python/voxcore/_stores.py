@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from ._core import CallbackStore, FileStore, check_key
-from .errors import LimitExceededError
+from .errors import LimitExceededError, StoreError, VoxcoreError
 from .formats.zarr import MAX_METADATA_BYTES
 
 
@@ -57,7 +57,13 @@ class ZarrStoreAdapter:
                 rng = RangeByteRequest(offset, offset + length)
             elif kind == "suffix":
                 rng = SuffixByteRequest(length)
-            buf = await self.store.get(self._key(key), prototype=self._proto, byte_range=rng)
+            full = self._key(key)
+            try:
+                buf = await self.store.get(full, prototype=self._proto, byte_range=rng)
+            except (KeyError, FileNotFoundError):  # a mapping-style store's "not there"
+                return None
+            except Exception as e:
+                self._failed(e, "read", full)
             return None if buf is None else buf.to_bytes()
 
         async def gather():
@@ -70,10 +76,15 @@ class ZarrStoreAdapter:
 
         proto = default_buffer_prototype()
 
+        async def one(key, value):
+            full = self._key(key)
+            try:
+                await self.store.set(full, proto.buffer.from_bytes(value))
+            except Exception as e:
+                self._failed(e, "write", full)
+
         async def gather():
-            await asyncio.gather(*(
-                self.store.set(self._key(k), proto.buffer.from_bytes(v)) for k, v in items
-            ))
+            await asyncio.gather(*(one(k, v) for k, v in items))
 
         _sync(gather())
 
@@ -81,7 +92,20 @@ class ZarrStoreAdapter:
         self.set_many([(key, value)])
 
     def erase(self, key: str) -> None:
-        _sync(self.store.delete(self._key(key)))
+        full = self._key(key)
+        try:
+            _sync(self.store.delete(full))
+        except (KeyError, FileNotFoundError):
+            return
+        except Exception as e:
+            self._failed(e, "delete", full)
+
+    def _failed(self, e: Exception, what: str, key: str) -> None:
+        """Raises a store's own exception as voxcore does: voxcore errors and PermissionError as
+        they are, anything else as a StoreError naming the store and the key."""
+        if isinstance(e, (VoxcoreError, PermissionError)):
+            raise e
+        raise StoreError(f"{type(self.store).__name__} failed to {what} {key!r}: {type(e).__name__}: {e}") from e
 
     def core_store(self) -> CallbackStore:
         writable = not getattr(self.store, "read_only", False)

@@ -33,6 +33,10 @@ class UnsafeMetadataPathError(InvalidMetadataError, UnsafePathError):
     """A path in metadata (an OME dataset path, a label name) leaves its group or is malformed."""
 
 
+class StoreError(VoxcoreError, OSError):
+    """A store failed to serve or take a key (the message names the store and the key)."""
+
+
 class UnsupportedError(VoxcoreError, NotImplementedError):
     """Valid input that voxcore does not implement (e.g. an unknown codec)."""
 

@@ -322,7 +322,10 @@ def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_dep
 
 
 def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 1) -> Image:
-    node = zmeta.read_metadata(adapter.get)
+    try:
+        node = zmeta.read_metadata(adapter.get)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{source}: no Zarr array or group here (no zarr.json, .zarray or .zgroup)") from None
     if isinstance(node, dict):  # a group: OME-Zarr multiscales
         ome = node.get("ome") if isinstance(node.get("ome"), dict) else node
         if max_depth == 0 or not ome.get("multiscales"):

@@ -81,6 +81,28 @@ class Array:
         if fetch_func is not None and not callable(fetch_func):
             raise InvalidArgumentError("fetch_func must be callable (level, offset, size) -> array")
         self.fetch_func = fetch_func
+        # what the caller gave (the rest are defaults that follow dimension_order and levels)
+        self._given = {"permute_axes": permute_axes is not None, "flip_axes": flip_axes is not None,
+                       "element_sizes": element_sizes is not None}
+        self._ready = True
+
+    _CHECKED = ("levels", "dimension_order", "permute_axes", "flip_axes", "element_sizes", "fetch_func")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assigning a field after construction runs the constructor's checks on the result
+        (Clara sets them one by one): a bad value raises and leaves the array as it was."""
+        if name not in self._CHECKED or not self.__dict__.get("_ready"):
+            object.__setattr__(self, name, value)
+            return
+        state = {k: getattr(self, k) if self._given.get(k, True) else None for k in self._CHECKED}
+        state[name] = value
+        checked = Array(**state)
+        given = dict(self._given)
+        if name in given:
+            given[name] = value is not None
+        for k in self._CHECKED:
+            object.__setattr__(self, k, getattr(checked, k))
+        object.__setattr__(self, "_given", given)
 
     def _sizes_per_level(self, sizes: Sequence[Any] | None) -> list[list[float]]:
         n, count = len(self.dimension_order), max(len(self.levels), 1)
