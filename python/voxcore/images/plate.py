@@ -15,11 +15,13 @@ from typing import Any
 from .._stores import is_zarr_store
 from ..errors import InvalidMetadataError, VoxcoreError
 from ..formats import hcs
+from .acquisition import AcquisitionAccess
 from .group_node import GroupNode, join
 
 
-class Well:
-    """One well: its fields (images, level 0 of each multiscale) and their acquisitions."""
+class Well(AcquisitionAccess):
+    """One well: its fields (images, level 0 of each multiscale) and their acquisitions. Its
+    fields are also positions, read with navigate's names (get_data(position=), ...)."""
 
     def __init__(self, node: GroupNode, path: str, meta: dict, row: str | None = None, column: str | None = None,
                  prefix: str = ""):
@@ -59,6 +61,12 @@ class Well:
     def __iter__(self) -> Iterator[Any]:
         return (self[i] for i in range(len(self)))
 
+    def _position_count(self) -> int:
+        return len(self)
+
+    def _position_image(self, p: int) -> Any:
+        return self[p]
+
     def summary(self) -> list[str]:
         """``voxcore info``: the fields as a table."""
         lines = [f"path:   {self._node.label(self._prefix)}", f"format: OME-Zarr {self._meta['version']} well "
@@ -79,8 +87,14 @@ def _field_rows(items: list[tuple[str, int, Well]]) -> list[str]:
     return rows
 
 
-class Plate(Mapping):
-    """An HCS plate: ``rows``, ``columns``, ``acquisitions``, ``name`` and its wells by path."""
+class Plate(Mapping, AcquisitionAccess):
+    """An HCS plate: ``rows``, ``columns``, ``acquisitions``, ``name`` and its wells by path.
+
+    Its fields, well by well in the plate's order, are also the positions of an acquisition,
+    read with navigate's names: ``get_data(timepoint=, position=, channel=, z=-1,
+    resolution=1)``, ``get_slice``, ``positions``, ``position_names``, ``bits``,
+    ``dx/dy/dz/dt``, ``shapes``, ``resolutions``, ``nbytes`` (a multi-position acquisition
+    written by ``vc.create(..., positions=)`` is a one-well plate)."""
 
     def __init__(self, node: GroupNode, meta: dict):
         self._node, self._meta = node, meta
@@ -112,6 +126,28 @@ class Plate(Mapping):
 
     def __iter__(self) -> Iterator[str]:
         return (w["path"] for w in self._meta["wells"])
+
+    def _position_list(self) -> list[tuple[str, int]]:
+        if not hasattr(self, "_positions"):
+            self._positions = [(p, i) for p, w in self.wells.items() for i in range(len(w))]
+        return self._positions
+
+    def _position_count(self) -> int:
+        return len(self._position_list())
+
+    def _position_image(self, p: int) -> Any:
+        well, i = self._position_list()[p]
+        return self[well][i]
+
+    @property
+    def position_names(self) -> list[str]:
+        """Each position's name: as the writer recorded it, else "well/field"."""
+        recorded = (self._node.attrs() or {}).get("voxcore", {})
+        names = recorded.get("positions") if isinstance(recorded, dict) else None
+        listed = [f"{w}/{self[w].field_paths[i]}" for w, i in self._position_list()]
+        if isinstance(names, list) and len(names) == len(listed):
+            return [str(n.get("name")) if isinstance(n, dict) else str(n) for n in names]
+        return listed
 
     def __len__(self) -> int:
         return len(self._meta["wells"])

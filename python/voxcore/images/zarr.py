@@ -57,6 +57,11 @@ class Image(ImageModel):
         return self._meta.dtype
 
     @property
+    def name(self) -> str | None:
+        """The OME multiscale's name (None for a plain array or an unnamed image)."""
+        return self._ome.get("name") if self._ome is not None else None
+
+    @property
     def dims(self) -> tuple[str, ...]:
         """Axis names: OME axes, else the array's dimension_names, else 'dim_0', 'dim_1', ..."""
         if self._ome is not None:

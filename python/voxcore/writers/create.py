@@ -21,7 +21,8 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
            units: Sequence[str | None] | None = None, name: str | None = None, chunks: Any = 64,
            shards: Any = None, codec: str | None = "zstd", level: int | None = None,
            pyramid: Any = (), method: str = "mean", version: str = "0.5",
-           overwrite: bool = False, durable: bool = True, attributes: dict | None = None) -> PyramidWriter:
+           overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
+           positions: Any = None) -> Any:
     """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
 
     Returns a writer: ``w.write_plane(plane, t=, c=, z=)`` takes planes in acquisition order
@@ -37,7 +38,22 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     the new metadata-only tree is built beside it and swapped in before this returns, so a crash
     leaves the old image or the new one. attributes: custom group attributes beside the OME
     keys, as for :func:`save`.
+
+    positions: a multi-position acquisition, a count or a list of names or of
+    {"name", "x", "y", "z"} stage coordinates (added to each position's translation). The result
+    is then a one-well HCS plate (well A/1, one field per position, as navigate writes it) and
+    the writer a :class:`voxcore.writers.positions.PositionsWriter`:
+    ``write_plane(plane, t=, c=, z=, position=)`` and navigate's ``get_data(timepoint=,
+    position=, channel=, z=-1, resolution=1)``; ``vc.open(path)`` reads it back as a
+    :class:`voxcore.Plate` with the same names.
     """
+    if positions is not None:
+        from .positions import create_positions
+
+        return create_positions(path, shape, dtype, positions, dims=dims, scale=scale, translation=translation,
+                                units=units, name=name, chunks=chunks, shards=shards, codec=codec, level=level,
+                                pyramid=pyramid, method=method, version=version, overwrite=overwrite,
+                                durable=durable, attributes=attributes)
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
     if method not in METHODS:

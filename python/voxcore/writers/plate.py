@@ -21,7 +21,7 @@ from .target import Target, write_group
 
 def create_plate(path: Any, rows: Sequence[str], columns: Sequence[str], *, name: str | None = None,
                  acquisitions: Sequence[dict] | None = None, version: str = "0.5",
-                 overwrite: bool = False, durable: bool = True) -> PlateWriter:
+                 overwrite: bool = False, durable: bool = True, attributes: dict | None = None) -> PlateWriter:
     """Start an HCS plate at path (a local directory): ``w.write_field(well, image, ...)`` adds
     one field (an image, array or :func:`build_pyramid` result, with its levels) to a well such
     as "B/3"; ``w.close()`` or leaving a ``with`` block ends it.
@@ -30,7 +30,8 @@ def create_plate(path: Any, rows: Sequence[str], columns: Sequence[str], *, name
     acquisitions : [{"id": int, "name": ..., "maximumfieldcount": ..., ...}], as OME-NGFF has them.
     The plate is valid from the start and after every field; ``field_count`` is kept at the
     largest number of fields of a well. overwrite=True replaces a Zarr / OME-Zarr hierarchy at
-    path (anything else is refused, as for :func:`save`).
+    path (anything else is refused, as for :func:`save`). attributes: custom root attributes
+    beside the OME keys, as for :func:`save`.
     """
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
@@ -40,8 +41,10 @@ def create_plate(path: Any, rows: Sequence[str], columns: Sequence[str], *, name
         if isinstance(names, str) or not all(isinstance(n, str) for n in names):
             raise InvalidArgumentError(f"{what} must be a list of names (got={names!r:.60})")
     acq = [dict(a) for a in acquisitions] if acquisitions is not None else []
-    meta = {"rows": list(rows), "columns": list(columns), "name": name, "acquisitions": acq}
+    meta = {"rows": list(rows), "columns": list(columns), "name": name, "acquisitions": acq,
+            "extra": ngff.with_user_attributes({}, attributes)}
     attrs = _checked(lambda: hcs.plate_attributes(version, meta["rows"], meta["columns"], [], name, acq))
+    attrs = {**attrs, **meta["extra"]}
     target = Target(path, overwrite, durable)
     try:  # the empty plate is swapped in now; fields are written in place later
         target.group("", attrs, version == "0.5")
@@ -78,12 +81,33 @@ class PlateWriter:
 
         field : its name in the well (default: the next integer); acquisition : the id of one of
         the plate's acquisitions. save_options go to :func:`save` (chunks, shards, codec, level,
-        channels, labels, progress); the version and durability are the plate's.
+        channels, labels, attributes, progress); the version and durability are the plate's.
         """
+        row, column, name, images = self._new_field(well, field, acquisition, save_options)
+        field_dir = os.path.join(self.root, row, column, name)
+        save(image, field_dir, version=self.version, durable=self._durable, **save_options)
+        self._list(well, images, {"path": name, "acquisition": acquisition})
+        return field_dir
+
+    def create_field(self, well: str, shape: Any, dtype: Any, *, field: str | int | None = None,
+                     acquisition: int | None = None, **create_options: Any) -> Any:
+        """Start one field of `well` written plane by plane (:func:`create`'s writer, returned);
+        it is listed at once: its metadata is complete and unwritten planes read as the fill
+        value until they arrive."""
+        from .create import create
+
+        row, column, name, images = self._new_field(well, field, acquisition, create_options)
+        writer = create(os.path.join(self.root, row, column, name), shape, dtype, version=self.version,
+                        durable=self._durable, **create_options)
+        self._list(well, images, {"path": name, "acquisition": acquisition})
+        return writer
+
+    def _new_field(self, well: str, field: Any, acquisition: Any, options: dict) -> tuple[str, str, str, list]:
+        """Checks for a new field; makes its row and well groups. (row, column, name, images)."""
         if self._closed:
             raise InvalidArgumentError("the plate writer is closed")
         for bad in ("version", "durable", "overwrite", "executor"):
-            if bad in save_options:
+            if bad in options:
                 raise InvalidArgumentError(f"{bad}= is the plate's, not a field's")
         row, column = self._well_parts(well)
         images = self._wells.get(well, [])
@@ -99,13 +123,14 @@ class PlateWriter:
                 os.makedirs(os.path.join(self.root, sub), exist_ok=True)
                 if not any(os.path.exists(os.path.join(self.root, sub, k)) for k in ("zarr.json", ".zgroup")):
                     self._group(sub, {})
-        field_dir = os.path.join(self.root, row, column, name)
-        save(image, field_dir, version=self.version, durable=self._durable, **save_options)
-        entry = {"path": name, "acquisition": acquisition}
+        return row, column, name, images
+
+    def _list(self, well: str, images: list, entry: dict) -> None:
+        """The field is complete (or, for create_field, its metadata is): list it."""
+        row, column = well.split("/")
         self._group(f"{row}/{column}", hcs.well_attributes(self.version, images + [entry]))
         self._wells[well] = images + [entry]
         self._write_plate()
-        return field_dir
 
     def _well_parts(self, well: Any) -> tuple[str, str]:
         parts = well.split("/") if isinstance(well, str) else []
@@ -119,8 +144,8 @@ class PlateWriter:
         order = {(r, c): i for i, (r, c) in enumerate((r, c) for r in m["rows"] for c in m["columns"])}
         wells = sorted(self._wells, key=lambda w: order[tuple(w.split("/"))])
         count = max(len(v) for v in self._wells.values())
-        self._group("", hcs.plate_attributes(self.version, m["rows"], m["columns"], wells, m["name"],
-                                             m["acquisitions"], count))
+        attrs = hcs.plate_attributes(self.version, m["rows"], m["columns"], wells, m["name"], m["acquisitions"], count)
+        self._group("", {**attrs, **m.get("extra", {})})
 
     def _group(self, sub: str, attrs: dict) -> None:
         write_group(self._adapter, sub, attrs, self.version == "0.5")
