@@ -196,9 +196,11 @@ def check_path(path: str, where: str) -> str:
 
 def _transforms(cts: Any, n: int, where: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(scale, translation) from a coordinateTransformations list: one scale, then an optional
-    translation, each with one finite value per axis."""
+    translation, each with one finite value per axis; or a lone identity."""
     if not isinstance(cts, list) or not cts:
         raise InvalidMetadataError(f"{where}.coordinateTransformations must be a non-empty list")
+    if cts == [{"type": "identity"}]:  # iohub writes it (0.4 defines the type): unit scale, no shift
+        return (1.0,) * n, (0.0,) * n
     scale: tuple[float, ...] | None = None
     trans: tuple[float, ...] = (0.0,) * n
     for i, t in enumerate(cts):
@@ -244,6 +246,10 @@ def parse_multiscale(attrs: dict) -> dict:
         out_axes.append({"name": a["name"], "type": typ, "unit": unit})
     if len({a["name"] for a in out_axes}) != len(out_axes):
         raise InvalidMetadataError(f"multiscales[0].axes names must be unique (got={[a['name'] for a in out_axes]})")
+    lowered = [a["name"].lower() for a in out_axes]
+    if set(lowered) <= set(AXIS_TYPES) and len(set(lowered)) == len(lowered):
+        for a, low in zip(out_axes, lowered):  # "T", "C", "Z", "Y", "X" (iohub): the model's names
+            a["name"] = low
     n = len(out_axes)
     datasets = m.get("datasets")
     if not isinstance(datasets, list) or not datasets:
