@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pytest
 import voxcore as vc
 
 ORACLE = Path(__file__).resolve().parents[1] / "build" / "oracles" / "iohub"

@@ -18,9 +18,10 @@ import numpy as np
 from .._core import ChunkCache, ChunkedArray
 from .._indexing import select
 from .._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
-from ..errors import InvalidArgumentError, InvalidMetadataError, UnalignedWriteWarning
+from ..errors import InvalidArgumentError, InvalidMetadataError, UnalignedWriteWarning, UnsupportedError
 from ..formats import ngff, omero
 from ..formats import zarr as zmeta
+from ..formats import zarr_emit as emit
 from .casting import cast_for_write
 from .box_read import read_region
 from .model import ImageModel, Level, alloc
@@ -233,6 +234,31 @@ class Image(ImageModel):
         """
         self._write(cast_for_write(data, self.dtype, casting), offset, allow_unaligned)
 
+    def resize(self, shape: Sequence[int]) -> None:
+        """Grow the array to shape (same rank, no axis smaller): its metadata document is
+        replaced atomically, so readers see the old shape or the new one; what lies in the new
+        part reads as the fill value until written."""
+        adapter = getattr(self, "_adapter", None)
+        if adapter is None:
+            raise UnsupportedError(f"{self._source}: this handle cannot resize its array (open it by path)")
+        shape = tuple(int(s) for s in shape)
+        if len(shape) != self.ndim or any(n < o for n, o in zip(shape, self.shape)):
+            raise InvalidArgumentError(f"resize grows an array only (shape={self.shape}, got={shape})")
+        if shape == self.shape:
+            return
+        v3 = self._meta.zarr_format == 3
+        key = "zarr.json" if v3 else ".zarray"
+        raw = adapter.get(key)
+        if raw is None:
+            raise FileNotFoundError(f"{self._source}: {key} is gone")
+        doc = zmeta.load_json(raw, key)
+        doc["shape"] = list(shape)
+        meta = zmeta.parse_v3(doc, key) if v3 else zmeta.parse_v2(doc, self.attrs, key)
+        meta.dims = self._meta.dims
+        core = ChunkedArray(meta.array_spec(), adapter.core_store(), None)
+        adapter.set(key, emit.dumps(doc))
+        self._core, self._meta = core, meta
+
     def _write(self, arr: np.ndarray, offset: Sequence[int] | None, allow_unaligned: bool) -> None:
         """Write an array already of self.dtype (native order); called by write and __setitem__
         only, so that the warning's stacklevel names their caller."""
@@ -338,7 +364,9 @@ def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 1
         return _open_ome(adapter, source, node, cache_bytes, max_depth)
     cache = ChunkCache(int(cache_bytes)) if cache_bytes else None
     core = ChunkedArray(node.array_spec(), adapter.core_store(), cache)
-    return Image(core, node, source)
+    img = Image(core, node, source)
+    img._adapter = adapter
+    return img
 
 
 def opens(source: Any, path: str | None) -> bool:

@@ -108,6 +108,7 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         label = root
     core = ChunkedArray(meta.array_spec(), adapter.core_store(), None)
     img = Image(core, meta, label)
+    img._adapter = adapter
     if is_zarr_store(source):
         return remember_origin(img, source, {"path": path})
     return remember_origin(img, label, {"durable": durable})

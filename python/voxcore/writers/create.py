@@ -25,6 +25,12 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
            positions: Any = None) -> Any:
     """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
 
+    shape may start with None: an acquisition whose number of time points is not known up front
+    (dims then start with "t"). The arrays start with one time point and grow as planes of later
+    ones arrive, each level's metadata replaced atomically before the first plane of a new time
+    point is written: the image on disk is valid at every moment, its last time point possibly
+    incomplete (unwritten planes read as the fill value).
+
     Returns a writer: ``w.write_plane(plane, t=, c=, z=)`` takes planes in acquisition order
     (increasing z within each (t, c) volume; volumes may interleave) and keeps only one slab per
     level per volume in flight; ``w.get_data(t=, c=, z=, level=)`` reads back; ``w.close()``
@@ -58,7 +64,7 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
     if method not in METHODS:
         raise InvalidArgumentError(f"method must be one of {METHODS} (got={method!r:.30})")
-    shape = tuple(int(s) for s in shape)
+    shape, open_time, dims = open_shape(shape, dims)
     if any(s < 1 for s in shape):
         raise InvalidArgumentError(f"shape must be positive (got={shape})")
     dtype = np.dtype(dtype)
@@ -85,4 +91,25 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     finally:
         target.abort()
     arrays = [target.reopen(str(i), a) for i, a in enumerate(arrays)]
-    return PyramidWriter(arrays, specs, img.dims, dtype, method)
+    return PyramidWriter(arrays, specs, img.dims, dtype, method, open_time=open_time)
+
+
+def open_shape(shape: Sequence[Any], dims: Sequence[str] | None) -> tuple[tuple[int, ...], bool, Any]:
+    """The initial shape, whether its first axis (time) is open-ended (None: it then starts at
+    one time point and grows as later ones arrive), and the dims (an open-ended shape's default
+    dims start with "t": (t, y, x), (t, z, y, x), (t, c, z, y, x))."""
+    shape = tuple(shape)
+    if any(s is None for s in shape[1:]):
+        raise InvalidArgumentError(f"only the first axis (time) may be None (got={shape})")
+    open_time = bool(shape) and shape[0] is None
+    if open_time and dims is not None and tuple(dims)[0] != "t":
+        raise InvalidArgumentError(f"an open-ended (None) first axis must be t (dims={tuple(dims)})")
+    try:
+        out = tuple(1 if (i == 0 and open_time) else int(s) for i, s in enumerate(shape))
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"shape must be integers, the first one may be None (got={shape!r:.60})") from None
+    if open_time and len(out) < 3:
+        raise InvalidArgumentError(f"an open-ended time axis needs at least t and 2 space axes (got={shape})")
+    if open_time and dims is None:
+        dims = {3: ("t", "y", "x"), 4: ("t", "z", "y", "x"), 5: ("t", "c", "z", "y", "x")}.get(len(out))
+    return out, open_time, dims

@@ -69,9 +69,11 @@ def create_positions(path: Any, shape: Sequence[int], dtype: Any, positions: Any
                      overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
                      **create_options: Any) -> PositionsWriter:
     """See :func:`voxcore.create` (positions=)."""
+    from .create import open_shape
+
     entries = parse_positions(positions)
-    geometry = np.lib.stride_tricks.as_strided(np.zeros(1, np.dtype(dtype)), tuple(int(s) for s in shape),
-                                               (0,) * len(shape))
+    first, _, dims = open_shape(shape, dims)
+    geometry = np.lib.stride_tricks.as_strided(np.zeros(1, np.dtype(dtype)), first, (0,) * len(first))
     img = from_array(geometry, dims=dims, scale=scale, translation=translation, units=units)
     for p in entries:
         missing = [d for d in _SPACE if d in p and d not in img.dims]

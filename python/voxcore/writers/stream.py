@@ -15,6 +15,8 @@ of 2f planes of the previous slab and waiting for 2f planes of the next before e
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from collections.abc import Callable
 from typing import Any
@@ -214,8 +216,10 @@ class PyramidWriter:
 
     def __init__(self, arrays: list, levels: list[LevelSpec], dims: tuple[str, ...], dtype: np.dtype,
                  method: str, fill_value: Any = 0, on_close: Callable[[], None] | None = None,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, open_time: bool = False):
         self.arrays, self.levels, self.dims = arrays, levels, dims
+        # open_time: the t axis (first) grows as time points arrive (create(shape=(None, ...)))
+        self.open_time = open_time and bool(dims) and dims[0] == "t"
         self.dtype, self.method, self.fill_value = np.dtype(dtype), method, fill_value
         self._on_close = on_close
         self._progress = progress
@@ -239,17 +243,34 @@ class PyramidWriter:
         self._closed = False
 
     # -- feeding --------------------------------------------------------------------------
-    def _prefix(self, t: int | None, c: int | None) -> tuple[int, ...]:
+    def _prefix(self, t: int | None, c: int | None, grow: bool = False) -> tuple[int, ...]:
         out = []
         for i, d in enumerate(self.dims[:self.axis]):
             v = t if d == "t" else c
             if v is None:
                 raise InvalidArgumentError(f"{d}= is required (dims={self.dims})")
             v = int(v)
+            if grow and i == 0 and self.open_time and v >= self.levels[0].shape[0]:
+                self._grow(v + 1)
             if not 0 <= v < self.levels[0].shape[i]:
                 raise InvalidArgumentError(f"{d} out of range (extent={self.levels[0].shape[i]}, got={v})")
             out.append(v)
         return tuple(out)
+
+    def _grow(self, n: int) -> None:
+        """Every level's t extent to n, metadata first (each document one atomic replace): a
+        reader, and the disk after a crash, sees the time points up to the newest one, whose
+        planes not yet written read as the fill value."""
+        if self._closed:
+            raise InvalidArgumentError("the writer is closed")
+        for k, arr in enumerate(self.arrays):
+            arr.resize((n,) + tuple(arr.shape[1:]))
+            self.levels[k] = dataclasses.replace(self.levels[k], shape=(n,) + tuple(self.levels[k].shape[1:]))
+
+    @property
+    def time_points(self) -> int:
+        """The t extent written so far (the shape's first axis)."""
+        return self.levels[0].shape[0] if self.dims and self.dims[0] == "t" else 1
 
     def _volume(self, prefix: tuple[int, ...]) -> _Volume:
         if self._closed:
@@ -284,15 +305,15 @@ class PyramidWriter:
         """
         plane = np.asarray(plane)
         if self.dims[self.axis] != "z":  # 2-D images: the plane is the whole (y, x) image
-            self.push(plane, self._prefix(t, c), 0)
+            self.push(plane, self._prefix(t, c, grow=True), 0)
             return
         if z is None:
             raise InvalidArgumentError("z= is required")
-        self.push(plane[None], self._prefix(t, c), int(z))
+        self.push(plane[None], self._prefix(t, c, grow=True), int(z))
 
     def write(self, block: Any, t: int | None = None, c: int | None = None, z: int = 0) -> None:
         """Add consecutive planes [z, z + len(block)) of level 0 at once (same rules as write_plane)."""
-        self.push(np.asarray(block), self._prefix(t, c), int(z))
+        self.push(np.asarray(block), self._prefix(t, c, grow=True), int(z))
 
     def _advance(self, planes: int) -> None:
         if self._progress is not None:
