@@ -66,3 +66,32 @@ def test_omero_that_lies(tmp_path):
         shutil.rmtree(bad)
     with pytest.raises(vc.InvalidMetadataError, match="2 entries but the image has 3"):
         vc.save(vc.from_array(_vol(), dims=("c", "z", "y", "x")), tmp_path / "c.ome.zarr", channels=[{}, {}])
+
+
+@pytest.mark.parametrize("version", ["0.4", "0.5"])
+def test_create_writes_channels_and_their_windows_at_close(tmp_path, version):
+    path = tmp_path / "acq.ome.zarr"
+    given = [{"label": "DAPI", "color": "0000FF"},
+             {"label": "GFP", "window": {"min": 0, "max": 65535, "start": 100, "end": 900}}]
+    w = vc.create(path, (2, 4, 16, 16), "u2", dims=("c", "z", "y", "x"), pyramid=[{"y": 2, "x": 2}],
+                  channels=given, version=version)
+    during = vc.open(path).channels
+    assert [c["label"] for c in during] == ["DAPI", "GFP"] and during[0]["color"] == "0000FF"
+    assert during[0]["window"]["end"] == 65535  # the dtype's range until the data exists
+    for c in range(2):
+        for z in range(4):
+            w.write_plane(np.full((16, 16), 1000 * (c + 1) + z, np.uint16), c=c, z=z)
+    w.close()
+    img = vc.open(path)
+    dapi, gfp = img.channels
+    assert (dapi["window"]["start"], dapi["window"]["end"]) == (1000.0, 1003.0)  # coarsest level's range
+    assert (gfp["window"]["start"], gfp["window"]["end"]) == (100.0, 900.0)  # given: kept
+    models = pytest.importorskip("ome_zarr_models")
+    zarr = pytest.importorskip("zarr")
+    (models.v05 if version == "0.5" else models.v04).Image.from_zarr(zarr.open_group(path, mode="r"))
+
+
+def test_create_refuses_channels_that_do_not_fit(tmp_path):
+    with pytest.raises(vc.InvalidMetadataError, match="2 entries but the image has 3"):
+        vc.create(tmp_path / "c.ome.zarr", (3, 4, 8, 8), "u1", dims=("c", "z", "y", "x"), channels=[{}, {}])
+    assert not (tmp_path / "c.ome.zarr").exists()

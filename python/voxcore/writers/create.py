@@ -9,11 +9,12 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import InvalidArgumentError
-from ..formats import ngff
+from ..formats import ngff, omero
 from ..images.memory import from_array
 from ..operations.pyramid import METHODS, WINDOW_METHODS, factor_list, plan_levels
 from .stream import PyramidWriter
-from .target import Target, storage
+from .channels import channels_with_windows
+from .target import Target, storage, write_group
 
 
 def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] | None = None,
@@ -22,7 +23,7 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
            shards: Any = None, codec: str | None = "zstd", level: int | None = None,
            pyramid: Any = (), method: str = "mean", version: str = "0.5",
            overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
-           positions: Any = None) -> Any:
+           positions: Any = None, channels: Any = None) -> Any:
     """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
 
     shape may start with None: an acquisition whose number of time points is not known up front
@@ -43,7 +44,9 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     replaces a Zarr / OME-Zarr hierarchy at path (anything else is refused, as for :func:`save`):
     the new metadata-only tree is built beside it and swapped in before this returns, so a crash
     leaves the old image or the new one. attributes: custom group attributes beside the OME
-    keys, as for :func:`save`.
+    keys, as for :func:`save`. channels: omero channel metadata as for :func:`save`, written
+    now; windows not given are the dtype's range until close(), which computes them from the
+    coarsest level.
 
     positions: a multi-position acquisition, a count or a list of names or of
     {"name", "x", "y", "z"} stage coordinates (added to each position's translation). The result
@@ -59,7 +62,7 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
         return create_positions(path, shape, dtype, positions, dims=dims, scale=scale, translation=translation,
                                 units=units, name=name, chunks=chunks, shards=shards, codec=codec, level=level,
                                 pyramid=pyramid, method=method, version=version, overwrite=overwrite,
-                                durable=durable, attributes=attributes)
+                                durable=durable, attributes=attributes, channels=channels)
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
     if method not in METHODS:
@@ -81,7 +84,16 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     axes = ngff.check_axes(img.dims, img.units)
     entry = ngff.multiscale(axes, [(sp.scale, sp.translation) for sp in specs], version, name=name,
                             method=method if flist else None, method_version=__version__ if flist else None)
-    group_attrs = ngff.with_user_attributes(ngff.group_attributes(entry, version), attributes)
+    base_attrs = ngff.group_attributes(entry, version)
+
+    def with_channels(chans: list[dict] | None) -> dict:
+        attrs = {**base_attrs, **({"ome": dict(base_attrs["ome"])} if v3 else {})}
+        if chans is not None:
+            (attrs["ome"] if v3 else attrs)["omero"] = omero.omero_attributes(chans, version)
+        return ngff.with_user_attributes(attrs, attributes)
+
+    chans = None if channels is None else channels_with_windows(channels, img.dims, shape, dtype, None)
+    group_attrs = with_channels(chans)
     target = Target(path, overwrite, durable)
     try:  # the metadata-only tree is swapped in now; the planes are written in place later
         arrays = [target.array(str(i), sp.shape, dtype, sp.chunks, sp.shards, codec, level, v3, img.dims)
@@ -91,7 +103,14 @@ def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] |
     finally:
         target.abort()
     arrays = [target.reopen(str(i), a) for i, a in enumerate(arrays)]
-    return PyramidWriter(arrays, specs, img.dims, dtype, method, open_time=open_time)
+    on_close = None
+    if channels is not None and any(not isinstance(ch, dict) or ch.get("window") is None for ch in channels):
+        published = target.published()
+
+        def on_close() -> None:  # the windows from the data, now that it is written
+            done = channels_with_windows(channels, img.dims, arrays[0].shape, dtype, lambda: arrays[-1].read())
+            write_group(published, "", with_channels(done), v3)
+    return PyramidWriter(arrays, specs, img.dims, dtype, method, open_time=open_time, on_close=on_close)
 
 
 def open_shape(shape: Sequence[Any], dims: Sequence[str] | None) -> tuple[tuple[int, ...], bool, Any]:

@@ -20,6 +20,7 @@ from ..formats import ngff, omero
 from ..images.model import ImageModel
 from ..operations.pyramid import WINDOW_METHODS, Pyramid, as_pyramid, build_pyramid, plan_levels
 from .blocks import write_pyramid
+from .channels import channels_with_windows
 from .labels import image_label, label_images
 from .stream import PyramidWriter
 from .target import Target, storage
@@ -181,27 +182,9 @@ def _copy_levels(arrays: list, pyr: Pyramid, label: str, progress: bool, entry: 
 
 
 def _channels(img: Any, given: Any, target: Target, coarsest: str) -> list[dict] | None:
-    """The omero channels to write: given (missing colours, labels, windows filled in), else
-    the source's (carried through convert and pyramids), else none. A window not given is the
-    data's range at the coarsest level written (min/max: the dtype's range for integers)."""
+    """The omero channels to write: given, else the source's (carried through convert and
+    pyramids), else none; windows not given from the coarsest level written."""
     source = given if given is not None else img.channels
     if source is None:
         return None
-    dims = img.dims
-    c = dims.index("c") if "c" in dims else None
-    n = img.shape[c] if c is not None else 1
-    need = [i for i in range(n) if i >= len(source) or not isinstance(source[i], dict)
-            or source[i].get("window") is None]
-    windows = [(0.0, 0.0)] * n
-    dtype = np.dtype(img.dtype)
-    if need and len(source) == n:
-        coarse = target.written(coarsest).read()
-        for i in need:
-            part = coarse if c is None else np.take(coarse, i, axis=c)
-            windows[i] = (float(part.min()), float(part.max())) if part.size else (0.0, 0.0)
-    if dtype.kind in "iu":
-        value_range = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max))
-    else:
-        value_range = (min((w[0] for w in windows), default=0.0), max((w[1] for w in windows), default=1.0))
-    return omero.channels_for(source, n, windows, value_range)
-
+    return channels_with_windows(source, img.dims, img.shape, img.dtype, lambda: target.written(coarsest).read())

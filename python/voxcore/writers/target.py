@@ -88,6 +88,12 @@ class Target:
                     pass
             self._beside.abort()
 
+    def published(self) -> Any:
+        """An adapter for the tree where it is after commit() (writes in place from then on)."""
+        if self._beside is None:
+            return self.adapter
+        return FileAdapter(self.label, self.durable)
+
     def reopen(self, sub: str, array: Any) -> Any:
         """An array written before commit(), opened where it is now."""
         if self._beside is None:
