@@ -158,6 +158,17 @@ def with_user_attributes(attrs: dict, user: Any) -> dict:
     return {**attrs, **user}
 
 
+def per_axis_dict(value: Any, dims: Sequence[str], default: Any, what: str) -> Any:
+    """value as one entry per axis when given as {axis name: value} (axes left out get default);
+    anything else as it is."""
+    if not isinstance(value, dict):
+        return value
+    unknown = sorted(str(k) for k in value if k not in dims)
+    if unknown:
+        raise InvalidArgumentError(f"{what} names axes the image does not have: {unknown} (dims={tuple(dims)})")
+    return tuple(value.get(d, default) for d in dims)
+
+
 def group_attributes(entry: dict, version: str) -> dict:
     """The group attributes for one multiscale: .zattrs content (0.4) or zarr.json attributes (0.5)."""
     if version == "0.4":

@@ -119,7 +119,9 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
 
     dims default by rank: (y, x), (z, y, x), (c, z, y, x), (t, c, z, y, x): the last 2-3 axes are
     space, earlier ones channel then time. scale defaults to 1 per axis, translation to 0, units
-    to none. units are UDUNITS-2 names ("micrometer", "second"); channel axes take None.
+    to none. units are UDUNITS-2 names ("micrometer", "second"); channel axes take None. scale,
+    translation and units may also be dicts by axis name ({"z": 2.0, "y": 0.5}, as ngff-zarr
+    takes them): axes left out keep the default.
     """
     if isinstance(array, MemoryImage) and dims is scale is translation is units is name is None:
         return array  # already one (what it keeps, e.g. a NIfTI affine, stays)
@@ -151,6 +153,9 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
     dims = ngff.default_dims(ndim) if dims is None else tuple(str(d) for d in dims)
     if len(dims) != ndim:
         raise InvalidArgumentError(f"dims length differs from the array rank (expected={ndim}, got={len(dims)})")
+    scale = ngff.per_axis_dict(scale, dims, 1.0, "scale")
+    translation = ngff.per_axis_dict(translation, dims, 0.0, "translation")
+    units = ngff.per_axis_dict(units, dims, None, "units")
     ngff.check_axes(dims, units)
     n = ndim
     scale_t = ngff.check_vector((1.0,) * n if scale is None else scale, n, "scale", positive=True)

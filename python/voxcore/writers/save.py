@@ -29,8 +29,9 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     path : a directory, or a zarr-python store / zarr.Group (written through the store).
     version : "0.5" (Zarr v3, dimension_names, attributes.ome) or "0.4" (Zarr v2, .zattrs,
         dimension_separator "/").
-    chunks / shards : an int (space axes; time/channel axes get 1) or one per axis, clipped to
-        each level's shape; shards (0.5 only) must be multiples of chunks.
+    chunks / shards : an int (space axes; time/channel axes get 1), one per axis, or a dict by
+        axis name ({"z": 16, "y": 128}; axes left out: 64 for space, 1 for time/channel),
+        clipped to each level's shape; shards (0.5 only) must be multiples of chunks.
     codec, level : "zstd" (level 1 unless given), "blosc-lz4", "gzip", "lz4", "zlib" or None.
     labels : {name: integer array of level 0's shape} written under labels/ as pyramids with the
         same factors, reduced by label_method ("mode" or "nearest", never a mean).

@@ -19,6 +19,12 @@ from .arrays import create_array
 
 
 def _per_axis(v: Any, n: int, name: str, dims) -> tuple[int, ...]:
+    if isinstance(v, dict):  # {"z": 16, "y": 128, ...} (ngff-zarr's form): axes left out as for an int
+        unknown = sorted(str(k) for k in v if k not in dims)
+        if unknown:
+            raise InvalidArgumentError(f"{name} names axes the image does not have: {unknown} (dims={tuple(dims)})")
+        base = _per_axis(64, n, name, dims)
+        return tuple(int(v[d]) if d in v else b for d, b in zip(dims, base))
     if np.isscalar(v):
         # an int applies to space axes; time/channel axes get 1 (one plane per chunk)
         return tuple(int(v) if ngff.AXIS_TYPES[d] == "space" else 1 for d in dims)
