@@ -10,6 +10,7 @@ from ._version import __version__ as __version__
 from .errors import (
     CorruptDataError,
     CudaError,
+    InferredMetadataWarning,
     InvalidArgumentError,
     InvalidMetadataError,
     LimitExceededError,
@@ -49,6 +50,7 @@ __all__ = [
     "ImageLevel",
     "ImageModel",
     "InvalidArgumentError",
+    "InferredMetadataWarning",
     "InvalidMetadataError",
     "Level",
     "LimitExceededError",

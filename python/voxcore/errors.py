@@ -49,5 +49,9 @@ class CudaError(VoxcoreError, RuntimeError):
     """A CUDA runtime call failed."""
 
 
+class InferredMetadataWarning(UserWarning):
+    """Metadata a reader had to infer (an OME-Zarr multiscale without axes: dims by rank)."""
+
+
 class UnalignedWriteWarning(UserWarning):
     """A write that covers chunks (or shards) only partly: they are read, merged and rewritten."""

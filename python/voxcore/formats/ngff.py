@@ -14,11 +14,13 @@ Rules (see FORMATS.md, "OME-NGFF multiscales"):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._core import check_key
 from ..errors import (
+    InferredMetadataWarning,
     InvalidArgumentError,
     InvalidMetadataError,
     UnsafeMetadataPathError,
@@ -27,6 +29,7 @@ from ..errors import (
 )
 
 VERSIONS = ("0.4", "0.5")
+LEGACY_VERSIONS = ("0.1", "0.2", "0.3")  # read only
 
 # The axis names voxcore knows the type of. Any other name is refused: OME allows custom types,
 # but a wrong guess (space vs time) gives a wrong pyramid, so the caller must use these names.
@@ -189,9 +192,9 @@ def read_multiscales(attrs: dict) -> tuple[str, list[dict]]:
         raise InvalidMetadataError("no OME multiscales in the group attributes")
     if not isinstance(version, str):
         raise InvalidMetadataError(f"OME version missing or not a string (got={version!r:.20})")
-    if version not in VERSIONS:
+    if version not in VERSIONS + LEGACY_VERSIONS:
         raise UnsupportedError(
-            f"OME-NGFF version {version!r:.20} is not supported (supported: {', '.join(VERSIONS)})")
+            f"OME-NGFF version {version!r:.20} is not supported (supported: {', '.join(LEGACY_VERSIONS + VERSIONS)})")
     return version, ms
 
 
@@ -232,14 +235,37 @@ def _transforms(cts: Any, n: int, where: str) -> tuple[tuple[float, ...], tuple[
     return scale, trans
 
 
-def parse_multiscale(attrs: dict) -> dict:
+def parse_multiscale(attrs: dict, rank: Callable[[], int] | None = None) -> dict:
     """The first multiscale of a group, checked: version, name, type, axes (name, type, unit)
-    and datasets (path, scale, translation), the top-level transformations folded in."""
+    and datasets (path, scale, translation), the top-level transformations folded in.
+
+    A multiscale of 0.1-0.3 (or tifffile's stores) may have no axes: they are inferred from the
+    rank of its first level (rank(), by :func:`default_dims`), with an InferredMetadataWarning,
+    and its levels without transformations get unit scales."""
     version, ms = read_multiscales(attrs)
     m = ms[0]
     if not isinstance(m, dict):
         raise InvalidMetadataError("multiscales[0] must be an object")
     axes = m.get("axes")
+    if axes is None and version in LEGACY_VERSIONS and rank is not None:
+        n = rank()
+        try:
+            axes = list(default_dims(n))
+        except InvalidArgumentError:
+            raise InvalidMetadataError(f"multiscales[0] has no axes and its first level has {n} dimensions "
+                                       "(2 to 5 can be inferred)") from None
+        warnings.warn(f"OME-NGFF {version} multiscale without axes: dims inferred from its rank as {tuple(axes)}",
+                      InferredMetadataWarning, stacklevel=4)
+        m = {**m, "axes": axes, "datasets": [
+            {**d, "coordinateTransformations": d.get("coordinateTransformations",
+                                                     [{"type": "scale", "scale": [1.0] * n}])}
+            if isinstance(d, dict) else d for d in (m.get("datasets") or [])]}
+    elif version in LEGACY_VERSIONS and isinstance(m.get("datasets"), list):
+        n = len(axes) if isinstance(axes, list) else 0  # 0.3: axes as names, levels without transformations
+        m = {**m, "datasets": [
+            {**d, "coordinateTransformations": d.get("coordinateTransformations",
+                                                     [{"type": "scale", "scale": [1.0] * n}])}
+            if isinstance(d, dict) else d for d in m["datasets"]]}
     if not isinstance(axes, list) or not 2 <= len(axes) <= 5:
         raise InvalidMetadataError(f"multiscales[0].axes must list 2 to 5 axes (got={axes!r:.60})")
     out_axes = []

@@ -321,7 +321,7 @@ class ImageLevel(Level):
 
 
 def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_depth: int) -> Image:
-    ms = ngff.parse_multiscale(node)
+    ms = ngff.parse_multiscale(node, rank=lambda: _first_level_rank(adapter, node, source))
     levels = []
     names = tuple(a["name"] for a in ms["axes"])
     for i, lv in enumerate(ms["levels"]):  # parse_multiscale checked the paths
@@ -350,6 +350,22 @@ def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_dep
         labels_node = None
     base._labels = ngff.read_labels(labels_node) if isinstance(labels_node, dict) else []
     return base
+
+
+def _first_level_rank(adapter, node: dict, source: str) -> int:
+    """The rank of a multiscale's first level (for one whose axes must be inferred)."""
+    ome = node.get("ome") if isinstance(node.get("ome"), dict) else node
+    try:
+        path = ome["multiscales"][0]["datasets"][0]["path"]
+    except (KeyError, IndexError, TypeError):
+        raise InvalidMetadataError(f"{source}: multiscales[0].datasets[0].path is missing") from None
+    if not isinstance(path, str):
+        raise InvalidMetadataError(f"{source}: multiscales[0].datasets[0].path must be a string")
+    ngff.check_path(path, "multiscales[0].datasets[0].path")
+    meta = zmeta.read_metadata(adapter.sub(path).get)
+    if isinstance(meta, dict):
+        raise InvalidMetadataError(f"{source}/{path}: the first level is a group, not an array")
+    return len(meta.shape)
 
 
 def _open_node(adapter, source: str, cache_bytes: int | None, max_depth: int = 1) -> Image:
