@@ -69,7 +69,7 @@ def test_unknown_ome_version_names_the_supported_ones(copy, version):
     def set_version(ome):
         (ome if version == "0.5" else multiscale(ome))["version"] = "99.9"
     edit_ome(root, version, set_version)
-    with pytest.raises(vc.UnsupportedError, match=r"'99\.9' is not supported \(supported: 0\.4, 0\.5\)"):
+    with pytest.raises(vc.UnsupportedError, match=r"'99\.9' is not supported \(supported: 0\.1, 0\.2, 0\.3, 0\.4, 0\.5\)"):
         vc.open(root)
 
 

@@ -38,6 +38,7 @@ from .operations.pyramid import Level, Pyramid, build_pyramid
 from .writers.arrays import create_array
 from .writers.create import create
 from .writers.plate import PlateWriter, create_plate
+from .validate import validate
 from .writers.save import save
 from .writers.stream import PyramidWriter
 
@@ -84,4 +85,5 @@ __all__ = [
     "reorient",
     "save",
     "set_num_threads",
+    "validate",
 ]

@@ -65,10 +65,15 @@ class _Node:
 
 def check(path: str | os.PathLike) -> list[Problem]:
     """Problems of the Zarr / OME-Zarr tree at path (a local directory), errors first."""
+    return ordered(check_nodes(path)[0])
+
+
+def check_nodes(path: str | os.PathLike) -> tuple[list[Problem], dict[str, _Node]]:
+    """check()'s problems (unordered) and the Zarr nodes it found, by path relative to root."""
     root = os.fspath(path)
     out: list[Problem] = []
     if not os.path.isdir(root):
-        return [Problem("error", "no-zarr-node", ".", f"not a directory: {root}")]
+        return [Problem("error", "no-zarr-node", ".", f"not a directory: {root}")], {}
     nodes: dict[str, _Node] = {}
     _walk(root, "", 0, nodes, out)
     if "" not in nodes and not any(p.path in _METADATA for p in out):
@@ -76,8 +81,13 @@ def check(path: str | os.PathLike) -> list[Problem]:
     for rel, node in nodes.items():
         if node.kind == "group":
             _check_group(rel, node, nodes, out)
+    return out, nodes
+
+
+def ordered(problems: list[Problem]) -> list[Problem]:
+    """Errors first, then warnings, then notes; by path and kind within each."""
     rank = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(out, key=lambda p: (rank[p.severity], p.path, p.kind))
+    return sorted(problems, key=lambda p: (rank[p.severity], p.path, p.kind))
 
 
 def has_errors(problems: list[Problem]) -> bool:

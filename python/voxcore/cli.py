@@ -1,4 +1,4 @@
-"""The `voxcore` command line: demo, info, convert, view, check."""
+"""The `voxcore` command line: demo, info, convert, view, check, validate."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ._sample import synthetic_volume
 from ._threads import get_num_threads
 from .check import check as check_tree
 from .check import has_errors
+from .validate import validate as validate_tree
 from .errors import VoxcoreError
 from .images.memory import from_array
 from .images.registry import open as open_image
@@ -291,13 +292,21 @@ def info(args: argparse.Namespace) -> int:
     return 0
 
 
-def check(args: argparse.Namespace) -> int:
+def validate(args: argparse.Namespace) -> int:
+    """voxcore validate: check's findings, the OME-NGFF schemas and the consistency checks."""
+    return _report(args.path, validate_tree(args.path))
 
-    problems = check_tree(args.path)
+
+def check(args: argparse.Namespace) -> int:
+    """voxcore check: the read-only health report of a tree."""
+    return _report(args.path, check_tree(args.path))
+
+
+def _report(path: str, problems: list) -> int:
     for p in problems:
         print(p)
     counts = {sev: sum(p.severity == sev for p in problems) for sev in ("error", "warning", "info")}
-    print(f"{os.fspath(args.path)}: {counts['error']} errors, {counts['warning']} warnings, "
+    print(f"{os.fspath(path)}: {counts['error']} errors, {counts['warning']} warnings, "
           f"{counts['info']} notes")
     return 1 if has_errors(problems) else 0
 
@@ -379,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("check", help="report problems of a local Zarr / OME-Zarr tree (read-only)")
     p.add_argument("path")
     p.set_defaults(func=check)
+    p = sub.add_parser("validate", help="every problem of a local OME-Zarr tree: check's, the OME-NGFF 0.4/0.5 "
+                                        "schemas (ome-zarr-models) and voxcore's consistency checks")
+    p.add_argument("path")
+    p.set_defaults(func=validate)
     p = sub.add_parser("convert", help="write an array as an OME-Zarr pyramid, streamed in bounded memory")
     p.add_argument("src", help="a Zarr array, OME-Zarr image, NIfTI file or TIFF slide")
     p.add_argument("dst", help="the OME-Zarr directory to write")
