@@ -115,7 +115,8 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
     array: numpy (not copied when native-order), cupy (stays on the device), an on-disk or lazy
     array (voxcore.Image, dask, zarr: read slab by slab when saved, never whole), or anything
     with __array__ / DLPack. A voxcore.Image opened from OME-Zarr lends its own dims, scale,
-    translation and units unless given.
+    translation and units unless given; so does an ngff-zarr ``NgffImage`` (its dask data stays
+    lazy).
 
     dims default by rank: (y, x), (z, y, x), (c, z, y, x), (t, c, z, y, x): the last 2-3 axes are
     space, earlier ones channel then time. scale defaults to 1 per axis, translation to 0, units
@@ -125,6 +126,16 @@ def from_array(array: Any, dims: Sequence[str] | None = None, scale: Sequence[fl
     """
     if isinstance(array, MemoryImage) and dims is scale is translation is units is name is None:
         return array  # already one (what it keeps, e.g. a NIfTI affine, stays)
+    if type(array).__name__ == "NgffImage" and hasattr(array, "dims") and hasattr(array, "data"):
+        # ngff-zarr's image: its dims, scale and translation (dicts by axis), units and name
+        given = array
+        array = given.data
+        dims = tuple(given.dims) if dims is None else dims
+        scale = dict(given.scale or {}) if scale is None else scale
+        translation = dict(given.translation or {}) if translation is None else translation
+        if units is None and getattr(given, "axes_units", None):
+            units = {d: u for d, u in given.axes_units.items() if d in given.dims}
+        name = getattr(given, "name", None) if name is None else name
     if isinstance(array, ImageModel) and dims is None:
         converted = array.ome_image()  # a kind whose axes map differently (NIfTI: reversed)
         if converted is not None:

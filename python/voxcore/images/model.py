@@ -201,6 +201,24 @@ class ImageModel:
         """True when write() stores into the image."""
         return False
 
+    def to_ngff(self, level: int = 0) -> Any:
+        """This level as an ngff-zarr ``NgffImage`` (its data a dask array read by the core;
+        dims, scale, translation, units and channel names carried): ngff-zarr's pipelines take
+        it as their own. ``vc.from_array(ngff_image)`` goes the other way."""
+        import ngff_zarr
+
+        lv = self.levels[level] if level else None
+        dims = list(self.dims)
+        scale = lv.scale if lv is not None else self.scale
+        translation = lv.translation if lv is not None else self.translation
+        units = {d: u for d, u in zip(dims, self.units) if u}
+        chans = getattr(self, "channels", None)
+        return ngff_zarr.NgffImage(
+            data=self.to_dask(level=level), dims=dims, scale={d: float(v) for d, v in zip(dims, scale)},
+            translation={d: float(v) for d, v in zip(dims, translation)}, name=getattr(self, "name", None) or "image",
+            axes_units=units or None,
+            channel_names=[c.get("label") for c in chans] if chans else None)
+
     def to_dask(self, level: int = 0, chunks: Any = None):
         """A dask array of one level whose blocks are read by the core (storage aligned unless
         chunks says otherwise); see :func:`voxcore.images.blocks.to_dask`."""
