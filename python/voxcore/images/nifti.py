@@ -47,23 +47,82 @@ from .nifti_reorient import reoriented
 REGION_FILL_MAX = 256 << 20
 
 
+def _is_nibabel_image(source: Any) -> bool:
+    """A nibabel NIfTI-1/2 image (or pair) object."""
+    if type(source).__module__.split(".")[0] != "nibabel":
+        return False
+    import nibabel as nib
+
+    return isinstance(source, (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair))
+
+
 def opens(source: Any, path: str | None) -> bool:
-    """Whether source (joined with path) names a NIfTI file (or either half of a pair)."""
+    """Whether source (joined with path) names a NIfTI file (or either half of a pair), or is a
+    nibabel NIfTI image."""
+    if _is_nibabel_image(source):
+        return True
     if not isinstance(source, (str, os.PathLike)):
         return False
     root = os.fspath(source)
     return meta.is_nifti_path(os.path.join(root, path) if path else root)
 
 
+def from_nibabel(img: Any) -> NiftiArray:
+    """A nibabel NIfTI image as a voxcore image: its stored values (read once), header and
+    affine; saving it writes what nibabel would."""
+    header = img.header
+    proxy = img.dataobj
+    stored = np.asarray(proxy.get_unscaled()) if hasattr(proxy, "get_unscaled") else np.asarray(proxy)
+    slope, inter = header.get_slope_inter()
+    clean = lambda v: None if v is None or not np.isfinite(v) else float(v)  # noqa: E731
+    slope, inter = clean(slope), clean(inter)
+    if slope == 0:
+        slope = inter = None
+    data = stored if stored.dtype.isnative else stored.astype(stored.dtype.newbyteorder("="))
+    data = np.asfortranarray(data)
+    data.flags.writeable = False
+    return NiftiArray(data, img, slope, inter, getattr(img, "get_filename", lambda: None)() or None)
+
+
+def nifti_from_array(data: Any, affine: Any, header: Any = None) -> NiftiArray:
+    """A NIfTI image from data in NIfTI order (x, y, z[, t, ...], as nibabel's arrays) and a 4x4
+    affine (+ a nibabel header whose other fields are kept), no nibabel object needed."""
+    import nibabel as nib
+
+    arr = np.asarray(data)
+    aff = np.asarray(affine, dtype=np.float64)
+    if aff.shape != (4, 4) or not np.isfinite(aff).all():
+        raise InvalidArgumentError(f"affine must be a finite 4x4 matrix (got shape={aff.shape})")
+    if not 1 <= arr.ndim <= 7:
+        raise InvalidArgumentError(f"NIfTI holds 1 to 7 dimensions (got={arr.ndim})")
+    big = any(n > 32767 for n in arr.shape)
+    try:
+        img = (nib.Nifti2Image if big else nib.Nifti1Image)(arr, aff, header=header)
+    except Exception as e:  # noqa: BLE001 -- nibabel's HeaderDataError and friends
+        raise InvalidArgumentError(f"NIfTI cannot hold this data ({e})") from None
+    return from_nibabel(img)
+
+
 def open_image(source: Any, path: str | None = None, *, caching: str = "fill", affine_source: str = "best",
                **_other: Any) -> NiftiImage:
-    """A NIfTI file opened lazily (see :func:`voxcore.open` for the options)."""
+    """A NIfTI file opened lazily (see :func:`voxcore.open` for the options), or a nibabel image."""
+    if _is_nibabel_image(source):
+        return from_nibabel(source)
     root = os.fspath(source)
     return NiftiImage(os.path.join(root, path) if path else root, caching=caching, affine_source=affine_source)
 
 
 class NiftiImage(ImageModel):
-    """A NIfTI image opened lazily by :func:`voxcore.open`; the header is nibabel's."""
+    """A NIfTI image opened lazily by :func:`voxcore.open`; the header is nibabel's.
+
+    ``vc.NiftiImage(data, affine, header=None)`` builds one in memory instead: data in NIfTI
+    order (x, y, z[, t]) as nibabel's arrays, a 4x4 affine, optionally a nibabel header whose
+    other fields are kept (see :func:`nifti_from_array`)."""
+
+    def __new__(cls, source: Any = None, *args: Any, **kwargs: Any):
+        if cls is NiftiImage and source is not None and not isinstance(source, (str, os.PathLike)):
+            return nifti_from_array(source, *args, **kwargs)  # NiftiArray.__init__ then sees it is ready
+        return super().__new__(cls)
 
     def __init__(self, path: str, caching: str = "fill", affine_source: str = "best"):
         self.path = path
@@ -172,6 +231,12 @@ class NiftiImage(ImageModel):
             self._cache = arr
         return arr
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the whole image is held (nibabel's in_memory): after a whole read with
+        caching="fill", until uncache()."""
+        return self._cache is not None
+
     def _streams_regions(self) -> bool:
         """Whether a region read fetches only its span (else it inflates and keeps the whole)."""
         return not (self._gz and self.caching == "fill" and self.nbytes <= REGION_FILL_MAX)
@@ -202,7 +267,9 @@ class NiftiImage(ImageModel):
         inflates the stream up to the end of that range, holding only the range (see the module
         notes for caching="fill"). out: a destination of the result's shape and dtype (then a
         copy, never the cache). pad=True: unit-step slices taken literally, 0 outside the image.
-        A NIfTI image has one level (level=0).
+        A NIfTI image has one level (level=0). With caching="fill", a whole read (no region,
+        out or pad) returns the same read-only array each time for the same dtype, as
+        nibabel's get_fdata does; read(out=...) or np.array(...) gives a writable copy.
         """
         if level:
             self._level_image(level)  # raises: one level only
@@ -210,12 +277,20 @@ class NiftiImage(ImageModel):
             dtype = self._scalar_dtype(dtype, "read(dtype=)")
             if dtype.kind != "f":
                 raise InvalidArgumentError(f"scaled reads need a float dtype (got={dtype})")
+        keep = region is None and not pad and out is None and self.caching == "fill"
+        kept = getattr(self, "_whole", None)
+        same = kept is not None and (kept[0] is None if dtype is None else kept[0] is not None and kept[0] == dtype)
+        if keep and same:  # (np.dtype("f8") == None is True: None is compared by identity)
+            return kept[1]  # nibabel's get_fdata contract: the same (read-only) array again
         if pad:
             data = self._read_padded(region)
         else:
             data = self._stored_values(self._index(region), whole=region is None)
         if dtype is not None:
             data = self._scaled(data, dtype)
+        if keep:
+            data.flags.writeable = False
+            self._whole = (dtype, data)
         return copy_into(data, out)
 
     def _read_level0(self, region: Any) -> np.ndarray:
@@ -300,6 +375,7 @@ class NiftiImage(ImageModel):
     def uncache(self) -> None:
         """Drop the decoded buffer (the next read inflates / reads the file again)."""
         self._cache = None
+        self._whole = None
 
     # -- the image model ---------------------------------------------------------------------
     @property
@@ -367,8 +443,10 @@ class NiftiImage(ImageModel):
 class NiftiArray(NiftiImage):
     """An in-memory NIfTI image (what :func:`reorient` returns): array, header and affine."""
 
-    def __init__(self, data: np.ndarray, nib_image: Any, slope: float | None, inter: float | None,
-                 path: str | None = None):
+    def __init__(self, data: np.ndarray, nib_image: Any = None, slope: float | None = None,
+                 inter: float | None = None, path: str | None = None):
+        if self.__dict__.get("_ready"):  # made by NiftiImage(data, affine): already whole
+            return
         self._nib = nib_image
         self.header = nib_image.header
         self.path = path or "<memory>"
@@ -378,6 +456,7 @@ class NiftiArray(NiftiImage):
         self._shape = tuple(int(v) for v in data.shape)
         self._slope, self._inter = slope, inter
         self._cache = data
+        self._ready = True
 
     @property
     def data(self) -> np.ndarray:
