@@ -79,3 +79,34 @@ def test_fill_caching_returns_the_same_read_only_array(tmp_path, gz):
     np.testing.assert_array_equal(img.read(), data)
     plain = vc.open(path, caching="unchanged")
     assert plain.read() is not plain.read()
+
+
+@pytest.mark.parametrize("key", [
+    (slice(1, 5), slice(None), slice(2, 4)),
+    (slice(None, None, 2), slice(1, None, 3), slice(None)),
+    (slice(None, None, -1), slice(4, 0, -2), slice(None)),
+    (Ellipsis, slice(0, 1)),
+    (slice(2, 3), slice(None), slice(None), 1),
+])
+def test_slicer_matches_nibabel(tmp_path, key):
+    data = np.random.default_rng(2).integers(0, 999, (8, 7, 6, 3)).astype(np.int16)
+    src = nib.Nifti1Image(data, AFF)
+    src.header.set_slope_inter(2.0, -1.0)
+    nib.save(src, tmp_path / "a.nii.gz")
+    want = nib.load(tmp_path / "a.nii.gz").slicer[key]
+    got = vc.open(tmp_path / "a.nii.gz").slicer[key]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.affine, want.affine)
+    np.testing.assert_allclose(got.read(dtype=np.float64), want.get_fdata())
+    vc.save(got, tmp_path / "s.nii")
+    back = nib.load(tmp_path / "s.nii")
+    np.testing.assert_allclose(back.affine, want.affine)
+    np.testing.assert_allclose(back.get_fdata(), want.get_fdata())
+
+
+@pytest.mark.parametrize("key, words", [((1, slice(None), slice(None)), "Scalar indices"),
+                                        ((slice(3, 3),), "empty"), ((None,), "New axis")])
+def test_slicer_refuses_what_nibabel_refuses(tmp_path, key, words):
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)), tmp_path / "a.nii")
+    with pytest.raises(IndexError, match=words):
+        vc.open(tmp_path / "a.nii").slicer[key]

@@ -237,6 +237,13 @@ class NiftiImage(ImageModel):
         caching="fill", until uncache()."""
         return self._cache is not None
 
+    @property
+    def slicer(self) -> _Slicer:
+        """``img.slicer[...]``: a new in-memory image of the region with its affine moved and
+        scaled as nibabel's slicer does (crops, steps and flips; spatial axes take slices, not
+        integers), its header and scaling kept. Reads only the region."""
+        return _Slicer(self)
+
     def _streams_regions(self) -> bool:
         """Whether a region read fetches only its span (else it inflates and keeps the whole)."""
         return not (self._gz and self.caching == "fill" and self.nbytes <= REGION_FILL_MAX)
@@ -438,6 +445,31 @@ class NiftiImage(ImageModel):
         """The image reoriented to the RAS+ axis order closest to its affine, as nibabel's
         as_closest_canonical (same array values and affine); see :func:`reorient`."""
         return reorient(self, "RAS")
+
+
+class _Slicer:
+    def __init__(self, img: NiftiImage):
+        self._img = img
+
+    def __getitem__(self, key: Any) -> NiftiArray:
+        from nibabel.spatialimages import SpatialFirstSlicer
+
+        img = self._img
+        rules = SpatialFirstSlicer(img._nib)  # nibabel's rules (shape and affine only)
+        try:
+            canonical = rules.check_slicing(key)
+        except ValueError as e:
+            raise IndexError(*e.args) from None
+        if any(k is None for k in canonical):
+            raise IndexError("slicer: new axes are not allowed")
+        affine = rules.slice_affine(canonical)
+        stored = img.read(tuple(canonical))
+        if any(n == 0 for n in stored.shape):
+            raise IndexError(f"slicer: empty slice (shape={stored.shape})")
+        stored = np.asfortranarray(stored)
+        new = img._nib.__class__(stored, affine, img.header)
+        stored.flags.writeable = False
+        return NiftiArray(stored, new, img._slope, img._inter)
 
 
 class NiftiArray(NiftiImage):
