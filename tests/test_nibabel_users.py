@@ -110,3 +110,37 @@ def test_slicer_refuses_what_nibabel_refuses(tmp_path, key, words):
     nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.int16), np.eye(4)), tmp_path / "a.nii")
     with pytest.raises(IndexError, match=words):
         vc.open(tmp_path / "a.nii").slicer[key]
+
+
+@pytest.mark.parametrize("out", [np.int16, np.uint8, np.int32, np.float32])
+def test_save_with_an_on_disk_dtype_chooses_scaling_as_nibabel(tmp_path, out):
+    data = np.linspace(-3.5, 100.25, 8 * 7 * 6).reshape(8, 7, 6)
+    data[0, 0, 0] = np.nan
+    vc.save(vc.NiftiImage(data, AFF), tmp_path / "vx.nii", dtype=out)
+    ref = nib.Nifti1Image(data, AFF)
+    ref.set_data_dtype(out)
+    nib.save(ref, tmp_path / "nb.nii")
+    got, want = nib.load(tmp_path / "vx.nii"), nib.load(tmp_path / "nb.nii")
+    assert got.get_data_dtype() == want.get_data_dtype() == np.dtype(out)
+    assert (got.dataobj.slope, got.dataobj.inter) == pytest.approx((want.dataobj.slope, want.dataobj.inter))
+    np.testing.assert_array_equal(np.asarray(got.dataobj.get_unscaled()), np.asarray(want.dataobj.get_unscaled()))
+    np.testing.assert_allclose(got.affine, AFF)
+
+
+def test_save_dtype_of_a_scaled_source_rescales_its_values(tmp_path):
+    stored = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    src = nib.Nifti1Image(stored, np.eye(4))
+    src.header.set_slope_inter(0.25, 100.0)
+    nib.save(src, tmp_path / "s.nii")
+    vc.save(vc.open(tmp_path / "s.nii"), tmp_path / "f.nii", dtype=np.float32)
+    np.testing.assert_allclose(nib.load(tmp_path / "f.nii").get_fdata(), stored * 0.25 + 100.0, rtol=1e-6)
+
+
+def test_bad_on_disk_dtypes(tmp_path):
+    with pytest.raises(vc.InvalidArgumentError, match="cannot store"):
+        vc.save(vc.NiftiImage(np.zeros((2, 2, 2), np.complex64), np.eye(4)), tmp_path / "c.nii", dtype=np.int16)
+    with pytest.raises(vc.InvalidArgumentError, match="not a dtype"):
+        vc.save(vc.NiftiImage(np.zeros((2, 2, 2)), np.eye(4)), tmp_path / "c.nii", dtype="nope")
+    with pytest.raises(vc.InvalidArgumentError, match="on-disk type"):
+        vc.save(np.zeros((4, 4), np.uint8), tmp_path / "c.ome.zarr", dtype=np.int16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -94,7 +94,38 @@ def pair_paths(path: str) -> tuple[str, str] | None:
     return f"{stem}.hdr{gz}", f"{stem}.img{gz}"
 
 
-def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwrite: bool = False) -> str:
+def _as_dtype(data: np.ndarray, slope: float | None, inter: float | None, dtype: Any
+              ) -> tuple[np.ndarray, Any, float | None, float | None]:
+    """(geometry of the stored array, payload, slope, inter) for storing data's values as dtype,
+    with the scl_slope / scl_inter nibabel's array writers choose (its rounding, clipping and
+    NaN handling too): nibabel reads back what it would have written."""
+    from nibabel.arraywriters import WriterError, make_array_writer
+
+    try:
+        out = np.dtype(dtype)
+    except TypeError as e:
+        raise InvalidArgumentError(f"dtype: not a dtype (got={dtype!r:.40}; {e})") from None
+    values = data if slope is None else data * np.float64(slope) + np.float64(inter or 0.0)
+    if out == values.dtype:
+        return values, np.ascontiguousarray(values.T).reshape(-1).view(np.uint8), None, None
+    try:
+        writer = make_array_writer(values, out, True, True)
+    except (WriterError, TypeError, ValueError) as e:
+        raise InvalidArgumentError(f"NIfTI cannot store these values as {out} ({e})") from None
+    import io
+
+    buf = io.BytesIO()
+    writer.to_fileobj(buf, order="F")
+    payload = np.frombuffer(buf.getbuffer(), np.uint8)
+    geometry = np.lib.stride_tricks.as_strided(np.zeros(1, out), data.shape, (0,) * data.ndim)
+    s, i = getattr(writer, "slope", 1.0), getattr(writer, "inter", 0.0)
+    if float(s) == 1.0 and float(i) == 0.0:
+        return geometry, payload, None, None
+    return geometry, payload, float(s), float(i)
+
+
+def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwrite: bool = False,
+               dtype: Any = None) -> str:
     """Write obj as NIfTI-1 (NIfTI-2 when a dimension exceeds 32767): .nii, or .nii.gz compressed
     in parallel as independent gzip members (ISA-L at level <= 3); a .hdr / .img path (or
     .img.gz) writes the pair, header in the .hdr (magic "ni1"), data from offset 0 of the .img,
@@ -106,7 +137,11 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
     its path (a pair: the .img first, then the .hdr); temp files of dead writers in the directory
     are removed first. An OS error (disk full, file too large, I/O error) raises OSError with its
     errno and path as filename; the temp file is removed and a file already at path is left as
-    it was. Returns the path of the header (the .nii itself for a single file)."""
+    it was. Returns the path of the header (the .nii itself for a single file).
+
+    dtype: the on-disk type; the values (scaled by the source's slope and intercept) are stored
+    with the scl_slope / scl_inter nibabel chooses for that type, as nibabel's
+    ``set_data_dtype`` + ``save`` do."""
     data, affine, template, slope, inter, units = _as_nifti(obj)
     if data.ndim < 1 or data.ndim > 7:
         raise InvalidArgumentError(f"NIfTI holds 1 to 7 dimensions (got={data.ndim})")
@@ -117,8 +152,11 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
             raise FileExistsError(errno.EEXIST, "the target exists (pass overwrite=True)", p)
     if data.dtype.fields is None and not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
+    if dtype is not None:
+        data, payload, slope, inter = _as_dtype(data, slope, inter, dtype)
+    else:
+        payload = np.ascontiguousarray(data.T).reshape(-1).view(np.uint8)
     _, head = build_header(data, affine, template, slope, inter, units, pair=pair is not None)
-    payload = np.ascontiguousarray(data.T).reshape(-1).view(np.uint8)
     _remove_stale_temps(os.path.dirname(os.path.abspath(path)))
     if pair is None:
         _write_whole(path, [head, payload], level, durable)

@@ -17,7 +17,7 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
          codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
          labels: dict | None = None, label_method: str = "mode", progress: bool = False,
          durable: bool = True, executor: Any = None, channels: Any = None,
-         attributes: dict | None = None) -> str:
+         attributes: dict | None = None, dtype: Any = None) -> str:
     """Write a pyramid (or a single image) as an OME-Zarr group, or as NIfTI when path ends in
     .nii / .nii.gz, or .hdr / .img (/.img.gz: a NIfTI-1 pair, as nibabel's Nifti1Pair) (one
     image; level is the gzip level, default 1); returns where it was written.
@@ -49,6 +49,8 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     attributes : custom group attributes (JSON values), written beside the OME keys (0.5: beside
         "ome" in zarr.json; 0.4: beside "multiscales" in .zattrs); OME-NGFF's and voxcore's own
         keys are refused. Read back as ``vc.open(path).attrs``. OME-Zarr only.
+    dtype : NIfTI only: the on-disk type (e.g. np.int16 for float data), with scl_slope /
+        scl_inter chosen as nibabel chooses them.
     durable : local directories: fsync every file written (atomic renames either way).
     executor : None (here; a pyramid built with an executor uses that one), a
         concurrent.futures.Executor, or a dask.distributed.Client. The driver creates the level
@@ -77,6 +79,8 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         if attributes is not None:
             raise InvalidArgumentError("attributes= is written to OME-Zarr groups, not to NIfTI files")
         return save_nifti(obj, os.fspath(path), level=1 if level is None else level, durable=durable,
-                          overwrite=overwrite)
+                          overwrite=overwrite, dtype=dtype)
+    if dtype is not None:
+        raise InvalidArgumentError("dtype= sets a NIfTI file's on-disk type; convert an OME-Zarr's values first")
     return save_ome(obj, path, version, chunks, shards, codec, overwrite, level, labels, label_method, progress,
                     durable, executor, channels, attributes)
