@@ -10,6 +10,7 @@ from ._version import __version__ as __version__
 from .errors import (
     CorruptDataError,
     CudaError,
+    IgnoredRangeWarning,
     InferredMetadataWarning,
     InvalidArgumentError,
     InvalidMetadataError,
@@ -51,6 +52,7 @@ __all__ = [
     "ImageLevel",
     "ImageModel",
     "InvalidArgumentError",
+    "IgnoredRangeWarning",
     "InferredMetadataWarning",
     "InvalidMetadataError",
     "Level",

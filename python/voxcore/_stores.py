@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import Any
 
 from ._core import CallbackStore, FileStore, check_key
-from .errors import LimitExceededError, StoreError, VoxcoreError
+from .errors import CorruptDataError, IgnoredRangeWarning, LimitExceededError, StoreError, VoxcoreError
 from .formats.zarr import MAX_METADATA_BYTES
 
 
@@ -64,7 +65,12 @@ class ZarrStoreAdapter:
                 return None
             except Exception as e:
                 self._failed(e, "read", full)
-            return None if buf is None else buf.to_bytes()
+            if buf is None:
+                return None
+            data = buf.to_bytes()
+            if kind != "whole" and len(data) > length:
+                data = self._whole_body(data, kind, offset, length, full)
+            return data
 
         async def gather():
             return await asyncio.gather(*(one(*r) for r in requests))
@@ -100,11 +106,31 @@ class ZarrStoreAdapter:
         except Exception as e:
             self._failed(e, "delete", full)
 
+    def _whole_body(self, data: bytes, kind: str, offset: int, length: int, key: str) -> bytes:
+        """A range asked for and more bytes back: a server that ignores Range sent the whole
+        object (HTTP 200). The range is cut out here, with a warning once per store."""
+        if not getattr(self.store, "_voxcore_warned_range", False):
+            try:
+                self.store._voxcore_warned_range = True
+            except AttributeError:  # a store with slots: warn each time
+                pass
+            warnings.warn(f"{type(self.store).__name__}: the server ignores byte ranges (asked {length} bytes of "
+                          f"{key!r}, got {len(data)}): each range read fetches the whole object",
+                          IgnoredRangeWarning, stacklevel=2)
+        if kind == "suffix":
+            return data[-length:]
+        if offset + length > len(data):
+            raise CorruptDataError(f"{key}: asked bytes {offset}..{offset + length}, got a body of {len(data)}")
+        return data[offset:offset + length]
+
     def _failed(self, e: Exception, what: str, key: str) -> None:
         """Raises a store's own exception as voxcore does: voxcore errors and PermissionError as
         they are, anything else as a StoreError naming the store and the key."""
         if isinstance(e, (VoxcoreError, PermissionError)):
             raise e
+        status = getattr(e, "status", None) or getattr(e, "code", None)
+        if status in (401, 403):  # HTTP: not allowed to see it
+            raise PermissionError(f"{type(self.store).__name__}: {what} {key!r} refused ({status}): {e}") from e
         raise StoreError(f"{type(self.store).__name__} failed to {what} {key!r}: {type(e).__name__}: {e}") from e
 
     def core_store(self) -> CallbackStore:

@@ -53,5 +53,9 @@ class InferredMetadataWarning(UserWarning):
     """Metadata a reader had to infer (an OME-Zarr multiscale without axes: dims by rank)."""
 
 
+class IgnoredRangeWarning(UserWarning):
+    """A server answered a byte-range request with the whole object (read correctly, slowly)."""
+
+
 class UnalignedWriteWarning(UserWarning):
     """A write that covers chunks (or shards) only partly: they are read, merged and rewritten."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from .._core import check_key
 from .._stores import is_zarr_store
+from .._urls import resolve as resolve_url
 from . import collection, nifti, plate, slide, zarr
 from .model import ImageModel
 
@@ -21,7 +22,7 @@ OPENERS = (nifti, slide, plate, collection, zarr)
 
 def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
          durable: bool = True, caching: str = "fill", affine_source: str = "best",
-         allow_external_links: bool = False) -> ImageModel:
+         allow_external_links: bool = False, storage_options: dict | None = None) -> ImageModel:
     """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0), a NIfTI file or a TIFF slide
     (SVS, OME-TIFF, tiled or stripped TIFF/BigTIFF: a :class:`voxcore.SlideImage`), lazily; an
     HCS plate or well group gives a :class:`voxcore.Plate` / :class:`voxcore.Well` of images; a
@@ -34,9 +35,10 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
 
     Parameters
     ----------
-    source : str, os.PathLike, zarr store, zarr.Array or zarr.Group
-        A local directory, or any zarr-python store object (chunk bytes are fetched through it
-        in batches).
+    source : str, os.PathLike, URL, zarr store, zarr.Array or zarr.Group
+        A local directory, a URL (``https://``, ``s3://``, ``gs://``, any fsspec protocol, with
+        storage_options=; ``file://`` is local) or any zarr-python store object (chunk bytes
+        are fetched through it in batches, all of a read's requests in flight together).
     path : str, optional
         The node inside a store.
     cache_bytes : int, optional
@@ -50,6 +52,7 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         default a key or level path that resolves outside it raises UnsafePathError; links that
         stay inside are always followed).
     """
+    source = resolve_url(source, storage_options)
     store_path = getattr(source, "store_path", None)
     if store_path is not None:  # zarr.Array / zarr.Group
         source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)

@@ -1,0 +1,41 @@
+"""URLs as sources: ``https://``, ``s3://``, ``gs://``, ``az://``, ``memory://`` and any other
+fsspec protocol become a zarr-python FsspecStore (fsspec does the transport; its protocol
+packages, e.g. aiohttp for HTTP and s3fs for S3, are optional extras); ``file://`` is a local path.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from .errors import InvalidArgumentError, UnsupportedError
+
+
+def is_url(source: Any) -> bool:
+    """Whether source is a URL string (scheme://...), not a local path."""
+    return isinstance(source, str) and "://" in source and source.split("://", 1)[0].replace("+", "").isalnum()
+
+
+def resolve(source: Any, storage_options: dict | None = None, read_only: bool = True) -> Any:
+    """source as what the openers take: a local path for file:// (and non-URLs, unchanged),
+    else a zarr-python store over fsspec."""
+    if not is_url(source):
+        if storage_options:
+            raise InvalidArgumentError("storage_options= is for URLs (got a local path)")
+        return source
+    scheme = source.split("://", 1)[0].lower()
+    if scheme == "file":
+        if storage_options:
+            raise InvalidArgumentError("storage_options= is for remote URLs (got a file:// URL)")
+        return unquote(urlparse(source).path) or os.sep
+    try:
+        import fsspec  # noqa: F401
+        from zarr.storage import FsspecStore
+    except ImportError as e:  # pragma: no cover - fsspec comes with zarr's remote extras
+        raise UnsupportedError(f"reading {scheme}:// needs fsspec (pip install fsspec): {e}") from None
+    try:
+        return FsspecStore.from_url(source.rstrip("/"), storage_options=storage_options or {}, read_only=read_only)
+    except (ImportError, ValueError) as e:  # a protocol whose package is missing, a bad option
+        raise UnsupportedError(f"{scheme}:// cannot be opened here ({type(e).__name__}: {e}); install the fsspec "
+                               f"package for it (http/https: aiohttp; s3: s3fs; gs: gcsfs; az: adlfs)") from None

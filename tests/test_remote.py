@@ -1,0 +1,103 @@
+"""Reading by URL (issue: remote data): OME-Zarr and Zarr arrays over HTTP from a loopback
+server, with and without byte-range support, compared with the local copy; a missing chunk is
+the fill value, a refused one a PermissionError; file:// is local; bad URLs and options get
+named errors."""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+import voxcore as vc
+from voxcore.cli import main
+
+pytest.importorskip("aiohttp")
+from _http import Server  # noqa: E402
+
+BOXES = [(slice(None),), (0, slice(3, 40), slice(5, 50)), (slice(1, 2), slice(10, 64, 3), slice(None, None, -1)),
+         (1, 63, 0)]
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    a = np.random.default_rng(0).integers(0, 4000, (2, 64, 96)).astype(np.uint16)
+    img = vc.from_array(a, dims=("c", "y", "x"), scale=(1, 0.5, 0.5))
+    vc.save(vc.build_pyramid(img, [{"y": 2, "x": 2}]), root / "v5.ome.zarr", chunks=16)
+    vc.save(vc.build_pyramid(img, [{"y": 2, "x": 2}]), root / "shard.ome.zarr", chunks=16, shards=32)
+    vc.save(vc.build_pyramid(img, [{"y": 2, "x": 2}]), root / "v4.ome.zarr", chunks=16, version="0.4")
+    arr = vc.create_array(root / "plain.zarr", a.shape, a.dtype, chunks=(1, 16, 16), fill_value=7)
+    arr.write(a)
+    return root, a
+
+
+@pytest.mark.parametrize("name", ["v5.ome.zarr", "shard.ome.zarr", "v4.ome.zarr", "plain.zarr"])
+def test_a_url_reads_as_the_local_copy(trees, name):
+    root, a = trees
+    local = vc.open(root / name)
+    with Server(root) as s:
+        img = vc.open(f"{s.url}/{name}")
+        assert img.shape == local.shape and img.dims == local.dims and img.scale == local.scale
+        for box in BOXES:
+            np.testing.assert_array_equal(img.read(box), local.read(box))
+        if name.endswith("ome.zarr"):
+            np.testing.assert_array_equal(img.read(level=1), local.read(level=1))
+        ranged = [r for r in s.log if r[2]]
+        assert bool(ranged) == (name == "shard.ome.zarr")  # shards are read by ranges, chunks whole
+
+
+def test_a_server_that_ignores_ranges_still_gives_the_right_data(trees):
+    root, _ = trees
+    local = vc.open(root / "shard.ome.zarr")
+    with Server(root, ranges=False) as s:
+        img = vc.open(f"{s.url}/shard.ome.zarr")
+        with pytest.warns(vc.IgnoredRangeWarning, match="ignores byte ranges"):
+            got = img.read()
+        np.testing.assert_array_equal(got, local.read())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once per store
+            np.testing.assert_array_equal(img.read(BOXES[2]), local.read(BOXES[2]))
+
+
+def test_a_missing_chunk_is_the_fill_value_and_a_refused_one_a_permission_error(trees, tmp_path):
+    root, a = trees
+    import shutil
+    served = tmp_path / "srv"
+    shutil.copytree(root / "plain.zarr", served / "plain.zarr")
+    os.remove(served / "plain.zarr" / "c" / "1" / "0" / "0")
+    with Server(served, forbidden=("/plain.zarr/c/0/",)) as s:
+        img = vc.open(f"{s.url}/plain.zarr")
+        assert (img.read((1, slice(0, 16), slice(0, 16))) == 7).all()
+        np.testing.assert_array_equal(img.read((1, slice(16, 64))), a[1, 16:])
+        with pytest.raises(PermissionError, match="403"):
+            img.read((0,))
+
+
+def test_file_urls_are_local_paths(trees):
+    root, a = trees
+    np.testing.assert_array_equal(vc.open(f"file://{root}/plain.zarr").read(), a)
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda root: vc.open(root / "plain.zarr", storage_options={"a": 1}), vc.InvalidArgumentError,
+     "storage_options= is for URLs"),
+    (lambda root: vc.open("nosuchproto://x/y.zarr"), vc.UnsupportedError, "nosuchproto:// cannot be opened"),
+])
+def test_bad_urls_and_options(trees, call, error, words):
+    root, _ = trees
+    with pytest.raises(error, match=words):
+        call(root)
+
+
+def test_a_url_that_serves_nothing_is_file_not_found(trees):
+    root, _ = trees
+    with Server(root) as s:
+        with pytest.raises(FileNotFoundError, match="no Zarr array or group"):
+            vc.open(f"{s.url}/nothing.zarr")
+
+
+def test_the_cli_takes_urls(trees, capsys):
+    root, _ = trees
+    with Server(root) as s:
+        assert main(["info", f"{s.url}/v5.ome.zarr"]) == 0
+    assert "(2, 64, 96)" in capsys.readouterr().out
