@@ -19,14 +19,13 @@ Smoke runs (benchmarks disabled) use a 2 x 2 plate of (3, 8, 64, 64) fields.
 """
 from __future__ import annotations
 
-import os
-import shutil
 
 import _peers
 import numpy as np
 import pytest
 from _data import MiB, make_volume
 from bench_slide import run
+from bench_zarr import fresh_trees
 
 ROWS_FULL, COLS_FULL = list("ABCD"), [str(i) for i in range(1, 7)]
 FIELDS = 2
@@ -67,20 +66,9 @@ def fields(layout) -> dict[tuple[str, int], np.ndarray]:
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    """A new tree per round (removed at the end of the module, not before the next round)."""
-    base = tmp_path_factory.mktemp("plates")
-    made = []
-
-    def fresh(name):
-        def setup():
-            os.sync()
-            out = base / f"{name}-{len(made)}.ome.zarr"
-            made.append(out)
-            return (out,), {}
-        return setup
-    yield fresh
-    for p in made:
-        shutil.rmtree(p, ignore_errors=True)
+    """A new tree per round, removed at the end of the module (fresh_trees)."""
+    with fresh_trees(tmp_path_factory.mktemp("plates"), ".ome.zarr") as fresh:
+        yield fresh
 
 
 def voxcore_write(layout, fields, **opts):

@@ -66,7 +66,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,7 +76,7 @@ import numpy as np
 import pytest
 from _data import MiB
 from _floors import n_threads
-from bench_zarr import quieted
+from bench_zarr import fresh_trees, quieted
 
 JPEG_TOL = 2
 ROUNDS = {"slide-regions": 3, "slide-regions-warm": 3, "slide-level": 7, "slide-convert": 3}
@@ -877,21 +876,9 @@ class ConvertFloor:
 
 @pytest.fixture(scope="module")
 def convert_outputs(workdir):
-    """Each round of a conversion writes a new tree, removed only at the end of the module: a
-    tree removed just before the next round's writes makes ext4 scan its recently freed inodes
-    on every file the round creates (seconds of system time that depend on the order of runs)."""
-    made = []
-
-    def fresh(name: str):
-        def setup():
-            os.sync()  # no dirty pages of earlier rounds still being written back
-            out = workdir / "convert" / f"{name}-{len(made)}"
-            made.append(out)
-            return (out,), {}
-        return setup
-    yield fresh
-    for out in made:
-        shutil.rmtree(out, ignore_errors=True)
+    """A new tree per round of a conversion, removed at the end of the module (fresh_trees)."""
+    with fresh_trees(workdir / "convert") as fresh:
+        yield fresh
 
 
 @pytest.mark.parametrize("peer", list(CONVERTERS) + ["floor"],

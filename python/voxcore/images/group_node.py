@@ -28,13 +28,6 @@ class GroupNode:
             return f"{type(self.source).__name__}:{join(self.path, sub)}"
         return os.path.join(os.fspath(self.source), *[p for p in (self.path, sub) if p])
 
-    def exists(self, sub: str) -> bool:
-        """Whether a group or array's metadata is at sub."""
-        try:
-            return self.attrs(sub) is not None
-        except (OSError, InvalidMetadataError):
-            return False
-
     def attrs(self, sub: str = "") -> dict | None:
         """The group attributes at sub (None: no group there, or an array)."""
         if is_zarr_store(self.source):
