@@ -37,7 +37,7 @@ from .operations.datadef import Array, DataDefinition
 from .operations.downsample import downsample
 from .operations.pyramid import Level, Pyramid, build_pyramid
 from .writers.arrays import create_array
-from .writers.create import create
+from .writers.acquire import create
 from .writers.plate import PlateWriter, create_plate
 from .validate import validate
 from .writers.save import save

@@ -1,4 +1,5 @@
-"""voxcore.create: an OME-Zarr image written plane by plane as an acquisition produces it."""
+"""An OME-Zarr image written plane by plane as an acquisition produces it (voxcore.create's
+single-image case; :mod:`voxcore.writers.acquire` is the entry point)."""
 
 from __future__ import annotations
 
@@ -17,52 +18,15 @@ from .channels import channels_with_windows
 from .target import Target, storage, write_group
 
 
-def create(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] | None = None,
-           scale: Sequence[float] | None = None, translation: Sequence[float] | None = None,
-           units: Sequence[str | None] | None = None, name: str | None = None, chunks: Any = 64,
-           shards: Any = None, codec: str | None = "zstd", level: int | None = None,
-           pyramid: Any = (), method: str = "mean", version: str = "0.5",
-           overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
-           positions: Any = None, channels: Any = None) -> Any:
-    """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
-
-    shape may start with None: an acquisition whose number of time points is not known up front
-    (dims then start with "t"). The arrays start with one time point and grow as planes of later
-    ones arrive, each level's metadata replaced atomically before the first plane of a new time
-    point is written: the image on disk is valid at every moment, its last time point possibly
-    incomplete (unwritten planes read as the fill value).
-
-    Returns a writer: ``w.write_plane(plane, t=, c=, z=)`` takes planes in acquisition order
-    (increasing z within each (t, c) volume; volumes may interleave) and keeps only one slab per
-    level per volume in flight; ``w.get_data(t=, c=, z=, level=)`` reads back; ``w.close()``
-    (or leaving a ``with`` block) finishes every level. pyramid: the levels' factors as for
-    :func:`build_pyramid` (ints, dicts or "auto"; () for level 0 only).
-
-    All metadata is written now: if the process dies mid-acquisition, every written chunk is
-    readable and the group is a valid OME-Zarr whose unwritten parts are the fill value (0).
-    durable=False skips the fsyncs (each file is still replaced atomically). overwrite=True
-    replaces a Zarr / OME-Zarr hierarchy at path (anything else is refused, as for :func:`save`):
-    the new metadata-only tree is built beside it and swapped in before this returns, so a crash
-    leaves the old image or the new one. attributes: custom group attributes beside the OME
-    keys, as for :func:`save`. channels: omero channel metadata as for :func:`save`, written
-    now; windows not given are the dtype's range until close(), which computes them from the
-    coarsest level.
-
-    positions: a multi-position acquisition, a count or a list of names or of
-    {"name", "x", "y", "z"} stage coordinates (added to each position's translation). The result
-    is then a one-well HCS plate (well A/1, one field per position, as navigate writes it) and
-    the writer a :class:`voxcore.writers.positions.PositionsWriter`:
-    ``write_plane(plane, t=, c=, z=, position=)`` and navigate's ``get_data(timepoint=,
-    position=, channel=, z=-1, resolution=1)``; ``vc.open(path)`` reads it back as a
-    :class:`voxcore.Plate` with the same names.
-    """
-    if positions is not None:
-        from .positions import create_positions
-
-        return create_positions(path, shape, dtype, positions, dims=dims, scale=scale, translation=translation,
-                                units=units, name=name, chunks=chunks, shards=shards, codec=codec, level=level,
-                                pyramid=pyramid, method=method, version=version, overwrite=overwrite,
-                                durable=durable, attributes=attributes, channels=channels)
+def create_image(path: Any, shape: Sequence[int], dtype: Any, *, dims: Sequence[str] | None = None,
+                 scale: Sequence[float] | None = None, translation: Sequence[float] | None = None,
+                 units: Sequence[str | None] | None = None, name: str | None = None, chunks: Any = 64,
+                 shards: Any = None, codec: str | None = "zstd", level: int | None = None,
+                 pyramid: Any = (), method: str = "mean", version: str = "0.5",
+                 overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
+                 channels: Any = None) -> PyramidWriter:
+    """One OME-Zarr image written plane by plane: :func:`voxcore.create` without positions (see
+    there for every argument)."""
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
     if method not in METHODS:

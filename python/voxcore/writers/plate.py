@@ -15,6 +15,7 @@ from typing import Any
 from .._stores import FileAdapter
 from ..errors import InvalidArgumentError, InvalidMetadataError
 from ..formats import hcs, ngff
+from .create import create_image
 from .save import save
 from .target import Target, write_group
 
@@ -94,10 +95,8 @@ class PlateWriter:
         """Start one field of `well` written plane by plane (:func:`create`'s writer, returned);
         it is listed at once: its metadata is complete and unwritten planes read as the fill
         value until they arrive."""
-        from .create import create
-
         row, column, name, images = self._new_field(well, field, acquisition, create_options)
-        writer = create(os.path.join(self.root, row, column, name), shape, dtype, version=self.version,
+        writer = create_image(os.path.join(self.root, row, column, name), shape, dtype, version=self.version,
                         durable=self._durable, **create_options)
         self._list(well, images, {"path": name, "acquisition": acquisition})
         return writer

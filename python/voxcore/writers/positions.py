@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InvalidArgumentError
 from ..images.acquisition import AcquisitionAccess
 from ..images.memory import from_array
+from .create import open_shape
 from .plate import create_plate
 
 WELL = "A/1"
@@ -69,8 +70,6 @@ def create_positions(path: Any, shape: Sequence[int], dtype: Any, positions: Any
                      overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
                      **create_options: Any) -> PositionsWriter:
     """See :func:`voxcore.create` (positions=)."""
-    from .create import open_shape
-
     entries = parse_positions(positions)
     first, _, dims = open_shape(shape, dims)
     geometry = np.lib.stride_tricks.as_strided(np.zeros(1, np.dtype(dtype)), first, (0,) * len(first))
