@@ -169,25 +169,6 @@ inline int64_t stream_run(uint8_t* dst, const uint8_t* src, int64_t n, bool last
 #endif
 }
 
-// Row mode with a contiguous destination row and a source row of every S-th item.
-template <typename T, int S>
-void gather_rows(const Plan& p, int64_t bytes, Executor* executor) {
-  split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-    const int64_t n = c1 - c0;
-    Plan q = p;
-    q.src += c0 * S * int64_t{sizeof(T)};
-    q.dst += c0 * int64_t{sizeof(T)};
-    for_rows(q, r0, r1, [n](const uint8_t* s, uint8_t* d) {
-      T* out = reinterpret_cast<T*>(d);  // byte copies below: no alignment is assumed
-      for (int64_t i = 0; i < n; ++i) {
-        T v;
-        std::memcpy(&v, s + i * S * int64_t{sizeof(T)}, sizeof(T));
-        std::memcpy(out + i, &v, sizeof(T));
-      }
-    });
-  });
-}
-
 // Row mode: the innermost axis is the fastest one of the destination and of the source.
 template <typename T>
 void copy_rows(const Plan& p, Executor* executor) {
@@ -233,13 +214,6 @@ void copy_rows(const Plan& p, Executor* executor) {
         for (int64_t i = 0; i < n; ++i) move_item<T>(d + i * w, s - i * w);
       });
     });
-  } else if (di == k && si > k && si <= kShortAxis * k && si % k == 0) {
-    // One channel out of pixels: a constant stride the compiler unrolls.
-    switch (si / k) {
-      case 2: return gather_rows<T, 2>(p, bytes, executor);
-      case 3: return gather_rows<T, 3>(p, bytes, executor);
-      default: return gather_rows<T, 4>(p, bytes, executor);
-    }
   } else {
     split_rows(p, bytes, executor, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
       const int64_t n = c1 - c0;

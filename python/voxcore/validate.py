@@ -120,8 +120,8 @@ def _consistency(root: str, rel: str, known: bool) -> list[Problem]:
             n0, n = base.shape[i], lv.shape[i]
             if k:
                 f = lv.scale[i] / base.scale[i]
-                if not any(abs(n - r) <= 0 for r in (math.floor(n0 / f), math.ceil(n0 / f))) and \
-                        not (f >= 1 and abs(n - n0 / f) <= 1):
+                rounded = n in (math.floor(n0 / f), math.ceil(n0 / f)) or (f >= 1 and abs(n - n0 / f) <= 1)
+                if not rounded:
                     out.append(Problem("error", "ome-scale-shape", where,
                                        f"axis {img.dims[i]}: scale {lv.scale[i]:g} is {f:g}x level 0's but the "
                                        f"shape is {n} of {n0} (expected {n0 / f:.1f}, rounded)"))
