@@ -98,8 +98,8 @@ ROW_TARGETS = [
 
 
 # Slide targets, judged per operation and case (file and level): (ops, what, the other row:
-# the fastest row whose label starts with this prefix, or None for the fastest peer, need), need
-# as in ROW_TARGETS. The voxcore row is the group's reference (plain "voxcore"; in the warm
+# the fastest row whose label starts with this prefix (a pair: the prefix and a part the label
+# must also hold), or None for the fastest peer, need), need as in ROW_TARGETS. The voxcore row is the group's reference (plain "voxcore"; in the warm
 # groups its cache row).
 SLIDE_TARGETS = [
     (("slide-regions", "slide-regions-warm"), "regions >= 2x faster than OpenSlide", "openslide",
@@ -108,6 +108,8 @@ SLIDE_TARGETS = [
      1.3),
     (("slide-regions",), "regions within 1.2x of the decode floor", "floor:", -1.2),
     (("slide-convert",), "conversion >= 3x faster than the fastest peer route", None, 3.0),
+    (("slide-convert",), "conversion within 1.1x of the durable floor", ("floor:", "(durable)"),
+     -1.1),
 ]
 
 
@@ -294,22 +296,29 @@ def slide_targets(groups) -> list[str]:
     out = []
     for (op, case), rows in groups.items():
         ref = reference(rows)
+        floors = [r for r in rows if r["peer"].startswith("floor:") and "(durable)" in r["peer"]]
         for ops, what, prefix, need in SLIDE_TARGETS:
             if op not in ops:
                 continue
             if prefix is None:
                 other = best_peer(rows)
             else:
-                family = [r for r in rows if r["peer"].startswith(prefix)]
+                start, part = prefix if isinstance(prefix, tuple) else (prefix, "")
+                family = [r for r in rows if r["peer"].startswith(start) and part in r["peer"]]
                 other = min(family, key=lambda r: r["median"]) if family else None
             if ref is None or other is None:
                 out.append(f"- {op} {case}: {what}: not measured (no "
                            f"{'voxcore' if ref is None else prefix or 'peer'} row)")
                 continue
             ok, how = judge(ref, other, need, "the floor")
+            asks = ""
+            if need > 0 and floors:  # what the target asks, beside the floor it cannot go under
+                f = min(floors, key=lambda r: r["median"])
+                asks = (f" (the target asks {other['median'] / need:.3f} s; "
+                        f"{f['peer']} is {f['median']:.3f} s)")
             out.append(f"- {op} {case}: {what}: {ref['peer']} {ref['median']:.3f} s vs "
                        f"{other['peer']} {other['median']:.3f} s = {how}: "
-                       f"{'met' if ok else 'NOT met'}")
+                       f"{'met' if ok else 'NOT met'}{asks}")
     return out
 
 

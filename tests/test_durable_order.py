@@ -5,6 +5,8 @@ Asserted from the trace (completion order; strace -y names each descriptor's pat
 - every directory that received a rename was fsync'd after its last rename, before the process
   ended (each durable call syncs the directories it renamed into before it returns);
 - every directory that a chunk write created has its parent fsync'd after the creation;
+- a tree built beside its target (.NAME.vxnew-...) has its files written straight to their keys,
+  no temp file: each such file, and its directory, is fsync'd before the tree is renamed into place;
 - no temp file is left in the written trees.
 strace comes from Debian's strace package (tests/install.sh installs it).
 """
@@ -86,7 +88,12 @@ def test_durable_writes_sync_data_before_rename_and_directories_after(tmp_path):
     syncs: dict[str, list[int]] = {}  # path -> indexes of its fsyncs
     renames = []  # (index, source, destination)
     made = []  # (index, directory) created by mkdirat
+    created = []  # (index, file) opened with O_CREAT
     for i, (call, args, result) in enumerate(_events(log.read_text())):
+        if call == "openat" and result >= 0 and "O_CREAT" in args:
+            m = re.match(_FD + r', "([^"]*)"', args)
+            assert m, args
+            created.append((i, _path(m.group(1), m.group(2))))
         if result != 0:
             continue
         if call in ("fsync", "fdatasync"):
@@ -121,6 +128,19 @@ def test_durable_writes_sync_data_before_rename_and_directories_after(tmp_path):
     for i, d in chunk_dirs:
         parent = os.path.dirname(d)
         assert [k for k in syncs.get(parent, []) if k > i], f"{parent} got the new directory {d} but was not synced"
+    published = [(i, src) for i, src, dst in ours if ".vxnew-" in os.path.basename(src)]
+    assert published, "no tree was built beside its target"
+    in_place = 0
+    for i, tree in published:
+        for k, f in created:
+            name = os.path.basename(f)
+            if k > i or not f.startswith(tree + os.sep) or _TEMP.search(name) or name == ".vxlock":
+                continue  # (the lock file holds no data)
+            in_place += 1
+            assert [j for j in syncs.get(f, []) if k < j < i], f"{f} was published unsynced"
+            d = os.path.dirname(f)
+            assert [j for j in syncs.get(d, []) if k < j < i], f"{d} got {f} but was published unsynced"
+    assert in_place > 20, "the trees' chunks did not go straight to their keys"
     left = [os.path.join(d, n) for d, dirs, files in os.walk(out) for n in dirs + files if _TEMP.search(n)]
     assert not left, left
 

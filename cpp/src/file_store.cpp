@@ -137,9 +137,9 @@ struct FileStore::Cleaned {
   std::unordered_set<std::string> dirs;
 };
 
-FileStore::FileStore(std::string root, bool durable, bool allow_external_links)
+FileStore::FileStore(std::string root, bool durable, bool allow_external_links, bool unpublished)
     : root_(std::move(root)), durable_(durable), allow_external_links_(allow_external_links),
-      cleaned_(std::make_shared<Cleaned>()) {
+      unpublished_(unpublished), cleaned_(std::make_shared<Cleaned>()) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
   const std::string resolved = real_path(root_);
   canonical_root_ = resolved.empty() ? root_ : resolved;
@@ -379,6 +379,11 @@ void FileStore::write_value(const std::string& key, const uint8_t* data, std::si
   const std::string name = name_of(r);
   Fd dir(open_dir_for_write(rel_dir, durable_ ? &dirs : nullptr));
   if (dir.fd < 0) fail_io("FileStore::set", "cannot open directory", root_ + "/" + rel_dir, errno);
+  if (unpublished_) {
+    write_in_place(dir.fd, name, path, data, size);
+    if (durable_) dirs.add(rel_dir);
+    return;
+  }
   remove_stale_temps(dir.fd, rel_dir);
   const std::string temp = "." + name + temp_suffix();
   const std::string temp_path = path.substr(0, path.size() - name.size()) + temp;
@@ -400,6 +405,25 @@ void FileStore::write_value(const std::string& key, const uint8_t* data, std::si
     throw;
   }
   if (durable_) dirs.add(rel_dir);
+}
+
+// An unpublished tree's value: written over the key itself; removed again if anything fails, so
+// that no torn value is left even in a tree that is about to be discarded.
+void FileStore::write_in_place(int dir_fd, const std::string& name, const std::string& path,
+                               const uint8_t* data, std::size_t size) const {
+  int raw = ::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (raw < 0) fail_io("FileStore::set", "cannot create file", path, errno);
+  try {
+    Fd fd(raw);
+    write_all(fd.fd, data, size, path);
+    if (durable_ && ::fsync(fd.fd) != 0) fail_io("FileStore::set", "fsync failed", path, errno);
+    int closed = ::close(fd.fd);
+    fd.fd = -1;
+    if (closed != 0) fail_io("FileStore::set", "close failed", path, errno);
+  } catch (...) {
+    ::unlinkat(dir_fd, name.c_str(), 0);
+    throw;
+  }
 }
 
 void FileStore::erase(const std::string& key) {

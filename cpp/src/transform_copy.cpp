@@ -10,6 +10,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) || defined(__i386__)
+#include <tmmintrin.h>
+#define VOXCORE_SPLIT3_SSSE3 1
+#endif
 
 #include "detail/checked.hpp"
 #include "detail/permute_plan.hpp"
@@ -450,12 +454,110 @@ Plan with_inner_pair(const Plan& p, int outer, int inner) {
   return q;
 }
 
+// Three-sample pixels (RGB bytes) split into three planes: n pixels of s into d0, d1, d2.
+void split3_scalar(const uint8_t* s, int64_t n, uint8_t* d0, uint8_t* d1, uint8_t* d2) {
+  for (int64_t i = 0; i < n; ++i, s += 3) {
+    d0[i] = s[0];
+    d1[i] = s[1];
+    d2[i] = s[2];
+  }
+}
+
+#if defined(VOXCORE_SPLIT3_SSSE3)
+// 16 pixels (48 bytes, three loads) per step: each plane's 16 bytes are gathered from the three
+// loads by byte shuffles (pshufb; a mask byte of 0x80 gives zero) and OR'd.
+struct Split3Masks {
+  alignas(16) uint8_t m[3][3][16];  // [plane][load][byte]
+  Split3Masks() {
+    for (int c = 0; c < 3; ++c) {
+      for (int v = 0; v < 3; ++v) {
+        for (int j = 0; j < 16; ++j) {
+          const int at = 3 * j + c - 16 * v;
+          m[c][v][j] = (at >= 0 && at < 16) ? static_cast<uint8_t>(at) : 0x80;
+        }
+      }
+    }
+  }
+};
+
+__attribute__((target("ssse3"))) void split3_ssse3(const uint8_t* s, int64_t n, uint8_t* d0, uint8_t* d1,
+                                                   uint8_t* d2) {
+  static const Split3Masks masks;
+  __m128i m[3][3];
+  for (int c = 0; c < 3; ++c) {
+    for (int v = 0; v < 3; ++v) m[c][v] = _mm_load_si128(reinterpret_cast<const __m128i*>(masks.m[c][v]));
+  }
+  uint8_t* d[3] = {d0, d1, d2};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16, s += 48) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 32));
+    for (int k = 0; k < 3; ++k) {
+      const __m128i plane = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, m[k][0]), _mm_shuffle_epi8(b, m[k][1])),
+                                         _mm_shuffle_epi8(c, m[k][2]));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d[k] + i), plane);
+    }
+  }
+  split3_scalar(s, n - i, d0 + i, d1 + i, d2 + i);
+}
+#endif
+
+using Split3 = void (*)(const uint8_t*, int64_t, uint8_t*, uint8_t*, uint8_t*);
+
+Split3 split3_kernel() {
+#if defined(VOXCORE_SPLIT3_SSSE3)
+  static const Split3 k = __builtin_cpu_supports("ssse3") ? &split3_ssse3 : &split3_scalar;
+  return k;
+#else
+  return &split3_scalar;
+#endif
+}
+
+// Whether the plan moves packed three-byte pixels (axis b: the samples, axis a: the pixels of a
+// row) into planes whose rows are packed, so that copy_split3 serves it.
+bool is_split3(const Plan& p, int a, int b, std::size_t item) {
+  return item == 1 && p.n[b] == 3 && p.ss[b] == 1 && p.ss[a] == 3 && p.ds[a] == 1;
+}
+
+// The rows of the plan without its samples axis b, each split into the three planes at
+// dst, dst + ds[b] and dst + 2 ds[b].
+void copy_split3(const Plan& p, int a, int b, Executor* executor) {
+  Plan q;
+  q.rank = 0;
+  q.src = p.src;
+  q.dst = p.dst;
+  for (int i = 0; i < p.rank; ++i) {
+    if (i == b || i == a) continue;
+    q.n[q.rank] = p.n[i];
+    q.ss[q.rank] = p.ss[i];
+    q.ds[q.rank] = p.ds[i];
+    ++q.rank;
+  }
+  q.n[q.rank] = p.n[a];
+  q.ss[q.rank] = p.ss[a];
+  q.ds[q.rank] = p.ds[a];
+  ++q.rank;
+  const int64_t plane = p.ds[b];
+  const Split3 split = split3_kernel();
+  split_rows(q, q.outer_rows() * q.n[q.rank - 1] * 3, executor,
+             [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+               Plan part = q;
+               part.src += c0 * 3;
+               part.dst += c0;
+               const int64_t n = c1 - c0;
+               for_rows(part, r0, r1, [&](const uint8_t* s, uint8_t* d) { split(s, n, d, d + plane, d + 2 * plane); });
+             });
+}
+
 template <typename T>
 void run_plan(const Plan& p, Executor* executor) {
   const int a = p.rank - 1;
   const int b = detail::fastest_src_axis(p);
   if (b == a) {
     copy_rows<T>(p, executor);
+  } else if (is_split3(p, a, b, sizeof(T))) {
+    copy_split3(p, a, b, executor);  // RGB bytes to planes: all three samples in one pass
   } else if (p.n[b] <= kShortAxis) {
     // Pixels to planes (an RGB tile into (c, y, x)): rows along a, one per item of the short
     // axis, read the same source lines while they are in L1.

@@ -196,14 +196,17 @@ void init_array(py::module_& m) {
 
   py::class_<FileStore, Store, std::shared_ptr<FileStore>>(
       m, "FileStore", "Files under a root directory; atomic, durable writes unless durable=False.")
-      .def(py::init<std::string, bool, bool>(), py::arg("root"), py::arg("durable") = true,
-           py::arg("allow_external_links") = false)
+      .def(py::init<std::string, bool, bool, bool>(), py::arg("root"), py::arg("durable") = true,
+           py::arg("allow_external_links") = false, py::arg("unpublished") = false,
+           "unpublished: a tree no reader sees until it is renamed into place (values written "
+           "straight to their keys, no temp file and rename).")
       .def("sub", &FileStore::sub, py::arg("path"), "The subtree at path, with the same root as its boundary.")
       .def("exists", &FileStore::exists, py::arg("key"))
       .def_property_readonly("root", &FileStore::root)
       .def_property_readonly("prefix", &FileStore::prefix)
       .def_property_readonly("durable", &FileStore::durable)
-      .def_property_readonly("allow_external_links", &FileStore::allow_external_links);
+      .def_property_readonly("allow_external_links", &FileStore::allow_external_links)
+      .def_property_readonly("unpublished", &FileStore::unpublished);
 
   py::class_<CallbackStore, Store, std::shared_ptr<CallbackStore>>(
       m, "CallbackStore",

@@ -146,13 +146,14 @@ class FileAdapter:
     """The same small interface over a local directory, through the core's FileStore.
 
     Keys resolve beneath the store's root: a symlink that leads out of it raises UnsafePathError
-    unless allow_external_links is set. sub() keeps the root as the boundary.
+    unless allow_external_links is set. sub() keeps the root as the boundary. unpublished: a tree
+    no reader sees until it is renamed into place, whose values go straight to their keys.
     """
 
     def __init__(self, root: str, durable: bool = True, allow_external_links: bool = False,
-                 store: Any = None):
+                 store: Any = None, unpublished: bool = False):
         self.root = root
-        self.store = store if store is not None else FileStore(root, durable, allow_external_links)
+        self.store = store if store is not None else FileStore(root, durable, allow_external_links, unpublished)
 
     def get(self, key: str) -> bytes | None:
         """A metadata document, refused before reading when it is implausibly large."""

@@ -249,3 +249,41 @@ TEST(Store, DeferredWritesRecordEachDirectoryToSyncOnce) {
   EXPECT_NO_THROW(loose.sync_dir("e"));
   fs::remove_all(root);
 }
+
+TEST(Store, UnpublishedTreeWritesValuesInPlace) {
+  const fs::path root = fresh_dir("unpublished");
+  FileStore tree(root.string(), /*durable=*/true, /*allow_external_links=*/false, /*unpublished=*/true);
+  EXPECT_TRUE(tree.unpublished());
+  EXPECT_TRUE(tree.sub("a")->unpublished());
+  const uint8_t bytes[] = {1, 2, 3};
+  DirtyDirs dirs;
+  tree.set_deferred("c/0/0", bytes, 3, dirs);
+  struct stat first {};
+  ASSERT_EQ(::stat((root / "c/0/0").c_str(), &first), 0);
+  tree.set_deferred("c/0/0", bytes + 2, 1, dirs);  // the same file, truncated: no temp, no rename
+  struct stat second {};
+  ASSERT_EQ(::stat((root / "c/0/0").c_str(), &second), 0);
+  EXPECT_EQ(first.st_ino, second.st_ino);
+  ByteBuffer out;
+  ASSERT_TRUE(tree.get("c/0/0", ByteRange::whole(), out));
+  EXPECT_EQ(as_string(out), std::string(1, '\3'));
+  // Its directory and the parents of those created are still recorded, to be synced.
+  EXPECT_EQ(dirs.take(), (std::vector<std::string>{"", "c", "c/0"}));
+  for (const auto& entry : fs::directory_iterator(root / "c/0")) EXPECT_EQ(entry.path().filename(), "0");
+
+  // A published store replaces the file (a new inode), as readers need.
+  FileStore published(root.string(), /*durable=*/true);
+  published.set("c/0/0", bytes, 3);
+  struct stat third {};
+  ASSERT_EQ(::stat((root / "c/0/0").c_str(), &third), 0);
+  EXPECT_NE(third.st_ino, second.st_ino);
+
+  // A symlink at a key is not written through; the failed value is removed, its target untouched.
+  fs::create_directories(root / "outside");
+  { std::FILE* f = std::fopen((root / "outside/t").c_str(), "w"); std::fputs("keep", f); std::fclose(f); }
+  fs::create_symlink(root / "outside/t", root / "c/0/1");
+  EXPECT_THROW(tree.set("c/0/1", bytes, 3), Error);
+  ASSERT_TRUE(published.get("outside/t", ByteRange::whole(), out));
+  EXPECT_EQ(as_string(out), "keep");
+  fs::remove_all(root);
+}

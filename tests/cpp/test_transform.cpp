@@ -210,6 +210,35 @@ TEST(TransformCopy, ParallelMatchesSerial) {
   }
 }
 
+TEST(TransformCopy, RgbPixelsIntoPlanes) {
+  // Interleaved (rows, cols, 3) bytes into (3, rows, cols) planes (a slide tile into c, y, x),
+  // also a window of a wider plane, from an odd source address, serially and split by a pool.
+  ThreadPool pool(2);
+  struct Case { int64_t rows, cols, width; };
+  for (const Case& c : {Case{1, 1, 1}, Case{3, 15, 15}, Case{2, 16, 19}, Case{5, 17, 40}, Case{4, 47, 47},
+                        Case{7, 100, 131}, Case{1, 2'000'003, 2'000'003}, Case{600, 1000, 1000}}) {
+    auto bytes = random_bytes(static_cast<std::size_t>(c.rows * c.cols * 3) + 1, 21);
+    ArrayView src = ArrayView::contiguous(bytes.data() + 1, DType::kUInt8, Shape{c.rows, c.cols, 3});
+    const int64_t plane = c.rows * c.width;
+    for (ThreadPool* executor : {static_cast<ThreadPool*>(nullptr), &pool}) {
+      std::vector<uint8_t> out(static_cast<std::size_t>(3 * plane), 0xEE);
+      ArrayView dst{out.data(), DType::kUInt8, Shape{c.rows, c.cols, 3}, {c.width, 1, plane}};
+      copy(src, dst, executor);
+      bool same = true;
+      for (int64_t ch = 0; ch < 3 && same; ++ch) {
+        for (int64_t y = 0; y < c.rows && same; ++y) {
+          for (int64_t x = 0; x < c.width && same; ++x) {
+            const uint8_t got = out[static_cast<std::size_t>(ch * plane + y * c.width + x)];
+            const uint8_t want = x < c.cols ? bytes[static_cast<std::size_t>(1 + (y * c.cols + x) * 3 + ch)] : 0xEE;
+            same = got == want;
+          }
+        }
+      }
+      EXPECT_TRUE(same) << c.rows << "x" << c.cols << " in rows of " << c.width << (executor ? " (pool)" : "");
+    }
+  }
+}
+
 TEST(TransformCopy, LargeCopyIntoUnalignedDestination) {
   // Past the streaming-store threshold, into a destination at an odd address, rows and one run.
   ThreadPool pool(2);

@@ -130,6 +130,11 @@ class VOXCORE_API Store {
 //    disk's, not the compute threads' (see detail/write_behind.hpp);
 //  - a failed write, open, fsync or rename raises kIo naming the path (so the key) and errno,
 //    and removes its temp file: the key keeps its old value.
+// unpublished: the tree is one that no reader sees yet (built beside its target, renamed into
+// place once complete, and removed if the build fails), so there is no old value to keep: each
+// value is written straight to its key (O_TRUNC, no temp file, no rename), its data fsync'd when
+// durable, and its directory recorded as above. A crash leaves a torn value only in a tree that
+// is never published. The cost saved is a rename, a directory entry and a temp name per value.
 // The first write into a directory through a store removes temp files there whose writer process
 // no longer exists. lock_for_update takes an open-file-description byte-range lock (F_OFD_SETLKW)
 // on the ".vxlock" file of the store's directory (root/prefix), one byte per key hash, so that
@@ -137,11 +142,13 @@ class VOXCORE_API Store {
 // released when the token is dropped, or by the kernel when the process dies. Thread-safe.
 class VOXCORE_API FileStore : public Store {
  public:
-  explicit FileStore(std::string root, bool durable = true, bool allow_external_links = false);
+  explicit FileStore(std::string root, bool durable = true, bool allow_external_links = false,
+                     bool unpublished = false);
   const std::string& root() const noexcept { return root_; }
   const std::string& prefix() const noexcept { return prefix_; }
   bool durable() const noexcept { return durable_; }
   bool allow_external_links() const noexcept { return allow_external_links_; }
+  bool unpublished() const noexcept { return unpublished_; }
   // The subtree at path (a checked key), with the same root as its boundary.
   std::shared_ptr<FileStore> sub(const std::string& path) const;
 
@@ -170,12 +177,15 @@ class VOXCORE_API FileStore : public Store {
   int open_dir_for_write(const std::string& rel_dir, DirtyDirs* created) const;
   void remove_stale_temps(int dir_fd, const std::string& rel_dir) const;
   void write_value(const std::string& key, const uint8_t* data, std::size_t size, DirtyDirs& dirs);
+  void write_in_place(int dir_fd, const std::string& name, const std::string& path, const uint8_t* data,
+                      std::size_t size) const;
 
   std::string root_;
   std::string prefix_;
   std::string canonical_root_;
   bool durable_;
   bool allow_external_links_;
+  bool unpublished_;
   std::shared_ptr<Cleaned> cleaned_;
 };
 

@@ -71,6 +71,7 @@ class SlideLayout:
     unit: str | None
     associated: dict[str, int] = field(default_factory=dict)  # name -> tifffile series index
     metadata: dict[str, Any] = field(default_factory=dict)
+    channels: list[dict] | None = None  # OME Channel names and colours, one per index of c
 
 
 def is_tiff(path: str) -> bool:
@@ -156,6 +157,8 @@ def layout(tif, path: str) -> SlideLayout:
         xml = tif.ome_metadata or ""
         out.metadata = {"ome_xml": xml}
         out.pixel_size, out.unit = _ome_pixel_size(xml)
+        if "c" in dims:
+            out.channels = _ome_channels(xml, levels[0].shape[dims.index("c")])
     else:
         out.metadata = {"description": desc} if desc else {}
         out.pixel_size, out.unit = _resolution(first)
@@ -350,6 +353,33 @@ def _ome_pixel_size(xml: str) -> tuple[tuple[float, float] | None, str | None]:
     if unit_x != unit_y:  # both in micrometres
         return (sy * TO_MICROMETER[unit_y], sx * TO_MICROMETER[unit_x]), "micrometer"
     return (sy, sx), unit_x
+
+
+def _ome_color(v: Any) -> str | None:
+    """An OME Color (a signed 32-bit RGBA integer) as 6 hex digits, else None."""
+    try:
+        rgba = int(v) & 0xFFFFFFFF
+    except (TypeError, ValueError):
+        return None
+    return f"{rgba >> 8:06X}"
+
+
+def _ome_channels(xml: str, n: int) -> list[dict] | None:
+    """The first OME Image's Channel names and colours, one per index of the c axis (n of them);
+    None when the XML has no names or colours, or its channels do not match the c axis (an RGB
+    image is one Channel of three samples)."""
+    try:
+        root = ElementTree.fromstring(xml)
+    except ElementTree.ParseError:
+        return None
+    pixels = next((e for e in root.iter() if e.tag.endswith("}Pixels") or e.tag == "Pixels"), None)
+    if pixels is None:
+        return None
+    found = [e for e in pixels if e.tag.endswith("}Channel") or e.tag == "Channel"]
+    if len(found) != n or not any(e.get("Name") or e.get("Color") for e in found):
+        return None
+    return [{"label": e.get("Name") or None, "color": _ome_color(e.get("Color")) if e.get("Color") else None,
+             "window": None, "active": True} for e in found]
 
 
 def _resolution(page) -> tuple[tuple[float, float] | None, str | None]:

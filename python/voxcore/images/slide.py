@@ -204,6 +204,13 @@ class SlideImage(ImageModel):
         return dict(self._slide.layout.metadata)
 
     @property
+    def channels(self) -> list[dict] | None:
+        """An OME-TIFF's channel names and colours (OME Channel Name/Color), one per index of
+        the c axis; windows are left to the writer (computed from the data). None otherwise."""
+        chans = self._slide.layout.channels
+        return None if chans is None else [dict(c) for c in chans]
+
+    @property
     def associated(self) -> Mapping[str, np.ndarray]:
         """Associated images by name (an SVS's "thumbnail", "label", "macro"), decoded on access."""
         return _Associated(self._slide)
@@ -221,6 +228,7 @@ class SlideImage(ImageModel):
                        for lv in self.levels],
             "associated": {name: tuple(self._slide.tif.series[i].shape)
                            for name, i in lay.associated.items()},
+            **({"channels": [c["label"] for c in lay.channels]} if lay.channels else {}),
         }
 
     def close(self) -> None:
@@ -298,9 +306,11 @@ class SlideImage(ImageModel):
 
         order = [self.dims.index(d) for d in ("t", "c", "z", "y", "x") if d in self.dims]
         pick = lambda values: tuple(values[i] for i in order)  # noqa: E731
-        return from_array(_OmeOrdered(self, order), dims=pick(self.dims), scale=pick(self.scale),
-                          translation=pick(self.translation), units=pick(self.units),
-                          name=os.path.basename(self._slide.path))
+        out = from_array(_OmeOrdered(self, order), dims=pick(self.dims), scale=pick(self.scale),
+                         translation=pick(self.translation), units=pick(self.units),
+                         name=os.path.basename(self._slide.path))
+        out.channels = self.channels
+        return out
 
     def reference(self) -> tuple | None:
         """How a worker reopens this level: the file's path (small to send)."""

@@ -17,21 +17,9 @@ from ..formats import zarr_emit as emit
 from ..images.zarr import Image, remember_origin
 
 
-def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Sequence[int] | int | None = None,
-                 shards: Sequence[int] | int | None = None, codec: str | None = "zstd",
-                 level: int | None = None, zarr_format: int = 3, dims: Sequence[str] | None = None,
-                 fill_value: Any = 0, order: str = "C", dimension_separator: str | None = None,
-                 overwrite: bool = False, durable: bool = True, path: str | None = None,
-                 attributes: dict | None = None) -> Image:
-    """Create a Zarr array and return it as a writable Image.
-
-    chunks defaults to 64 per axis (clipped to the shape); shards (v3 only) groups chunks into
-    one file each and must be a multiple of chunks. codec: "zstd" (level 1), "blosc-lz4",
-    "gzip", "lz4", "zlib" or None ("none"). zarr_format 2 writes .zarray with dimension_separator "."
-    unless given. overwrite=True replaces an existing Zarr node at the target (anything else
-    there is refused, nothing touched): locally the new metadata is built beside the old node
-    and swapped in by one atomic rename, then the old node is removed.
-    """
+def _prepared(shape, dtype, chunks, shards, codec, level, zarr_format, dims, fill_value, order,
+              dimension_separator, attributes):
+    """The parsed metadata of a new array, and a function writing its document(s) to an adapter."""
     if codec == "none":  # as the CLI's --codec none
         codec = None
     shape = tuple(int(s) for s in shape)
@@ -79,6 +67,26 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         if zarr_format == 2 and attributes:
             adapter.set(".zattrs", emit.dumps(attributes))
 
+    return meta, write_metadata
+
+
+def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Sequence[int] | int | None = None,
+                 shards: Sequence[int] | int | None = None, codec: str | None = "zstd",
+                 level: int | None = None, zarr_format: int = 3, dims: Sequence[str] | None = None,
+                 fill_value: Any = 0, order: str = "C", dimension_separator: str | None = None,
+                 overwrite: bool = False, durable: bool = True, path: str | None = None,
+                 attributes: dict | None = None) -> Image:
+    """Create a Zarr array and return it as a writable Image.
+
+    chunks defaults to 64 per axis (clipped to the shape); shards (v3 only) groups chunks into
+    one file each and must be a multiple of chunks. codec: "zstd" (level 1), "blosc-lz4",
+    "gzip", "lz4", "zlib" or None ("none"). zarr_format 2 writes .zarray with dimension_separator "."
+    unless given. overwrite=True replaces an existing Zarr node at the target (anything else
+    there is refused, nothing touched): locally the new metadata is built beside the old node
+    and swapped in by one atomic rename, then the old node is removed.
+    """
+    meta, write_metadata = _prepared(shape, dtype, chunks, shards, codec, level, zarr_format, dims,
+                                     fill_value, order, dimension_separator, attributes)
     store_path = getattr(source, "store_path", None)
     if store_path is not None:
         source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
@@ -112,3 +120,19 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
     if is_zarr_store(source):
         return remember_origin(img, source, {"path": path})
     return remember_origin(img, label, {"durable": durable})
+
+
+def create_in_new_tree(adapter: FileAdapter, path: str, shape: Sequence[int], dtype: Any, chunks, shards,
+                       codec: str | None, level: int | None, zarr_format: int, dims, dimension_separator) -> Image:
+    """A new array at path in a tree that no reader sees until it is renamed into place (a save's
+    tree built beside its target): adapter is that tree's unpublished FileAdapter, so the array's
+    metadata and chunks go straight to their keys. The layout arguments are create_array's."""
+    check_key(path)
+    meta, write_metadata = _prepared(shape, dtype, chunks, shards, codec, level, zarr_format, dims,
+                                     0, "C", dimension_separator, None)
+    sub = adapter.sub(path)
+    write_metadata(sub)
+    label = os.path.join(adapter.root, path)
+    img = Image(ChunkedArray(meta.array_spec(), sub.core_store(), None), meta, label)
+    img._adapter = sub
+    return remember_origin(img, label, {"durable": adapter.store.durable})

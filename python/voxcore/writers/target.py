@@ -15,7 +15,7 @@ from .._stores import FileAdapter, ZarrStoreAdapter, _sync, is_zarr_store
 from ..errors import InvalidArgumentError
 from ..formats import ngff
 from ..images.zarr import open_image
-from .arrays import create_array
+from .arrays import create_array, create_in_new_tree
 
 
 def _per_axis(v: Any, n: int, name: str, dims) -> tuple[int, ...]:
@@ -64,7 +64,8 @@ class Target:
         self._beside = _replace.Beside(root, durable)
         self.store, self.prefix, self.label = self._beside.new, "", root
         self.durable = durable
-        self.adapter = FileAdapter(self._beside.new, durable)
+        # No reader sees the tree before commit(): its values go straight to their keys.
+        self.adapter = FileAdapter(self._beside.new, durable, unpublished=True)
         # Nothing in the new tree is visible before commit(): the chunk writes of every array share
         # one run, made durable once, before the swap, so that no write ends waiting for its fsyncs.
         self._run = WriteRun() if durable else None
@@ -108,9 +109,13 @@ class Target:
 
     def array(self, sub: str, shape, dtype, chunks, shards, codec, level, v3: bool, dims):
         path = "/".join(p for p in (self.prefix, sub) if p)
-        img = create_array(self.store, shape, dtype, chunks=chunks, shards=shards, codec=codec, level=level,
-                           zarr_format=3 if v3 else 2, dims=dims if v3 else None,
-                           dimension_separator=None if v3 else "/", path=path, durable=self.durable)
+        layout = (chunks, shards, codec, level, 3 if v3 else 2, dims if v3 else None, None if v3 else "/")
+        if self._beside is not None:
+            img = create_in_new_tree(self.adapter, path, shape, dtype, *layout)
+        else:
+            img = create_array(self.store, shape, dtype, chunks=chunks, shards=shards, codec=codec, level=level,
+                               zarr_format=layout[4], dims=layout[5], dimension_separator=layout[6], path=path,
+                               durable=self.durable)
         if self._run is not None:
             img._run = self._run
             self._arrays.append(img)
