@@ -1,5 +1,6 @@
 """A loopback HTTP server for the remote tests: serves a directory on 127.0.0.1, with or
-without byte ranges, refusing chosen paths (403), counting requests."""
+without byte ranges, refusing chosen paths (403), counting requests, and with injected faults
+(Faults: 500s, dropped connections, delays, short and over-long range bodies)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,40 @@ import http.server
 import os
 import re
 import threading
+import time
+from dataclasses import dataclass
 from functools import partial
+
+
+@dataclass
+class Faults:
+    """Faults for GETs of paths starting with ``only``: the next ``status500`` answer 500, the
+    next ``drop`` close the connection unanswered; every one waits ``delay`` seconds first; a
+    ranged (206) body loses its last ``short`` bytes or gains ``long`` bytes of junk."""
+
+    only: str = "/"
+    status500: int = 0
+    drop: int = 0
+    delay: float = 0.0
+    short: int = 0
+    long: int = 0
+
+    def __post_init__(self):
+        self._lock = threading.Lock()
+
+    def take(self, what: str) -> bool:
+        with self._lock:
+            left = getattr(self, what)
+            if left > 0:
+                setattr(self, what, left - 1)
+                return True
+            return False
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
     ranges = True
     forbidden: tuple[str, ...] = ()
+    faults: Faults | None = None
     log: list
 
     def log_message(self, *args):  # quiet
@@ -23,6 +52,15 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         if any(self.path.startswith(p) for p in self.forbidden):
             self.send_error(403)
             return
+        faults = self.faults if self.faults is not None and self.path.startswith(self.faults.only) else None
+        if faults is not None:
+            time.sleep(faults.delay)
+            if faults.take("drop"):
+                self.close_connection = True
+                return
+            if faults.take("status500"):
+                self.send_error(500)
+                return
         path = self.translate_path(self.path)
         if not os.path.isfile(path):
             self.send_error(404)
@@ -41,6 +79,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             self.send_response(206)
             self.send_header("Content-Range", f"bytes {start}-{start + len(part) - 1}/{len(body)}")
             body = part
+            if faults is not None and faults.short:
+                body = body[:max(0, len(body) - faults.short)]
+            if faults is not None and faults.long:
+                body = body + b"\x5a" * faults.long
         else:
             self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -66,9 +108,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 class Server:
     """``with Server(root, ranges=False) as s: s.url + "/x.zarr"``; s.log lists the requests."""
 
-    def __init__(self, root, ranges: bool = True, forbidden: tuple[str, ...] = ()):
+    def __init__(self, root, ranges: bool = True, forbidden: tuple[str, ...] = (), faults: Faults | None = None):
         self.log: list = []
-        handler = type("H", (_Handler,), {"ranges": ranges, "forbidden": forbidden, "log": self.log})
+        handler = type("H", (_Handler,), {"ranges": ranges, "forbidden": forbidden, "faults": faults,
+                                          "log": self.log})
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"

@@ -59,7 +59,7 @@ def test_other_failures_are_store_errors_naming_the_key(exc):
     store = Failing(exc)
     _array(store)
     img = vc.open(store, path="arr")
-    with pytest.raises(vc.StoreError, match=r"Failing failed to read 'arr/c/\d/\d'") as info:
+    with pytest.raises(vc.StoreError, match=r"Failing: failed to read 'arr/c/\d/\d'") as info:
         img.read()
     assert isinstance(info.value, OSError) and info.value.__cause__ is exc
 

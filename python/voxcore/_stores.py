@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import random
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 from ._core import CallbackStore, FileStore, check_key
@@ -25,13 +28,71 @@ def _sync(coro):
     return sync(coro)
 
 
+@dataclass(frozen=True)
+class FaultPolicy:
+    """How the requests to a store are bounded and retried (a URL's: vc.open(url, retries=,
+    timeout=)).
+
+    retries: further attempts after a transient failure (a timeout, a reset or dropped
+    connection, an HTTP 5xx; never a 4xx), the first after ``backoff`` seconds, doubling, with
+    jitter. timeout: seconds one request may take, all its attempts together (a read never
+    hangs). in_flight: requests of one read in flight together."""
+
+    retries: int = 3
+    backoff: float = 0.1
+    timeout: float = 60.0
+    in_flight: int = 64
+
+    def __post_init__(self):
+        from .errors import InvalidArgumentError
+
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise InvalidArgumentError(f"retries must be an int >= 0 (got={self.retries!r})")
+        if isinstance(self.in_flight, bool) or not isinstance(self.in_flight, int) or self.in_flight < 1:
+            raise InvalidArgumentError(f"in_flight must be an int >= 1 (got={self.in_flight!r})")
+        for name in ("backoff", "timeout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
+                raise InvalidArgumentError(f"{name} must be a positive number of seconds (got={v!r})")
+
+
+DEFAULT_POLICY = FaultPolicy()
+_TRANSIENT_ERRNOS = {errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED, errno.EPIPE, errno.ETIMEDOUT}
+
+
+def _status(e: Exception) -> int | None:
+    status = getattr(e, "status", None) or getattr(e, "code", None)
+    return status if isinstance(status, int) and 100 <= status < 600 else None
+
+
+def is_transient(e: Exception) -> bool:
+    """Whether a failed request may succeed when tried again: a timeout, a connection reset or
+    dropped, a truncated body, an HTTP 5xx. Never a 4xx, a missing key or a refusal."""
+    status = _status(e)
+    if status is not None:
+        return status >= 500
+    if isinstance(e, (FileNotFoundError, PermissionError, VoxcoreError)):
+        return False
+    if isinstance(e, (TimeoutError, ConnectionError)):
+        return True
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover - http's optional extra
+        aiohttp = None
+    if aiohttp is not None and isinstance(e, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+        return True
+    return isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS
+
+
 class ZarrStoreAdapter:
-    """Serves a zarr-python Store (under an optional path prefix) to the core."""
+    """Serves a zarr-python Store (under an optional path prefix) to the core. Its requests
+    follow the store's FaultPolicy (bounded, retried; see there)."""
 
     def __init__(self, store: Any, prefix: str = ""):
         from zarr.core.buffer import default_buffer_prototype
 
         self.store = store
+        self.policy = getattr(store, "_voxcore_policy", DEFAULT_POLICY)
         self.prefix = prefix.strip("/")
         if self.prefix:
             check_key(self.prefix)
@@ -42,6 +103,14 @@ class ZarrStoreAdapter:
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def _where(self) -> str:
+        """The store, for messages: its URL where it has one (an FsspecStore), else its type."""
+        path, fs = getattr(self.store, "path", None), getattr(self.store, "fs", None)
+        if isinstance(path, str) and fs is not None:
+            proto = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+            return path if "://" in path else f"{proto}://{path}"
+        return type(self.store).__name__
+
     def sub(self, path: str) -> ZarrStoreAdapter:
         path = path.strip("/")
         return ZarrStoreAdapter(self.store, f"{self.prefix}/{path}" if self.prefix else path)
@@ -49,31 +118,51 @@ class ZarrStoreAdapter:
     def get(self, key: str) -> bytes | None:
         return self.get_many([(key, "whole", 0, 0)])[0]
 
+    async def _request(self, call, what: str, key: str, gate: asyncio.Semaphore):
+        """call() under the policy: at most in_flight at once (gate), transient failures tried
+        again with backoff, the whole within timeout; a missing key is None."""
+        pol = self.policy
+        loop = asyncio.get_running_loop()
+        async with gate:
+            deadline = loop.time() + pol.timeout
+            for attempt in range(pol.retries + 1):
+                try:
+                    return await asyncio.wait_for(call(), timeout=max(deadline - loop.time(), 1e-3))
+                except (KeyError, FileNotFoundError):  # a mapping-style store's "not there"
+                    return None
+                except Exception as e:
+                    if isinstance(e, TimeoutError) and loop.time() >= deadline:
+                        raise StoreError(f"{self._where()}: {what} {key!r} timed out after "
+                                         f"{pol.timeout:g} s ({attempt + 1} attempts; raise timeout= to wait "
+                                         f"longer)") from e
+                    if not is_transient(e) or attempt == pol.retries:
+                        self._failed(e, what, key, attempt + 1)
+                    delay = pol.backoff * 2 ** attempt * (0.5 + random.random())
+                    await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
+            raise AssertionError("unreachable")  # pragma: no cover
+
     def get_many(self, requests) -> list:
         from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 
-        async def one(key, kind, offset, length):
+        async def one(gate, key, kind, offset, length):
             rng = None
             if kind == "range":
                 rng = RangeByteRequest(offset, offset + length)
             elif kind == "suffix":
                 rng = SuffixByteRequest(length)
             full = self._key(key)
-            try:
-                buf = await self.store.get(full, prototype=self._proto, byte_range=rng)
-            except (KeyError, FileNotFoundError):  # a mapping-style store's "not there"
-                return None
-            except Exception as e:
-                self._failed(e, "read", full)
+            buf = await self._request(lambda: self.store.get(full, prototype=self._proto, byte_range=rng),
+                                      "read", full, gate)
             if buf is None:
                 return None
             data = buf.to_bytes()
             if kind != "whole" and len(data) > length:
-                data = self._whole_body(data, kind, offset, length, full)
+                data = await self._whole_body(data, kind, offset, length, full, gate)
             return data
 
         async def gather():
-            return await asyncio.gather(*(one(*r) for r in requests))
+            gate = asyncio.Semaphore(self.policy.in_flight)
+            return await asyncio.gather(*(one(gate, *r) for r in requests))
 
         return list(_sync(gather()))
 
@@ -82,15 +171,14 @@ class ZarrStoreAdapter:
 
         proto = default_buffer_prototype()
 
-        async def one(key, value):
+        async def one(gate, key, value):
             full = self._key(key)
-            try:
-                await self.store.set(full, proto.buffer.from_bytes(value))
-            except Exception as e:
-                self._failed(e, "write", full)
+            # A PUT replaces the whole object or nothing: trying it again is safe.
+            await self._request(lambda: self.store.set(full, proto.buffer.from_bytes(value)), "write", full, gate)
 
         async def gather():
-            await asyncio.gather(*(one(k, v) for k, v in items))
+            gate = asyncio.Semaphore(self.policy.in_flight)
+            await asyncio.gather(*(one(gate, k, v) for k, v in items))
 
         _sync(gather())
 
@@ -106,9 +194,15 @@ class ZarrStoreAdapter:
         except Exception as e:
             self._failed(e, "delete", full)
 
-    def _whole_body(self, data: bytes, kind: str, offset: int, length: int, key: str) -> bytes:
+    async def _whole_body(self, data: bytes, kind: str, offset: int, length: int, key: str,
+                          gate: asyncio.Semaphore) -> bytes:
         """A range asked for and more bytes back: a server that ignores Range sent the whole
-        object (HTTP 200). The range is cut out here, with a warning once per store."""
+        object (HTTP 200). The range is cut out here, with a warning once per store. A body that
+        is not the whole object either (its size asked for once) is CorruptDataError."""
+        size = await self._request(lambda: self.store.getsize(key), "size", key, gate)
+        if size is not None and size != len(data):
+            raise CorruptDataError(f"{key}: asked {length} bytes at {offset}, got a body of {len(data)} "
+                                   f"(neither the range nor the whole object of {size} bytes)")
         if not getattr(self.store, "_voxcore_warned_range", False):
             try:
                 self.store._voxcore_warned_range = True
@@ -123,15 +217,16 @@ class ZarrStoreAdapter:
             raise CorruptDataError(f"{key}: asked bytes {offset}..{offset + length}, got a body of {len(data)}")
         return data[offset:offset + length]
 
-    def _failed(self, e: Exception, what: str, key: str) -> None:
+    def _failed(self, e: Exception, what: str, key: str, attempts: int = 1) -> None:
         """Raises a store's own exception as voxcore does: voxcore errors and PermissionError as
         they are, anything else as a StoreError naming the store and the key."""
         if isinstance(e, (VoxcoreError, PermissionError)):
             raise e
-        status = getattr(e, "status", None) or getattr(e, "code", None)
+        status = _status(e)
         if status in (401, 403):  # HTTP: not allowed to see it
-            raise PermissionError(f"{type(self.store).__name__}: {what} {key!r} refused ({status}): {e}") from e
-        raise StoreError(f"{type(self.store).__name__} failed to {what} {key!r}: {type(e).__name__}: {e}") from e
+            raise PermissionError(f"{self._where()}: {what} {key!r} refused ({status}): {e}") from e
+        tries = f" ({attempts} attempts)" if attempts > 1 else ""
+        raise StoreError(f"{self._where()}: failed to {what} {key!r}{tries}: {type(e).__name__}: {e}") from e
 
     def core_store(self) -> CallbackStore:
         writable = not getattr(self.store, "read_only", False)

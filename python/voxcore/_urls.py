@@ -9,6 +9,7 @@ import os
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ._stores import DEFAULT_POLICY, FaultPolicy
 from .errors import InvalidArgumentError, UnsupportedError
 
 
@@ -17,25 +18,35 @@ def is_url(source: Any) -> bool:
     return isinstance(source, str) and "://" in source and source.split("://", 1)[0].replace("+", "").isalnum()
 
 
-def resolve(source: Any, storage_options: dict | None = None, read_only: bool = True) -> Any:
+def resolve(source: Any, storage_options: dict | None = None, read_only: bool = True,
+            retries: int | None = None, timeout: float | None = None) -> Any:
     """source as what the openers take: a local path for file:// (and non-URLs, unchanged),
-    else a zarr-python store over fsspec."""
+    else a zarr-python store over fsspec whose requests follow a FaultPolicy (retries and
+    timeout given override its defaults)."""
+    remote_only = {k: v for k, v in (("storage_options", storage_options), ("retries", retries),
+                                     ("timeout", timeout)) if v}
     if not is_url(source):
-        if storage_options:
-            raise InvalidArgumentError("storage_options= is for URLs (got a local path)")
+        if remote_only:
+            raise InvalidArgumentError(f"{', '.join(f'{k}=' for k in remote_only)} is for URLs (got a local path)")
         return source
     scheme = source.split("://", 1)[0].lower()
     if scheme == "file":
-        if storage_options:
-            raise InvalidArgumentError("storage_options= is for remote URLs (got a file:// URL)")
+        if remote_only:
+            raise InvalidArgumentError(f"{', '.join(f'{k}=' for k in remote_only)} is for remote URLs "
+                                       "(got a file:// URL)")
         return unquote(urlparse(source).path) or os.sep
     try:
         import fsspec  # noqa: F401
         from zarr.storage import FsspecStore
     except ImportError as e:  # pragma: no cover - fsspec comes with zarr's remote extras
         raise UnsupportedError(f"reading {scheme}:// needs fsspec (pip install fsspec): {e}") from None
+    defaults = DEFAULT_POLICY
+    policy = FaultPolicy(retries=defaults.retries if retries is None else retries, backoff=defaults.backoff,
+                         timeout=defaults.timeout if timeout is None else timeout, in_flight=defaults.in_flight)
     try:
-        return FsspecStore.from_url(source.rstrip("/"), storage_options=storage_options or {}, read_only=read_only)
+        store = FsspecStore.from_url(source.rstrip("/"), storage_options=storage_options or {}, read_only=read_only)
+        store._voxcore_policy = policy  # read by ZarrStoreAdapter
+        return store
     except (ImportError, ValueError) as e:  # a protocol whose package is missing, a bad option
         raise UnsupportedError(f"{scheme}:// cannot be opened here ({type(e).__name__}: {e}); install the fsspec "
                                f"package for it (http/https: aiohttp; s3: s3fs; gs: gcsfs; az: adlfs)") from None

@@ -22,7 +22,8 @@ OPENERS = (nifti, slide, plate, collection, zarr)
 
 def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None,
          durable: bool = True, caching: str = "fill", affine_source: str = "best",
-         allow_external_links: bool = False, storage_options: dict | None = None) -> ImageModel:
+         allow_external_links: bool = False, storage_options: dict | None = None,
+         retries: int | None = None, timeout: float | None = None) -> ImageModel:
     """Open a Zarr v2/v3 array, an OME-Zarr group (its level 0), a NIfTI file or a TIFF slide
     (SVS, OME-TIFF, tiled or stripped TIFF/BigTIFF: a :class:`voxcore.SlideImage`), lazily; an
     HCS plate or well group gives a :class:`voxcore.Plate` / :class:`voxcore.Well` of images; a
@@ -51,8 +52,12 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         For local directories: follow symbolic links that lead out of the root directory (by
         default a key or level path that resolves outside it raises UnsafePathError; links that
         stay inside are always followed).
+    retries, timeout : int, float, optional
+        For URLs: further attempts after a transient failure (timeouts, dropped connections,
+        HTTP 5xx; never 4xx; default 3, with backoff), and the seconds one request may take, all
+        its attempts together (default 60): a read never hangs.
     """
-    source = resolve_url(source, storage_options)
+    source = resolve_url(source, storage_options, retries=retries, timeout=timeout)
     store_path = getattr(source, "store_path", None)
     if store_path is not None:  # zarr.Array / zarr.Group
         source, path = store_path.store, "/".join(p for p in (store_path.path, path) if p)
