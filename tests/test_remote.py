@@ -101,3 +101,32 @@ def test_the_cli_takes_urls(trees, capsys):
     with Server(root) as s:
         assert main(["info", f"{s.url}/v5.ome.zarr"]) == 0
     assert "(2, 64, 96)" in capsys.readouterr().out
+
+
+def test_the_chunks_of_a_shard_come_in_one_request(trees):
+    root, a = trees
+    shards = sorted(p for p in (root / "shard.ome.zarr" / "0" / "c").rglob("*") if p.is_file())
+    with Server(root) as s:
+        img = vc.open(f"{s.url}/shard.ome.zarr")
+        np.testing.assert_array_equal(img.read(), a)
+        gets = [r for r in s.log if r[0] == "GET" and "/0/c/" in r[1]]
+    # per shard: its index (a suffix range) and one range for all of its chunks (2 x 2 each)
+    assert len(gets) == 2 * len(shards), gets
+    assert sum(1 for r in gets if r[2].startswith("bytes=-")) == len(shards)
+
+
+def test_coalesce_merges_near_ranges_of_one_key():
+    from voxcore._stores import coalesce
+
+    reqs = [("a", "range", 100, 10), ("a", "range", 0, 50), ("b", "range", 0, 8), ("a", "range", 60, 20),
+            ("a", "range", 10_000, 5), ("a", "suffix", 0, 16), ("a", "whole", 0, 0), ("a", "range", 30, 10)]
+    fetches = coalesce(reqs, gap=20, merged=1000)
+    by = {(k, kind, off): (n, parts) for k, kind, off, n, parts in fetches}
+    assert by[("a", "range", 0)] == (110, [(1, 0, 50), (7, 30, 10), (3, 60, 20), (0, 100, 10)])
+    assert by[("a", "range", 10_000)] == (5, [(4, 0, 5)])
+    assert by[("b", "range", 0)] == (8, [(2, 0, 8)])
+    assert len(fetches) == 5  # the suffix and whole requests as they are
+    capped = coalesce([("a", "range", i * 10, 10) for i in range(10)], gap=0, merged=35)
+    assert [(f[2], f[3]) for f in capped] == [(0, 30), (30, 30), (60, 30), (90, 10)]
+    for f in capped:  # every request served once, within its fetch
+        assert all(0 <= at and at + n <= f[3] for _, at, n in f[4])

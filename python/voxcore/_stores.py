@@ -29,19 +29,23 @@ def _sync(coro):
 
 
 @dataclass(frozen=True)
-class FaultPolicy:
+class RequestPolicy:
     """How the requests to a store are bounded and retried (a URL's: vc.open(url, retries=,
     timeout=)).
 
     retries: further attempts after a transient failure (a timeout, a reset or dropped
     connection, an HTTP 5xx; never a 4xx), the first after ``backoff`` seconds, doubling, with
     jitter. timeout: seconds one request may take, all its attempts together (a read never
-    hangs). in_flight: requests of one read in flight together."""
+    hangs). in_flight: requests of one read in flight together. Ranges of one object (the
+    chunks of a shard) at most ``gap`` bytes apart are fetched as one request of at most
+    ``merged`` bytes, then cut apart."""
 
     retries: int = 3
     backoff: float = 0.1
     timeout: float = 60.0
     in_flight: int = 64
+    gap: int = 256 << 10
+    merged: int = 64 << 20
 
     def __post_init__(self):
         from .errors import InvalidArgumentError
@@ -50,13 +54,44 @@ class FaultPolicy:
             raise InvalidArgumentError(f"retries must be an int >= 0 (got={self.retries!r})")
         if isinstance(self.in_flight, bool) or not isinstance(self.in_flight, int) or self.in_flight < 1:
             raise InvalidArgumentError(f"in_flight must be an int >= 1 (got={self.in_flight!r})")
+        for name in ("gap", "merged"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InvalidArgumentError(f"{name} must be an int >= 0 (got={v!r})")
         for name in ("backoff", "timeout"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
                 raise InvalidArgumentError(f"{name} must be a positive number of seconds (got={v!r})")
 
 
-DEFAULT_POLICY = FaultPolicy()
+DEFAULT_POLICY = RequestPolicy()
+
+
+def coalesce(requests, gap: int, merged: int) -> list[tuple]:
+    """The fetches serving requests ((key, kind, offset, length) each): the "range" requests of
+    one key sorted and merged where they lie at most gap bytes apart and the merged range stays
+    within merged bytes; others as they are. Each fetch is (key, kind, offset, length, parts),
+    parts listing (request index, offset within the fetch, length)."""
+    out: list[tuple] = []
+    ranges: dict[str, list[tuple[int, int, int]]] = {}
+    for i, (key, kind, offset, length) in enumerate(requests):
+        if kind == "range":
+            ranges.setdefault(key, []).append((offset, length, i))
+        else:
+            out.append((key, kind, offset, length, [(i, 0, None)]))
+    for key, items in ranges.items():
+        items.sort()
+        start, end, parts = None, 0, []
+        for offset, length, i in items:
+            if start is not None and offset - end <= gap and max(end, offset + length) - start <= merged:
+                end = max(end, offset + length)
+            else:
+                if start is not None:
+                    out.append((key, "range", start, end - start, parts))
+                start, end, parts = offset, offset + length, []
+            parts.append((i, offset - start, length))
+        out.append((key, "range", start, end - start, parts))
+    return out
 _TRANSIENT_ERRNOS = {errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED, errno.EPIPE, errno.ETIMEDOUT}
 
 
@@ -86,7 +121,7 @@ def is_transient(e: Exception) -> bool:
 
 class ZarrStoreAdapter:
     """Serves a zarr-python Store (under an optional path prefix) to the core. Its requests
-    follow the store's FaultPolicy (bounded, retried; see there)."""
+    follow the store's RequestPolicy (bounded, retried; see there)."""
 
     def __init__(self, store: Any, prefix: str = ""):
         from zarr.core.buffer import default_buffer_prototype
@@ -160,11 +195,20 @@ class ZarrStoreAdapter:
                 data = await self._whole_body(data, kind, offset, length, full, gate)
             return data
 
+        out: list = [None] * len(requests)
+
+        async def fetch(gate, key, kind, offset, length, parts):
+            data = await one(gate, key, kind, offset, length)
+            for i, at, n in parts:
+                out[i] = data if data is None or n is None else data[at:at + n]
+
         async def gather():
             gate = asyncio.Semaphore(self.policy.in_flight)
-            return await asyncio.gather(*(one(gate, *r) for r in requests))
+            pol = self.policy
+            await asyncio.gather(*(fetch(gate, *f) for f in coalesce(requests, pol.gap, pol.merged)))
 
-        return list(_sync(gather()))
+        _sync(gather())
+        return out
 
     def set_many(self, items) -> None:
         from zarr.core.buffer import default_buffer_prototype

@@ -9,7 +9,7 @@ import os
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ._stores import DEFAULT_POLICY, FaultPolicy
+from ._stores import DEFAULT_POLICY, RequestPolicy
 from .errors import InvalidArgumentError, UnsupportedError
 
 
@@ -21,7 +21,7 @@ def is_url(source: Any) -> bool:
 def resolve(source: Any, storage_options: dict | None = None, read_only: bool = True,
             retries: int | None = None, timeout: float | None = None) -> Any:
     """source as what the openers take: a local path for file:// (and non-URLs, unchanged),
-    else a zarr-python store over fsspec whose requests follow a FaultPolicy (retries and
+    else a zarr-python store over fsspec whose requests follow a RequestPolicy (retries and
     timeout given override its defaults)."""
     remote_only = {k: v for k, v in (("storage_options", storage_options), ("retries", retries),
                                      ("timeout", timeout)) if v}
@@ -41,7 +41,7 @@ def resolve(source: Any, storage_options: dict | None = None, read_only: bool = 
     except ImportError as e:  # pragma: no cover - fsspec comes with zarr's remote extras
         raise UnsupportedError(f"reading {scheme}:// needs fsspec (pip install fsspec): {e}") from None
     defaults = DEFAULT_POLICY
-    policy = FaultPolicy(retries=defaults.retries if retries is None else retries, backoff=defaults.backoff,
+    policy = RequestPolicy(retries=defaults.retries if retries is None else retries, backoff=defaults.backoff,
                          timeout=defaults.timeout if timeout is None else timeout, in_flight=defaults.in_flight)
     try:
         store = FsspecStore.from_url(source.rstrip("/"), storage_options=storage_options or {}, read_only=read_only)
