@@ -130,3 +130,31 @@ def test_coalesce_merges_near_ranges_of_one_key():
     assert [(f[2], f[3]) for f in capped] == [(0, 30), (30, 30), (60, 30), (90, 10)]
     for f in capped:  # every request served once, within its fetch
         assert all(0 <= at and at + n <= f[3] for _, at, n in f[4])
+
+
+def test_a_shard_index_is_fetched_once_per_handle(trees):
+    root, a = trees
+    local = vc.open(root / "shard.ome.zarr")
+    with Server(root) as s:
+        img = vc.open(f"{s.url}/shard.ome.zarr")
+        box = (0, slice(0, 8), slice(0, 8))
+        np.testing.assert_array_equal(img.read(box), local.read(box))
+        first = len(s.log)
+        np.testing.assert_array_equal(img.read((0, slice(8, 16), slice(0, 8))), local.read((0, slice(8, 16), slice(0, 8))))
+        again = s.log[first:]
+    assert len(again) == 1 and not again[0][2].startswith("bytes=-"), again  # the chunk's range only
+
+
+def test_writes_through_a_handle_drop_its_cached_shard_indexes():
+    import zarr
+
+    store = zarr.storage.MemoryStore()
+    want = np.zeros((64, 64), np.uint16)
+    img = vc.create_array(store, want.shape, want.dtype, chunks=(8, 8), shards=(32, 32), path="s")
+    img.write(want)
+    np.testing.assert_array_equal(img.read(), want)  # the indexes are now cached
+    for k, (y, x) in enumerate([(3, 5), (0, 0), (40, 33), (9, 60)]):
+        want[y:y + 7, x:x + 4] = 100 + k  # partial shards: each rewrite moves its chunks
+        img.write(want[y:y + 7, x:x + 4], offset=(y, x), allow_unaligned=True)
+        np.testing.assert_array_equal(img.read(), want)
+    np.testing.assert_array_equal(vc.open(store, path="s").read(), want)
