@@ -53,6 +53,10 @@ OPS = {
     "plate-read": "HCS plate read: every field's level 0 into numpy (fresh open)",
     "slide-convert": "Slide (SVS) to OME-Zarr 0.5: (c, y, x), (1, 512, 512) chunks, zstd-1 "
                      "(the peers do not fsync)",
+    **{f"remote-{what}-{case}": f"Remote {text} over HTTP, 20 ms per request: 512^3 uint16, 64^3 chunks"
+       + (" in 256^3 shards" if case == "shards" else "")
+       for what, text in (("read", "whole-array read (fresh open)"), ("boxes", "100 random unaligned 64^3 boxes"))
+       for case in ("chunks", "shards")},
 }
 SLIDE_OPS = ("slide-regions", "slide-regions-warm", "slide-level", "slide-convert")
 PEER_ORDER = ["voxcore", "zarr-python", "zarr-python+zarrs", "tensorstore", "zarrista",
@@ -64,7 +68,8 @@ FLOOR_FOR = {"read": "decode+scatter", "boxes": "decode+copy", "write": "one fil
              "nifti-load": "into a preallocated buffer", "reorient": "memcpy", "reorient-f32": None,
              "nifti-write": "ISA-L level-1", "slide-regions": "tiles touched",
              "slide-level": "all tiles", "slide-regions-warm": None, "slide-convert": None,
-             "plate-write": None, "plate-read": None}
+             "plate-write": None, "plate-read": None,
+             **{f"remote-{w}-{c}": None for w in ("read", "boxes") for c in ("chunks", "shards")}}
 SLACK = 1.1
 # The project's pyramid targets: (what, voxcore rows held to it (peer label prefix and kind),
 # which peer rows count (family, kind or label prefix; None = any), required speed-up).
@@ -94,6 +99,8 @@ ROW_TARGETS = [
     ("plate-write", "plate write like for like within 1.1x of the zstd-1 + file floor",
      PLATE_LIKE, "floor:", -1.1),
     ("plate-read", "plate read >= 3x faster than ome-zarr-py", "voxcore", "ome-zarr-py", 3.0),
+    *[(f"remote-{w}-{c}", f"remote {w} ({c}) >= 1.5x faster than tensorstore", "voxcore", "tensorstore", 1.5)
+      for w in ("read", "boxes") for c in ("chunks", "shards")],
 ]
 
 

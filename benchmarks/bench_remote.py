@@ -1,0 +1,228 @@
+"""Remote reads over latency (issue: remote data): a 512^3 uint16 Zarr v3 array (64^3 chunks,
+unsharded and in 256^3 shards, zstd-1) served on loopback by an aiohttp server that waits 20 ms
+before every response (a nearby object store's first-byte latency), read whole and as 100
+random unaligned 64^3 boxes by:
+
+- voxcore ``vc.open(url)`` at its defaults (all of a read's requests in flight together, up to
+  64; neighbouring ranges of one shard merged; shard indexes kept per handle);
+- zarr-python 3 ``zarr.open_array(FsspecStore.from_url(url))`` at its defaults;
+- tensorstore ``zarr3`` driver on its ``http`` kvstore at its defaults.
+
+Each round opens a fresh handle for whole reads; the boxes are read through one handle opened
+outside the timing (so its shard indexes may be cached, as each tool does). Every result is
+compared with the local array. The server counts the requests and bytes of each round:
+``requests`` and ``MiB_fetched`` in extra_info (fewer is better).
+
+Why: issue target >= 1.5x tensorstore on boxes and whole reads; report.py checks it.
+
+Smoke runs (benchmarks disabled) use a 128^3 array and no latency.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _data import MiB, make_volume
+
+LATENCY = 0.020
+CHUNK = 64
+SHARD = 256
+N_BOXES = 100
+ROUNDS = {"read": 5, "boxes": 3}
+CASES = {"chunks": None, "shards": SHARD}
+
+
+class _Handler:
+    """The server process's request handler: a directory with byte ranges, every response after
+    `latency` seconds; requests and body bytes counted in shared values."""
+
+    def __init__(self, root: str, latency: float, requests, nbytes):
+        self.root, self.latency, self.requests, self.nbytes = Path(root).resolve(), latency, requests, nbytes
+
+    def _count(self, n: int) -> None:
+        with self.requests.get_lock():
+            self.requests.value += 1
+            self.nbytes.value += n
+
+    async def __call__(self, request):
+        from aiohttp import web
+
+        await asyncio.sleep(self.latency)
+        path = (self.root / request.match_info["path"]).resolve()
+        if self.root not in path.parents or not path.is_file():
+            self._count(0)
+            raise web.HTTPNotFound()
+        size = path.stat().st_size
+        if request.method == "HEAD":
+            self._count(0)
+            return web.Response(headers={"Content-Length": str(size), "Accept-Ranges": "bytes"})
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("Range", ""))
+        with open(path, "rb") as f:
+            if m is None:
+                body, status, headers = f.read(), 200, {}
+            else:
+                lo, hi = m.groups()
+                start = max(0, size - int(hi)) if lo == "" else int(lo)
+                end = size if lo == "" or hi == "" else min(size, int(hi) + 1)
+                f.seek(start)
+                body, status = f.read(max(0, end - start)), 206
+                headers = {"Content-Range": f"bytes {start}-{start + len(body) - 1}/{size}"}
+        self._count(len(body))
+        return web.Response(body=body, status=status, headers={**headers, "Accept-Ranges": "bytes"})
+
+
+def _serve(root: str, latency: float, requests, nbytes, port, ready) -> None:
+    """The server process: aiohttp on 127.0.0.1 (HTTP/1.1 keep-alive), until terminated."""
+    from aiohttp import web
+
+    handler = _Handler(root, latency, requests, nbytes)
+    app = web.Application()
+    app.router.add_route("GET", "/{path:.*}", handler)
+    app.router.add_route("HEAD", "/{path:.*}", handler)
+
+    async def main():
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port.value = site._server.sockets[0].getsockname()[1]
+        ready.set()
+        await asyncio.Event().wait()
+    asyncio.run(main())
+
+
+class LatencyServer:
+    """Serves a directory on 127.0.0.1 over HTTP/1.1 from its own process (so that the server
+    does not share the readers' interpreter), every response after `latency` seconds; counts
+    requests and body bytes."""
+
+    def __init__(self, root: Path, latency: float):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._requests, self._bytes, self._port = ctx.Value("q", 0), ctx.Value("q", 0), ctx.Value("i", 0)
+        self._ready = ctx.Event()
+        self._proc = ctx.Process(target=_serve, args=(str(root), latency, self._requests, self._bytes,
+                                                      self._port, self._ready), daemon=True)
+
+    def counts(self) -> tuple[int, int]:
+        with self._requests.get_lock():
+            return self._requests.value, self._bytes.value
+
+    def __enter__(self) -> LatencyServer:
+        self._proc.start()
+        if not self._ready.wait(60):
+            self._proc.terminate()
+            raise RuntimeError("the benchmark's HTTP server did not start")
+        self.url = f"http://127.0.0.1:{self._port.value}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._proc.terminate()
+        self._proc.join(30)
+
+
+@pytest.fixture(scope="module")
+def smoke(request) -> bool:
+    cfg = request.config
+    return bool(cfg.getoption("benchmark_disable") and not cfg.getoption("benchmark_enable"))
+
+
+@pytest.fixture(scope="module")
+def served(smoke, tmp_path_factory):
+    import voxcore as vc
+
+    pytest.importorskip("aiohttp")
+    edge = 128 if smoke else 512
+    vol = make_volume(edge)
+    root = tmp_path_factory.mktemp("remote")
+    for case, shards in CASES.items():
+        vc.create_array(root / f"{case}.zarr", vol.shape, vol.dtype, chunks=CHUNK,
+                        shards=None if shards is None else min(shards, edge)).write(vol)
+    rng = np.random.default_rng(11)
+    boxes = []
+    for _ in range(N_BOXES):
+        lo = [int(rng.integers(0, edge - CHUNK)) for _ in range(3)]
+        boxes.append(tuple(slice(a, a + CHUNK) for a in lo))
+    with LatencyServer(root, 0.0 if smoke else LATENCY) as server:
+        yield server, vol, boxes
+
+
+def open_voxcore(url):
+    import voxcore as vc
+
+    img = vc.open(url)
+    return lambda box: img.read(box)
+
+
+def open_zarr_python(url):
+    import zarr
+    from zarr.storage import FsspecStore
+
+    arr = zarr.open_array(FsspecStore.from_url(url, read_only=True), mode="r")
+    return lambda box: arr[box]
+
+
+def open_tensorstore(url):
+    ts = pytest.importorskip("tensorstore")
+    arr = ts.open({"driver": "zarr3", "kvstore": {"driver": "http", "base_url": url + "/"}},
+                  read=True).result()
+    return lambda box: arr[box].read().result()
+
+
+READERS = {
+    "voxcore": open_voxcore,
+    "zarr-python FsspecStore": open_zarr_python,
+    "tensorstore http kvstore": open_tensorstore,
+}
+
+
+def _run(benchmark, fn, op, case, peer, nbytes, server, rounds):
+    benchmark.group = f"{op} {case}"
+    benchmark.extra_info.update(op=f"{op}-{case}", case=case, peer=peer, size=nbytes, nbytes=nbytes,
+                                floor=False, latency_ms=LATENCY * 1000)
+    counts = []
+
+    def timed():
+        r0, b0 = server.counts()
+        fn()
+        r1, b1 = server.counts()
+        counts.append((r1 - r0, b1 - b0))
+    benchmark.pedantic(timed, rounds=rounds, warmup_rounds=1)
+    if benchmark.stats is not None:
+        benchmark.extra_info["MiB_per_s"] = nbytes / MiB / benchmark.stats.stats.median
+    last = counts[-1]
+    benchmark.extra_info.update(requests=last[0], MiB_fetched=round(last[1] / MiB, 2),
+                                loadavg_1m=round(os.getloadavg()[0], 2))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("peer", list(READERS))
+def test_remote_read(benchmark, served, case, peer):
+    server, vol, _ = served
+    url = f"{server.url}/{case}.zarr"
+    out = []
+
+    def read():
+        out.append(np.asarray(READERS[peer](url)((slice(None),) * 3)))
+    _run(benchmark, read, "remote-read", case, peer, vol.nbytes, server, ROUNDS["read"])
+    np.testing.assert_array_equal(out[-1], vol)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("peer", list(READERS))
+def test_remote_boxes(benchmark, served, case, peer):
+    server, vol, boxes = served
+    reader = READERS[peer](f"{server.url}/{case}.zarr")
+    outs = []
+
+    def read():
+        outs[:] = [np.asarray(reader(b)) for b in boxes]
+    nbytes = sum(int(np.prod([s.stop - s.start for s in b])) * vol.itemsize for b in boxes)
+    _run(benchmark, read, "remote-boxes", case, peer, nbytes, server, ROUNDS["boxes"])
+    for b, got in zip(boxes, outs):
+        np.testing.assert_array_equal(got, vol[b])
