@@ -207,7 +207,8 @@ def _levels_of(img: Any, order: str) -> tuple[list, list[list[float]], list[int]
 
 
 class DataDefinition:
-    """Arrays and settings for a renderer. DataDefinition(path) appends path as "DXYZ"."""
+    """Arrays and settings for a renderer. DataDefinition(path) appends path with the order its
+    dimensions imply ("DXYZ" for 3-D images, "CXY" for 2-D ones; see :meth:`append`)."""
 
     def __init__(self, path: str | os.PathLike | None = None, dimension_order: str = ""):
         self.arrays: list[Array] = []
