@@ -119,6 +119,15 @@ def is_transient(e: Exception) -> bool:
     return isinstance(e, OSError) and e.errno in _TRANSIENT_ERRNOS
 
 
+async def _bounded(coro, seconds: float):
+    """coro, cancelled with TimeoutError after seconds (asyncio.timeout where there is one: no
+    extra task per request)."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await coro
+    return await asyncio.wait_for(coro, timeout=seconds)  # pragma: no cover - Python 3.10
+
+
 class ZarrStoreAdapter:
     """Serves a zarr-python Store (under an optional path prefix) to the core. Its requests
     follow the store's RequestPolicy (bounded, retried; see there)."""
@@ -162,7 +171,7 @@ class ZarrStoreAdapter:
             deadline = loop.time() + pol.timeout
             for attempt in range(pol.retries + 1):
                 try:
-                    return await asyncio.wait_for(call(), timeout=max(deadline - loop.time(), 1e-3))
+                    return await _bounded(call(), max(deadline - loop.time(), 1e-3))
                 except (KeyError, FileNotFoundError):  # a mapping-style store's "not there"
                     return None
                 except Exception as e:
