@@ -130,8 +130,15 @@ def load_header(path: str) -> tuple[Any, str]:
         head = head[:end]
     klass = {(348, True): nib.Nifti1Image, (348, False): nib.Nifti1Pair,
              (540, True): nib.Nifti2Image, (540, False): nib.Nifti2Pair}[(size, single)]
+    if size == 348 and not single and magic[:3] not in (b"ni1", b"n+1"):
+        # No NIfTI magic in a pair: an Analyze 7.5 header, read as nibabel does (SPM2's reading:
+        # the SPM scale factor in funused1, the origin in the originator field)
+        klass = nib.Spm2AnalyzeImage
     holder = FileHolder(filename=img_path, fileobj=io.BytesIO(head))
     file_map = {"image": holder} if single else {"header": holder, "image": FileHolder(filename=img_path)}
+    if klass is nib.Spm2AnalyzeImage:  # SPM's .mat beside the pair, when there is one, holds the affine
+        file_map["mat"] = FileHolder(filename=os.path.splitext(img_path[:-3] if img_path.lower().endswith(".gz")
+                                                               else img_path)[0] + ".mat")
     return klass.from_file_map(file_map, mmap=False, keep_file_open=False), img_path
 
 
@@ -258,6 +265,8 @@ def build_header(data: np.ndarray, affine: np.ndarray, template: Any, slope: flo
     header keeps its fields (description, intent, qform/sform and their codes, extensions)."""
     import nibabel as nib
 
+    if template is not None and not hasattr(template, "get_sform"):
+        template = None  # an Analyze 7.5 header has no NIfTI forms or units: a fresh NIfTI header
     big = any(s > 32767 for s in data.shape) or isinstance(template, nib.Nifti2Header)
     if pair:
         from nibabel.nifti1 import Nifti1PairHeader

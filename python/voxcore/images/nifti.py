@@ -187,6 +187,8 @@ class NiftiImage(ImageModel):
 
     @property
     def units(self) -> tuple[str | None, ...]:
+        if not hasattr(self.header, "get_xyzt_units"):  # Analyze 7.5: millimetres, no time unit
+            return tuple(["millimeter"] * min(3, self.ndim) + [None] * (self.ndim - min(3, self.ndim)))
         space, time = self.header.get_xyzt_units()
         per = [meta.UNITS.get(space)] * min(3, self.ndim)
         if self.ndim > 3:
@@ -413,8 +415,10 @@ class NiftiImage(ImageModel):
 
     def nifti_parts(self) -> tuple:
         """(x-fastest stored values, the header's own affine, header, slope, inter, units): a
-        NIfTI save writes the header's forms as they are, whatever affine_source says."""
-        affine = np.array(self.header.get_best_affine(), dtype=np.float64)
+        NIfTI save writes the header's forms as they are, whatever affine_source says. An
+        Analyze 7.5 header has no forms: its image's affine (SPM's .mat when there is one)."""
+        best = self.header.get_best_affine() if hasattr(self.header, "get_sform") else self._nib.affine
+        affine = np.array(best, dtype=np.float64)
         return self.read(), affine, self.header, self._slope, self._inter, self.units
 
     def ome_image(self) -> Any:

@@ -74,7 +74,8 @@ def reoriented(img: Any, target: str, dtype: Any, device: str) -> tuple:
     # nibabel recodes a moved affine as sform aligned / qform unknown. The world is the source's,
     # so the source's codes stay and each coded form is moved with the voxels (a source that
     # codes neither form keeps nibabel's aligned sform: an uncoded affine would be lost).
-    q_code, s_code = int(img.header["qform_code"]), int(img.header["sform_code"])
+    nifti = hasattr(img.header, "get_sform")  # (an Analyze 7.5 header has no forms: nibabel's sform)
+    q_code, s_code = (int(img.header["qform_code"]), int(img.header["sform_code"])) if nifti else (0, 0)
     if q_code or s_code:
         to_src = no.inv_ornt_aff(ornt, src.shape)  # new voxel -> source voxel
         out.header.set_sform(img.header.get_sform() @ to_src if s_code else None, code=s_code)
