@@ -445,6 +445,13 @@ class NiftiImage(ImageModel):
         out.nifti_header = self.header  # a NIfTI save keeps the source's forms and codes
         return out
 
+    def update_header(self) -> None:
+        """Harmonise the header with the image, as nibabel's ``update_header``: its data shape,
+        and, when the header's best affine is no longer the image's affine (the one it was
+        opened or made with), that affine written into the sform (code aligned) and the qform
+        (code unknown). A header edited by hand is what a NIfTI save writes until then."""
+        self._nib.update_header()
+
     def as_closest_canonical(self) -> NiftiArray:
         """The image reoriented to the RAS+ axis order closest to its affine, as nibabel's
         as_closest_canonical (same array values and affine); see :func:`reorient`."""
