@@ -75,3 +75,14 @@ def test_bad_analyze_headers_are_named_errors(tmp_path):
     (tmp_path / "cut.img").write_bytes(b"")
     with pytest.raises(vc.InvalidMetadataError, match="truncated header"):
         vc.open(tmp_path / "cut.hdr")
+
+
+def test_info_and_affine_sources_of_an_analyze_pair(tmp_path, capsys):
+    from voxcore.cli import main
+
+    path = _write(tmp_path, "spm2")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Analyze 7.5 / SPM" in out and "no sform/qform" in out and "scaling: value * 0.25" in out
+    with pytest.raises(vc.InvalidMetadataError, match="Analyze 7.5 header has no sform"):
+        vc.open(path, affine_source="sform").affine

@@ -158,3 +158,15 @@ def test_writes_through_a_handle_drop_its_cached_shard_indexes():
         img.write(want[y:y + 7, x:x + 4], offset=(y, x), allow_unaligned=True)
         np.testing.assert_array_equal(img.read(), want)
     np.testing.assert_array_equal(vc.open(store, path="s").read(), want)
+
+
+def test_check_and_validate_refuse_urls_they_cannot_list(trees):
+    from voxcore.check import check
+
+    root, _ = trees
+    with Server(root) as s:
+        for fn in (check, vc.validate):
+            with pytest.raises(vc.UnsupportedError, match="read a local tree"):
+                fn(f"{s.url}/v5.ome.zarr")
+    assert check(f"file://{root / 'v5.ome.zarr'}") == []  # file:// is local
+    assert [p for p in vc.validate(f"file://{root / 'v5.ome.zarr'}") if p.severity == "error"] == []

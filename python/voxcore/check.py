@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 
 from ._resources import LOCK_FILE, pid_alive, temp_owner
+from ._urls import is_url, resolve
 from .errors import UnsafeMetadataPathError, UnsupportedError, VoxcoreError
 from .formats import ngff
 from .formats import zarr as zmeta
@@ -68,9 +69,22 @@ def check(path: str | os.PathLike) -> list[Problem]:
     return ordered(check_nodes(path)[0])
 
 
+def local_root(path: str | os.PathLike) -> str:
+    """path as a local directory: a file:// URL's path; other URLs cannot be listed
+    (UnsupportedError)."""
+    root = os.fspath(path)
+    if is_url(root):
+        local = resolve(root)
+        if not isinstance(local, str):
+            raise UnsupportedError(f"check and validate read a local tree (they list its directories, which "
+                                   f"{root.split('://', 1)[0]}:// cannot): {root}")
+        root = local
+    return root
+
+
 def check_nodes(path: str | os.PathLike) -> tuple[list[Problem], dict[str, _Node]]:
     """check()'s problems (unordered) and the Zarr nodes it found, by path relative to root."""
-    root = os.fspath(path)
+    root = local_root(path)
     out: list[Problem] = []
     if not os.path.isdir(root):
         return [Problem("error", "no-zarr-node", ".", f"not a directory: {root}")], {}

@@ -215,6 +215,8 @@ def _or_error(fn) -> str:
 
 
 def _nifti_kind(header, path: str) -> str:
+    if "magic" not in header:  # a pair without the NIfTI magic
+        return f"Analyze 7.5 / SPM (header/image pair{', gzip' if path.lower().endswith('.gz') else ''})"
     magic = bytes(header["magic"]).rstrip(b"\0").decode("ascii", "replace")  # n+1, ni1, n+2, ni2
     layout = "single file" if magic[1:2] == "+" else "header/image pair"
     return f"NIfTI-{magic[2:3]} ({layout}{', gzip' if path.lower().endswith('.gz') else ''})"
@@ -230,13 +232,17 @@ def _nifti_lines(img, header) -> list[str]:
     scaled = slope is not None and (slope, inter) != (1.0, 0.0)
     lines = [f"datatype: {code} ({nib.nifti1.data_type_codes.label.get(code, 'unknown')}), "
              f"bitpix {int(header['bitpix'])}" + (f"  scaling: value * {slope:g} + {inter:g}" if scaled else "")]
-    space, time_unit = header.get_xyzt_units()
     sizes = _or_error(lambda: "(" + ", ".join(f"{v:g}" for v in img.scale) + ")")
-    lines.append(f"voxel sizes: {sizes}  xyzt_units: {space}, {time_unit}")
-    sform, qform = int(header["sform_code"]), int(header["qform_code"])
-    lines.append(f"sform_code: {sform} ({codes.get(sform, 'invalid')})  "
-                 f"qform_code: {qform} ({codes.get(qform, 'invalid')})  "
-                 f"orientation: {_or_error(lambda: ''.join(img.orientation))}")
+    orientation = f"orientation: {_or_error(lambda: ''.join(img.orientation))}"
+    if not hasattr(header, "get_xyzt_units"):  # Analyze 7.5: no units, no forms
+        lines.append(f"voxel sizes: {sizes}  (Analyze: millimetres)")
+        lines.append(f"no sform/qform (Analyze: the origin field, or SPM's .mat)  {orientation}")
+    else:
+        space, time_unit = header.get_xyzt_units()
+        lines.append(f"voxel sizes: {sizes}  xyzt_units: {space}, {time_unit}")
+        sform, qform = int(header["sform_code"]), int(header["qform_code"])
+        lines.append(f"sform_code: {sform} ({codes.get(sform, 'invalid')})  "
+                     f"qform_code: {qform} ({codes.get(qform, 'invalid')})  {orientation}")
     source = getattr(img, "affine_source", "best")
     try:
         rows = [" ".join(f"{v:10.4g}" for v in row) for row in np.asarray(img.affine)]

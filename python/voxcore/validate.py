@@ -23,7 +23,7 @@ import os
 import warnings
 from typing import Any
 
-from .check import Problem, _Node, check_nodes, ordered
+from .check import Problem, _Node, check_nodes, local_root, ordered
 from .errors import VoxcoreError
 from .formats import ngff
 
@@ -31,7 +31,7 @@ from .formats import ngff
 def validate(path: str | os.PathLike) -> list[Problem]:
     """Every problem of the OME-Zarr tree at path (a local directory), errors first; see the
     module. ``voxcore validate PATH`` prints them and exits with 1 when one is an error."""
-    root = os.fspath(path)
+    root = local_root(path)
     problems, nodes = check_nodes(root)
     for rel, node in nodes.items():
         if node.kind != "group" or not isinstance(node.attrs, dict):

@@ -167,6 +167,9 @@ class NiftiImage(ImageModel):
         h = self.header
         if self.affine_source == "best":
             return meta.check_affine(np.array(self._nib.affine, dtype=np.float64), "affine (sform/qform/pixdim)", self.path)
+        if not hasattr(h, "get_sform"):
+            raise InvalidMetadataError(f"an Analyze 7.5 header has no {self.affine_source} "
+                                       f"(affine_source='best' gives its affine): {self.path}")
         if self.affine_source == "sform":
             aff, code = h.get_sform(coded=True)
         elif self.affine_source == "qform":
