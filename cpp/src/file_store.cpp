@@ -368,8 +368,8 @@ void FileStore::sync_dir(const std::string& rel_dir) {
 }
 
 // The value goes to a temp file beside the key (data synced when durable), which is renamed over
-// the key; the directory (and the parents of the directories created for it) go into dirs, to be
-// synced by sync_dir.
+// the key; in an unpublished tree it goes straight to the key. The directory (and the parents of
+// the directories created for it) go into dirs, to be synced by sync_dir.
 void FileStore::write_value(const std::string& key, const uint8_t* data, std::size_t size,
                             DirtyDirs& dirs) {
   check_key(key);
@@ -380,39 +380,29 @@ void FileStore::write_value(const std::string& key, const uint8_t* data, std::si
   Fd dir(open_dir_for_write(rel_dir, durable_ ? &dirs : nullptr));
   if (dir.fd < 0) fail_io("FileStore::set", "cannot open directory", root_ + "/" + rel_dir, errno);
   if (unpublished_) {
-    write_in_place(dir.fd, name, path, data, size);
-    if (durable_) dirs.add(rel_dir);
-    return;
-  }
-  remove_stale_temps(dir.fd, rel_dir);
-  const std::string temp = "." + name + temp_suffix();
-  const std::string temp_path = path.substr(0, path.size() - name.size()) + temp;
-  int raw = ::openat(dir.fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-  if (raw < 0) fail_io("FileStore::set", "cannot create temp file", temp_path, errno);
-  try {
-    Fd fd(raw);
-    write_all(fd.fd, data, size, temp_path);
-    if (durable_ && ::fsync(fd.fd) != 0) fail_io("FileStore::set", "fsync failed", temp_path, errno);
-    int closed = ::close(fd.fd);
-    fd.fd = -1;
-    if (closed != 0) fail_io("FileStore::set", "close failed", temp_path, errno);
+    write_file(dir.fd, name, path, O_TRUNC, "cannot create file", data, size);
+  } else {
+    remove_stale_temps(dir.fd, rel_dir);
+    const std::string temp = "." + name + temp_suffix();
+    const std::string temp_path = path.substr(0, path.size() - name.size()) + temp;
+    write_file(dir.fd, temp, temp_path, O_EXCL, "cannot create temp file", data, size);
     // rename replaces the entry itself: a symlink at the key is replaced, never written through.
     if (::renameat(dir.fd, temp.c_str(), dir.fd, name.c_str()) != 0) {
-      fail_io("FileStore::set", "rename failed", path, errno);
+      const int err = errno;
+      ::unlinkat(dir.fd, temp.c_str(), 0);
+      fail_io("FileStore::set", "rename failed", path, err);
     }
-  } catch (...) {
-    ::unlinkat(dir.fd, temp.c_str(), 0);
-    throw;
   }
   if (durable_) dirs.add(rel_dir);
 }
 
-// An unpublished tree's value: written over the key itself; removed again if anything fails, so
-// that no torn value is left even in a tree that is about to be discarded.
-void FileStore::write_in_place(int dir_fd, const std::string& name, const std::string& path,
-                               const uint8_t* data, std::size_t size) const {
-  int raw = ::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
-  if (raw < 0) fail_io("FileStore::set", "cannot create file", path, errno);
+// The file name in dir_fd (opened with O_CREAT and `flags`, never through a symlink) holding the
+// value, its data fsync'd when durable; on any failure the file is removed again, so that no torn
+// value is left. path names it in messages.
+void FileStore::write_file(int dir_fd, const std::string& name, const std::string& path, int flags,
+                           const char* create_failed, const uint8_t* data, std::size_t size) const {
+  int raw = ::openat(dir_fd, name.c_str(), O_WRONLY | O_CREAT | flags | O_NOFOLLOW | O_CLOEXEC, 0666);
+  if (raw < 0) fail_io("FileStore::set", create_failed, path, errno);
   try {
     Fd fd(raw);
     write_all(fd.fd, data, size, path);

@@ -523,21 +523,11 @@ bool is_split3(const Plan& p, int a, int b, std::size_t item) {
 // The rows of the plan without its samples axis b, each split into the three planes at
 // dst, dst + ds[b] and dst + 2 ds[b].
 void copy_split3(const Plan& p, int a, int b, Executor* executor) {
-  Plan q;
-  q.rank = 0;
-  q.src = p.src;
-  q.dst = p.dst;
-  for (int i = 0; i < p.rank; ++i) {
-    if (i == b || i == a) continue;
-    q.n[q.rank] = p.n[i];
-    q.ss[q.rank] = p.ss[i];
-    q.ds[q.rank] = p.ds[i];
-    ++q.rank;
-  }
-  q.n[q.rank] = p.n[a];
-  q.ss[q.rank] = p.ss[a];
-  q.ds[q.rank] = p.ds[a];
-  ++q.rank;
+  Plan q = with_inner_pair(p, b, a);  // ..., b, a: then b dropped
+  --q.rank;
+  q.n[q.rank - 1] = p.n[a];
+  q.ss[q.rank - 1] = p.ss[a];
+  q.ds[q.rank - 1] = p.ds[a];
   const int64_t plane = p.ds[b];
   const Split3 split = split3_kernel();
   split_rows(q, q.outer_rows() * q.n[q.rank - 1] * 3, executor,

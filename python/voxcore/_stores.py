@@ -67,31 +67,6 @@ class RequestPolicy:
 DEFAULT_POLICY = RequestPolicy()
 
 
-def coalesce(requests, gap: int, merged: int) -> list[tuple]:
-    """The fetches serving requests ((key, kind, offset, length) each): the "range" requests of
-    one key sorted and merged where they lie at most gap bytes apart and the merged range stays
-    within merged bytes; others as they are. Each fetch is (key, kind, offset, length, parts),
-    parts listing (request index, offset within the fetch, length)."""
-    out: list[tuple] = []
-    ranges: dict[str, list[tuple[int, int, int]]] = {}
-    for i, (key, kind, offset, length) in enumerate(requests):
-        if kind == "range":
-            ranges.setdefault(key, []).append((offset, length, i))
-        else:
-            out.append((key, kind, offset, length, [(i, 0, None)]))
-    for key, items in ranges.items():
-        items.sort()
-        start, end, parts = None, 0, []
-        for offset, length, i in items:
-            if start is not None and offset - end <= gap and max(end, offset + length) - start <= merged:
-                end = max(end, offset + length)
-            else:
-                if start is not None:
-                    out.append((key, "range", start, end - start, parts))
-                start, end, parts = offset, offset + length, []
-            parts.append((i, offset - start, length))
-        out.append((key, "range", start, end - start, parts))
-    return out
 _TRANSIENT_ERRNOS = {errno.ECONNRESET, errno.ECONNABORTED, errno.ECONNREFUSED, errno.EPIPE, errno.ETIMEDOUT}
 
 
@@ -126,6 +101,33 @@ async def _bounded(coro, seconds: float):
         async with asyncio.timeout(seconds):
             return await coro
     return await asyncio.wait_for(coro, timeout=seconds)  # pragma: no cover - Python 3.10
+
+
+def coalesce(requests, gap: int, merged: int) -> list[tuple]:
+    """The fetches serving requests ((key, kind, offset, length) each): the "range" requests of
+    one key sorted and merged where they lie at most gap bytes apart and the merged range stays
+    within merged bytes; others as they are. Each fetch is (key, kind, offset, length, parts),
+    parts listing (request index, offset within the fetch, length)."""
+    out: list[tuple] = []
+    ranges: dict[str, list[tuple[int, int, int]]] = {}
+    for i, (key, kind, offset, length) in enumerate(requests):
+        if kind == "range":
+            ranges.setdefault(key, []).append((offset, length, i))
+        else:
+            out.append((key, kind, offset, length, [(i, 0, None)]))
+    for key, items in ranges.items():
+        items.sort()
+        start, end, parts = None, 0, []
+        for offset, length, i in items:
+            if start is not None and offset - end <= gap and max(end, offset + length) - start <= merged:
+                end = max(end, offset + length)
+            else:
+                if start is not None:
+                    out.append((key, "range", start, end - start, parts))
+                start, end, parts = offset, offset + length, []
+            parts.append((i, offset - start, length))
+        out.append((key, "range", start, end - start, parts))
+    return out
 
 
 class ZarrStoreAdapter:
@@ -212,8 +214,8 @@ class ZarrStoreAdapter:
                 out[i] = data if data is None or n is None else data[at:at + n]
 
         async def gather():
-            gate = asyncio.Semaphore(self.policy.in_flight)
             pol = self.policy
+            gate = asyncio.Semaphore(pol.in_flight)
             await asyncio.gather(*(fetch(gate, *f) for f in coalesce(requests, pol.gap, pol.merged)))
 
         _sync(gather())

@@ -5,11 +5,12 @@ packages, e.g. aiohttp for HTTP and s3fs for S3, are optional extras); ``file://
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ._stores import DEFAULT_POLICY, RequestPolicy
+from ._stores import DEFAULT_POLICY
 from .errors import InvalidArgumentError, UnsupportedError
 
 
@@ -40,9 +41,8 @@ def resolve(source: Any, storage_options: dict | None = None, read_only: bool = 
         from zarr.storage import FsspecStore
     except ImportError as e:  # pragma: no cover - fsspec comes with zarr's remote extras
         raise UnsupportedError(f"reading {scheme}:// needs fsspec (pip install fsspec): {e}") from None
-    defaults = DEFAULT_POLICY
-    policy = RequestPolicy(retries=defaults.retries if retries is None else retries, backoff=defaults.backoff,
-                         timeout=defaults.timeout if timeout is None else timeout, in_flight=defaults.in_flight)
+    given = {k: v for k, v in (("retries", retries), ("timeout", timeout)) if v is not None}
+    policy = dataclasses.replace(DEFAULT_POLICY, **given)  # (checked by RequestPolicy)
     try:
         store = FsspecStore.from_url(source.rstrip("/"), storage_options=storage_options or {}, read_only=read_only)
         store._voxcore_policy = policy  # read by ZarrStoreAdapter

@@ -177,8 +177,8 @@ class VOXCORE_API FileStore : public Store {
   int open_dir_for_write(const std::string& rel_dir, DirtyDirs* created) const;
   void remove_stale_temps(int dir_fd, const std::string& rel_dir) const;
   void write_value(const std::string& key, const uint8_t* data, std::size_t size, DirtyDirs& dirs);
-  void write_in_place(int dir_fd, const std::string& name, const std::string& path, const uint8_t* data,
-                      std::size_t size) const;
+  void write_file(int dir_fd, const std::string& name, const std::string& path, int flags,
+                  const char* create_failed, const uint8_t* data, std::size_t size) const;
 
   std::string root_;
   std::string prefix_;
