@@ -241,6 +241,45 @@ def test_reorient_matches_nibabel(tmp_path, seed):
         assert r.shape == want.shape
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_reorient_2d_as_nibabel_reorients_its_volume(tmp_path, seed):
+    """A 2-D image is the volume (x, y, 1): reoriented as nibabel reorients that volume, 2-D
+    again when the plane keeps the target's first two axes; nibabel's own answer where it has
+    one (already in the target orientation: the image unchanged)."""
+    rng = np.random.default_rng(100 + seed)
+    a = volume((7, 5), ["i2", "f4", "u1"][seed % 3], seed=seed)
+    aff = random_affine(rng)
+    path = tmp_path / "p.nii"
+    write(path, a, affine=aff)
+    ref = nib.load(str(path))
+    assert ref.shape == (7, 5)
+    vol = nib.Nifti1Image(np.asanyarray(ref.dataobj)[..., None], ref.affine, header=ref.header)
+    o = nib.orientations
+    for target in ("RAS", "LPS", "SAR", "".join(nib.aff2axcodes(aff))):
+        ornt = o.ornt_transform(o.io_orientation(aff), o.axcodes2ornt(tuple(target)))
+        want = vol.as_reoriented(ornt)
+        got = vc.reorient(vc.open(path), target)
+        keeps_plane = int(np.argsort(ornt[:, 0])[2]) == 2
+        want_data = np.asanyarray(want.dataobj)
+        if keeps_plane:
+            want_data = want_data[..., 0]
+        assert got.shape == want_data.shape
+        np.testing.assert_array_equal(got.read(), want_data)
+        np.testing.assert_allclose(got.affine, want.affine)
+        assert "".join(got.orientation) == target
+        if target == "".join(nib.aff2axcodes(aff)):  # nibabel reorients a 2-D image only here
+            same = ref.as_reoriented(ornt)
+            np.testing.assert_array_equal(got.read(), np.asanyarray(same.dataobj))
+            np.testing.assert_allclose(got.affine, same.affine)
+        saved = tmp_path / f"o{target}.nii"
+        vc.save(got, saved)
+        np.testing.assert_array_equal(np.asanyarray(nib.load(str(saved)).dataobj), want_data)
+    with pytest.raises(vc.InvalidArgumentError, match="2 or 3 spatial axes"):
+        one = tmp_path / "line.nii"
+        write(one, np.arange(5, dtype="i2"), affine=np.eye(4))
+        vc.reorient(vc.open(one), "RAS")
+
+
 def test_reorient_rgb_and_bad_targets(tmp_path):
     rgb = np.zeros((4, 3, 2), dtype=[("R", "u1"), ("G", "u1"), ("B", "u1")])
     rgb["G"] = np.arange(24).reshape(4, 3, 2)

@@ -528,7 +528,10 @@ def reorient(img: NiftiImage, target: str = "RAS", *, dtype: Any = None, device:
     ``as_reoriented(ornt_transform(io_orientation(affine), axcodes2ornt(target)))``.
 
     The data move is one pass of the core's cache-blocked, threaded permute+flip. Axes past
-    the third (time, ...) are kept in place. dtype=np.float32 / np.float64 also applies
+    the third (time, ...) are kept in place. A 2-D image is the volume (x, y, 1), reoriented
+    as nibabel reorients that volume; the result stays 2-D when the plane keeps the target's
+    first two axes, else it is the 3-D volume with its length-1 axis moved (nibabel itself
+    refuses 2-D data unless it is already in the target orientation). dtype=np.float32 / np.float64 also applies
     scl_slope/scl_inter in that pass (the values of ``img.read(dtype=...)``, reoriented; the
     result then has no scaling left). device="cuda" moves the data on the GPU (the CUDA twin of
     the kernel, CuPy needed): the result's ``data`` is a CuPy array.

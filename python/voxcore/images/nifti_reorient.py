@@ -27,8 +27,8 @@ def reoriented(img: Any, target: str, dtype: Any, device: str) -> tuple:
     if len(codes) != 3 or {c for c in codes} - set("LRAPSI") or len({no.axcodes2ornt((c,))[0][0]
                                                                     for c in codes}) != 3:
         raise InvalidArgumentError(f"target must name three different axes from L/R, A/P, S/I (got={target!r:.20})")
-    if img.ndim < 3:
-        raise InvalidArgumentError(f"reorient needs 3 spatial axes (shape={img.shape})")
+    if img.ndim < 2:
+        raise InvalidArgumentError(f"reorient needs 2 or 3 spatial axes (shape={img.shape})")
     if device not in ("cpu", "cuda"):
         raise InvalidArgumentError(f"device must be 'cpu' or 'cuda' (got={device!r:.20})")
     if dtype is not None:
@@ -38,6 +38,9 @@ def reoriented(img: Any, target: str, dtype: Any, device: str) -> tuple:
     affine = img.affine
     ornt = no.ornt_transform(no.io_orientation(affine), no.axcodes2ornt(codes))
     src = img.read()
+    plane = src.ndim == 2  # a 2-D image is the volume (x, y, 1) (NIfTI's dim[3] = 1)
+    if plane:
+        src = src[..., None]
     n = src.ndim
     # nibabel: flip the input axes marked -1, then transpose by argsort(ornt[:, 0]).
     perm = list(np.argsort(ornt[:, 0]).astype(int)) + list(range(3, n))
@@ -64,13 +67,16 @@ def reoriented(img: Any, target: str, dtype: Any, device: str) -> tuple:
     else:
         moved = permute_flip(src.T, perm_t, flips_t).T
     new_affine = affine @ no.inv_ornt_aff(ornt, src.shape)
+    if plane and perm[2] == 2:  # the plane stays the target's first two axes: still 2-D
+        moved = moved[..., 0]
     cls = nib.Nifti2Image if isinstance(img._nib, (nib.Nifti2Image, nib.Nifti2Pair)) else nib.Nifti1Image
     header = img.header.copy()
     if scaled:
         header.set_data_dtype(dtype)
         header.set_slope_inter(np.nan, np.nan)
         slope = inter = None
-    out = cls(moved if device == "cpu" else np.empty((0,) * n, dtype or src.dtype), new_affine, header=header)
+    out = cls(moved if device == "cpu" else np.empty((0,) * moved.ndim, dtype or src.dtype), new_affine,
+              header=header)
     # nibabel recodes a moved affine as sform aligned / qform unknown. The world is the source's,
     # so the source's codes stay and each coded form is moved with the voxels (a source that
     # codes neither form keeps nibabel's aligned sform: an uncoded affine would be lost).
