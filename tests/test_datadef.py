@@ -1,6 +1,7 @@
 """DataDefinition (the renderer's model): arrays from NIfTI and OME-Zarr, fetch, settings."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -167,3 +168,75 @@ def test_array_fields_set_one_by_one_as_clara_does():
     arr.element_sizes = [[1, 0.25, 0.25], [1, 0.5, 0.5]]
     assert arr.permute_axes == [0, 2, 1] and arr.flip_axes == [False, True, False]
     assert arr.element_sizes[1] == [1.0, 0.5, 0.5]
+
+
+def _renderer_frame(dd, arr):
+    """The array as the renderer sees it: data (D, X, Y, Z), permuted, then flipped."""
+    full = dd.fetch(arr, 0, offset=(0,) * 4, size=arr.shape(0)).transpose(3, 2, 1, 0)
+    return np.flip(full.transpose(arr.permute_axes), [i for i, f in enumerate(arr.flip_axes) if f])[0]
+
+
+AFFINES = [np.diag([1.0, 1, 1, 1]), np.diag([-2.0, 1, -1, 1]),
+           np.array([[0, -1.5, 0, 0], [2.0, 0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1]]),
+           np.array([[0, 0, 1.0, 0], [-1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]])]
+
+
+@pytest.mark.parametrize("k", range(len(AFFINES)))
+@pytest.mark.parametrize("orientation", ["RAS", "LSA", "LPS", "sar"])
+def test_append_orientation_is_nibabels_reorientation(tmp_path, k, orientation):
+    """append(orientation=) gives the permute/flip whose result is nibabel's reorientation of
+    the image to those axis codes (RAS by default; Clara's own frame is LSA)."""
+    a = np.random.default_rng(k).integers(0, 1000, (6, 5, 4)).astype(np.int16)
+    path = tmp_path / "o.nii.gz"
+    nib.save(nib.Nifti1Image(a, AFFINES[k]), str(path))
+    dd = vc.DataDefinition(path, orientation=orientation)
+    ref = nib.load(str(path))
+    o = nib.orientations
+    want = ref.as_reoriented(o.ornt_transform(o.io_orientation(ref.affine), o.axcodes2ornt(tuple(orientation.upper()))))
+    np.testing.assert_array_equal(_renderer_frame(dd, dd.arrays[0]), np.asanyarray(want.dataobj))
+    if orientation == "RAS":
+        default = vc.DataDefinition(path).arrays[0]
+        assert (default.permute_axes, default.flip_axes) == (dd.arrays[0].permute_axes, dd.arrays[0].flip_axes)
+
+
+def _itk_rip(path):
+    """(permute order, flip axes) of ITK's OrientImageFilter to RIP for a file's direction."""
+    with warnings.catch_warnings():  # ITK's SWIG modules warn while they load lazily
+        warnings.simplefilter("ignore")
+        itk = pytest.importorskip("itk")
+        image_type = itk.Image[itk.SS, 3]
+        io = itk.ImageIOFactory.CreateImageIO(str(path), itk.CommonEnums.IOFileMode_ReadMode)
+        io.SetFileName(str(path))
+        io.ReadImageInformation()
+        direction = np.array([io.GetDirection(i) for i in range(3)]).T  # columns: the axes
+        f = itk.OrientImageFilter[image_type, image_type].New()
+        f.SetGivenCoordinateDirection(itk.Matrix[itk.D, 3, 3](itk.vnl_matrix_from_array(direction)))
+        f.SetDesiredCoordinateOrientation(
+            itk.SpatialOrientationEnums().ValidCoordinateOrientations_ITK_COORDINATE_ORIENTATION_RIP)
+        return [int(p) for p in f.GetPermuteOrder()], [bool(x) for x in f.GetFlipAxes()]
+
+
+def test_clara_orientation_is_itks_rip(tmp_path):
+    """CLARA_ORIENTATION ("LSA") gives the permute/flip of ITK's OrientImageFilter to RIP, the
+    frame Clara Viz's ITK reader asks for, on every axis permutation and flip."""
+    assert vc.DataDefinition.CLARA_ORIENTATION == "LSA"
+    rng = np.random.default_rng(5)
+    for case in range(12):
+        aff = np.zeros((4, 4))
+        aff[3, 3] = 1
+        for i, p in enumerate(rng.permutation(3)):
+            aff[p, i] = rng.choice([-1.0, 1.0]) * (1 + i)
+        path = tmp_path / f"c{case}.nii"
+        nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), aff), str(path))
+        permute, flips = _itk_rip(path)
+        arr = vc.DataDefinition(path, orientation=vc.DataDefinition.CLARA_ORIENTATION).arrays[0]
+        assert arr.permute_axes == [0] + [p + 1 for p in permute], aff
+        assert arr.flip_axes == [False] + flips, aff
+
+
+def test_append_bad_orientation(tmp_path):
+    path = tmp_path / "o.nii"
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)), str(path))
+    for bad in ("RA", "RRS", "XYZ", "RASL", "", 5):
+        with pytest.raises(vc.InvalidArgumentError, match="orientation"):
+            vc.DataDefinition(path, orientation=bad)

@@ -17,16 +17,23 @@ from ..errors import InvalidArgumentError
 from .nifti_io import check_memory
 
 
+def axis_codes(codes: Any, what: str) -> tuple[str, ...]:
+    """Three nibabel axis codes (where each axis points: one of L/R, A/P, S/I each), checked."""
+    from nibabel import orientations as no
+
+    out = tuple(str(codes).upper())
+    if len(out) != 3 or set(out) - set("LRAPSI") or len({no.axcodes2ornt((c,))[0][0] for c in out}) != 3:
+        raise InvalidArgumentError(f"{what} must name three different axes from L/R, A/P, S/I (got={codes!r:.20})")
+    return out
+
+
 def reoriented(img: Any, target: str, dtype: Any, device: str) -> tuple:
     """(moved array, nibabel image with the new header and affine, slope, inter) of a NIfTI
     image reoriented to target (see :func:`voxcore.reorient`)."""
     import nibabel as nib
     from nibabel import orientations as no
 
-    codes = tuple(str(target).upper())
-    if len(codes) != 3 or {c for c in codes} - set("LRAPSI") or len({no.axcodes2ornt((c,))[0][0]
-                                                                    for c in codes}) != 3:
-        raise InvalidArgumentError(f"target must name three different axes from L/R, A/P, S/I (got={target!r:.20})")
+    codes = axis_codes(target, "target")
     if img.ndim < 2:
         raise InvalidArgumentError(f"reorient needs 2 or 3 spatial axes (shape={img.shape})")
     if device not in ("cpu", "cuda"):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidArgumentError
+from ..images.nifti_reorient import axis_codes
 from ..images.registry import open as vc_open
 
 _SPATIAL = {"X": "x", "Y": "y", "Z": "z", "T": "t"}
@@ -175,9 +176,10 @@ def _source_axes(dims: tuple[str, ...], order: str) -> list[int | None]:
     return src
 
 
-def _levels_of(img: Any, order: str) -> tuple[list, list[list[float]], list[int], list[bool]]:
+def _levels_of(img: Any, order: str, orientation: tuple[str, ...]) -> tuple[list, list[list[float]], list[int], list[bool]]:
     """Lazy levels in reversed-order layout, element sizes per level, and the permute/flip that
-    bring an anatomical image (NIfTI) to RAS."""
+    bring an anatomical image (NIfTI) to orientation (nibabel axis codes: where each renderer
+    axis points)."""
     dims = tuple(img.dims)
     src = _source_axes(dims, order)
     perm = [s for s in src if s is not None]
@@ -200,33 +202,50 @@ def _levels_of(img: Any, order: str) -> tuple[list, list[list[float]], list[int]
         return levels, sizes, list(range(n)), [False] * n
     from nibabel import orientations as no
 
-    ornt = no.io_orientation(img.affine)
-    perm_ras = [0] + [int(np.where(ornt[:, 0] == k)[0][0]) + 1 for k in range(3)]
-    flips = [False] + [bool(ornt[p - 1, 1] == -1) for p in perm_ras[1:]]
-    return levels, sizes, perm_ras, flips
+    ornt = no.ornt_transform(no.io_orientation(img.affine), no.axcodes2ornt(orientation))
+    permute = [0] + [int(np.where(ornt[:, 0] == k)[0][0]) + 1 for k in range(3)]
+    flips = [False] + [bool(ornt[p - 1, 1] == -1) for p in permute[1:]]
+    return levels, sizes, permute, flips
+
+
+#: Clara Viz's own frame for volumes it reads with ITK: ITK's RIP coordinate orientation (named
+#: in ITK's "from" convention), which in nibabel's axis codes ("to" convention) is L, S, A.
+CLARA_ORIENTATION = "LSA"
 
 
 class DataDefinition:
     """Arrays and settings for a renderer. DataDefinition(path) appends path with the order its
     dimensions imply ("DXYZ" for 3-D images, "CXY" for 2-D ones; see :meth:`append`)."""
 
-    def __init__(self, path: str | os.PathLike | None = None, dimension_order: str = ""):
+    CLARA_ORIENTATION = CLARA_ORIENTATION
+
+    def __init__(self, path: str | os.PathLike | None = None, dimension_order: str = "", *,
+                 orientation: str = "RAS"):
         self.arrays: list[Array] = []
         self.settings: dict = {}
         if path is not None:
-            self.append(path, dimension_order)
+            self.append(path, dimension_order, orientation=orientation)
 
-    def append(self, path: str | os.PathLike, dimension_order: str = "") -> Array:
+    def append(self, path: str | os.PathLike, dimension_order: str = "", *,
+               orientation: str = "RAS") -> Array:
         """Open a file lazily (NIfTI, (OME-)Zarr, a TIFF slide) and add it as one array:
         "DXYZ" density or "MXYZ" mask for 3-D images, "CXY" for 2-D ones (the default when
-        dimension_order is empty: DXYZ for 3-D, CXY for 2-D). NIfTI arrays get the
-        permute/flip that brings them to RAS."""
+        dimension_order is empty: DXYZ for 3-D, CXY for 2-D, as Clara Viz infers it).
+
+        An anatomical image (NIfTI, Analyze) gets the permute_axes/flip_axes that bring its
+        axes closest to orientation, in nibabel's axis codes (where each renderer axis X, Y, Z
+        points): "RAS" (voxcore's default, nibabel's canonical frame) or
+        :data:`CLARA_ORIENTATION` ("LSA": the frame Clara Viz's own ITK reader brings volumes
+        to, ITK's "RIP"; the same permute/flip as ITK's OrientImageFilter given the image's
+        direction matrix). Images without an anatomical frame (OME-Zarr, slides) are never
+        permuted or flipped."""
         img = vc_open(path)
+        codes = axis_codes(orientation, "orientation")
         if not dimension_order:
             spatial = [d for d in img.dims if d != "c"]
             dimension_order = "CXY" if len(spatial) == 2 else "DXYZ"
         order = _check_order(dimension_order)
-        levels, sizes, perm, flips = _levels_of(img, order)
+        levels, sizes, perm, flips = _levels_of(img, order, codes)
         arr = Array(levels, order, perm, flips, sizes)
         self.arrays.append(arr)
         return arr
