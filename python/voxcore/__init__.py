@@ -24,6 +24,7 @@ from .errors import (
     UnsupportedError,
     VoxcoreError,
 )
+from .images.bbox import BoundingBox, Mag
 from .images.memory import MemoryImage, from_array
 from .images.model import ImageModel
 from .images.nifti import NiftiArray, NiftiImage, reorient
@@ -45,6 +46,7 @@ from .writers.stream import PyramidWriter
 
 __all__ = [
     "Array",
+    "BoundingBox",
     "CorruptDataError",
     "CudaError",
     "DataDefinition",
@@ -57,6 +59,7 @@ __all__ = [
     "InvalidMetadataError",
     "Level",
     "LimitExceededError",
+    "Mag",
     "MemoryImage",
     "NiftiArray",
     "NiftiImage",

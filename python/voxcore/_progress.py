@@ -7,16 +7,17 @@ import time
 
 
 class Progress:
-    """A one-line progress bar on stderr (voxels of level 0 done / total)."""
+    """A one-line progress bar on stderr (units done / total). live=False (stderr is not a
+    terminal: a log) writes one line when it closes instead of redrawing the bar."""
 
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.total, self.label, self.enabled = max(1, total), label, enabled
+    def __init__(self, total: int, label: str, enabled: bool, live: bool = True):
+        self.total, self.label, self.enabled, self.live = max(1, total), label, enabled, live
         self.done = 0
         self.t0 = time.perf_counter()
 
     def advance(self, n: int) -> None:
         self.done += n
-        if self.enabled:
+        if self.enabled and self.live:
             frac = min(1.0, self.done / self.total)
             bar = "#" * int(frac * 30)
             dt = time.perf_counter() - self.t0
@@ -25,6 +26,8 @@ class Progress:
 
     def close(self) -> None:
         if self.enabled:
-            sys.stderr.write("\n")
+            dt = time.perf_counter() - self.t0
+            frac = min(1.0, self.done / self.total)
+            sys.stderr.write("\n" if self.live else f"{self.label}: {frac * 100:.1f}% in {dt:.1f} s\n")
             sys.stderr.flush()
 

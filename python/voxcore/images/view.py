@@ -30,8 +30,12 @@ Rules:
   the view allows unaligned writes.
 
 Chunk maps call ``fn(view)`` (``for_each_chunk``, ``map_chunk``) or ``fn(source, target)``
-(``for_zipped_chunks``); unlike webknossos no chunk index is passed (a sub-view knows its
-``offset``). ``executor`` is None (run in the calling thread, in order: the core is already
+(``for_zipped_chunks``); ``with_index=True`` passes webknossos' one tuple ``(view, i)`` /
+``(source, target, i)`` instead. Boxes may be given as :class:`~voxcore.BoundingBox`
+(``absolute_bounding_box=``, ``relative_bounding_box=``); ``view.bounding_box`` and
+``view.mag`` describe a view as webknossos does, in the array's axis order. A write beyond a
+whole-level view grows every level's array with ``allow_resize=True`` (the coarser levels'
+new parts read as the fill value until they are written or rebuilt). ``executor`` is None (run in the calling thread, in order: the core is already
 multi-threaded inside each read and write), a ``concurrent.futures.Executor`` (thread or
 process pool), or a ``dask.distributed.Client``. Views, Images and ImageLevels pickle as a
 path (or store) plus a box, never data, so they travel to processes and clusters cheaply.
@@ -48,6 +52,7 @@ import numpy as np
 
 from .._resources import SLAB_BUDGET_BYTES
 from ..errors import InvalidArgumentError, UnalignedWriteWarning, UnsupportedError
+from .bbox import BoundingBox, Mag
 from .view_chunks import ChunkMaps
 from .view_io import SliceReader, SliceWriter, ints
 
@@ -156,6 +161,16 @@ class View(ChunkMaps):
         return self._size
 
     @property
+    def bounding_box(self) -> BoundingBox:
+        """The view's box (offset, size) in level-0 voxels, as webknossos' ``bounding_box``."""
+        return BoundingBox(self._offset, self._size)
+
+    @property
+    def mag(self) -> Mag:
+        """The level's magnification (its factors), as webknossos' ``mag``."""
+        return Mag(self._factors)
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """Shape of the view's data in the level's voxels (size // factors)."""
         return tuple(s // f for s, f in zip(self._size, self._factors))
@@ -212,11 +227,27 @@ class View(ChunkMaps):
                   state["read_only"], state["allow_unaligned"])
 
     # -- sub-views --------------------------------------------------------------------------
-    def _box(self, relative_offset, absolute_offset, size, default_to_view: bool):
+    def _box(self, relative_offset, absolute_offset, size, default_to_view: bool,
+             relative_bounding_box=None, absolute_bounding_box=None):
         """Absolute offset and size in level-0 voxels from the keyword arguments."""
         n = self.ndim
-        if relative_offset is not None and absolute_offset is not None:
-            raise InvalidArgumentError("give relative_offset or absolute_offset, not both")
+        given = [k for k, v in (("relative_offset", relative_offset), ("absolute_offset", absolute_offset),
+                                ("relative_bounding_box", relative_bounding_box),
+                                ("absolute_bounding_box", absolute_bounding_box)) if v is not None]
+        if len(given) > 1:
+            raise InvalidArgumentError(f"give {' or '.join(given)}, not both")
+        box = absolute_bounding_box if absolute_bounding_box is not None else relative_bounding_box
+        if box is not None:
+            if not isinstance(box, BoundingBox):
+                raise InvalidArgumentError(f"{given[0]} must be a voxcore BoundingBox (got={type(box).__name__})")
+            if box.ndim != n:
+                raise InvalidArgumentError(f"{given[0]} rank differs from the array (expected={n}, got={box.ndim})")
+            if size is not None:
+                raise InvalidArgumentError(f"size comes from {given[0]}: give one of them")
+            off = box.topleft
+            if relative_bounding_box is not None:
+                off = tuple(a + b for a, b in zip(self._offset, off))
+            return off, box.size
         if absolute_offset is not None:
             off = ints(absolute_offset, n, "absolute_offset")
         elif relative_offset is not None:
@@ -233,16 +264,19 @@ class View(ChunkMaps):
 
     def get_view(self, relative_offset: Sequence[int] | None = None,
                  absolute_offset: Sequence[int] | None = None, size: Sequence[int] | None = None,
-                 *, read_only: bool | None = None, allow_unaligned: bool | None = None) -> View:
+                 *, relative_bounding_box: BoundingBox | None = None,
+                 absolute_bounding_box: BoundingBox | None = None, read_only: bool | None = None,
+                 allow_unaligned: bool | None = None) -> View:
         """A view of a box of this one (level-0 voxels; default offset: this view's, default
-        size: up to this view's end). A writable sub-view must lie inside this view; a
-        read-only one may exceed it. read_only defaults to this view's (a read-only view
-        only gives read-only views)."""
+        size: up to this view's end; or a BoundingBox, absolute or relative to this view's
+        offset). A writable sub-view must lie inside this view; a read-only one may exceed
+        it. read_only defaults to this view's (a read-only view only gives read-only views)."""
         if read_only is None:
             read_only = self._read_only
         elif not read_only and self._read_only:
             raise InvalidArgumentError("a read-only view only gives read-only views (got read_only=False)")
-        off, sz = self._box(relative_offset, absolute_offset, size, True)
+        off, sz = self._box(relative_offset, absolute_offset, size, True, relative_bounding_box,
+                            absolute_bounding_box)
         v = self._derive(off, sz, bool(read_only),
                          self._allow_unaligned if allow_unaligned is None else bool(allow_unaligned))
         v._check_box(self._offset, self._size, "its parent view")
@@ -260,10 +294,14 @@ class View(ChunkMaps):
 
     def read(self, relative_offset: Sequence[int] | None = None,
              absolute_offset: Sequence[int] | None = None, size: Sequence[int] | None = None,
-             *, out: np.ndarray | None = None) -> np.ndarray:
-        """Read the view (or a box: offset and size in level-0 voxels; default size: up to the
-        view's end) into a numpy array of the level's voxels. Outside the array: fill value."""
-        off, sz = self._box(relative_offset, absolute_offset, size, True)
+             *, relative_bounding_box: BoundingBox | None = None,
+             absolute_bounding_box: BoundingBox | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """Read the view (or a box: offset and size in level-0 voxels, default size up to the
+        view's end; or a BoundingBox) into a numpy array of the level's voxels. Outside the
+        array: the fill value."""
+        off, sz = self._box(relative_offset, absolute_offset, size, True, relative_bounding_box,
+                            absolute_bounding_box)
         if any(s < 0 for s in sz):
             raise InvalidArgumentError(f"read size must not be negative (got={sz})")
         start, shape = self._level_box(off, sz, "read")
@@ -272,28 +310,66 @@ class View(ChunkMaps):
 
     def write(self, data: Any, relative_offset: Sequence[int] | None = None,
               absolute_offset: Sequence[int] | None = None, *,
+              relative_bounding_box: BoundingBox | None = None,
+              absolute_bounding_box: BoundingBox | None = None, allow_resize: bool = False,
               allow_unaligned: bool | None = None, casting: str = "same_kind") -> None:
         """Write data (the level's voxels, one axis per array axis) with its first voxel at the
-        offset (level-0 voxels; default: the view's offset). The box must lie inside the view.
-        Unaligned boxes warn (UnalignedWriteWarning) unless allowed here or on the view.
-        casting: as :meth:`Image.write`."""
+        offset (level-0 voxels; default: the view's offset), or into a BoundingBox (its size
+        must be the data's). The box must lie inside the view, unless allow_resize on a view of
+        a whole level (webknossos' ``allow_resize``): then the image's arrays, every level of
+        it, grow to hold the box (their metadata documents replaced atomically, one by one)
+        and the view grows with them. Growing is for one writer at a time; the box must not
+        start before 0, nor grow the channel axis. Unaligned boxes warn
+        (UnalignedWriteWarning) unless allowed here or on the view. casting: as
+        :meth:`Image.write`."""
         if self._read_only:
             raise InvalidArgumentError(f"cannot write to a read-only view ({self!r})")
         arr = np.asarray(data)
         if arr.ndim != self.ndim:
             raise InvalidArgumentError(
                 f"data rank differs from the view (expected={self.ndim}, got={arr.ndim})")
-        off, _ = self._box(relative_offset, absolute_offset, None, True)
+        off, box_size = self._box(relative_offset, absolute_offset, None, True, relative_bounding_box,
+                                  absolute_bounding_box)
         sz = tuple(s * f for s, f in zip(arr.shape, self._factors))
+        if (relative_bounding_box is not None or absolute_bounding_box is not None) and box_size != sz:
+            raise InvalidArgumentError(
+                f"data shape {arr.shape} does not fill the bounding box (size={box_size} in level-0 "
+                f"voxels, factors={self._factors})")
         start, shape = self._level_box(off, sz, "write")
         if any(o < vo or o + s > vo + vs for o, s, vo, vs in zip(off, sz, self._offset, self._size)):
-            raise InvalidArgumentError(
-                f"write outside the view (offset={off}, size={sz} in level-0 voxels; view "
-                f"offset={self._offset}, size={self._size})")
+            if not allow_resize:
+                raise InvalidArgumentError(
+                    f"write outside the view (offset={off}, size={sz} in level-0 voxels; view "
+                    f"offset={self._offset}, size={self._size}); a view of a whole level grows "
+                    "with allow_resize=True")
+            self._grow(off, sz)
         if not (self._allow_unaligned if allow_unaligned is None else allow_unaligned):
             self._warn_unaligned(start, shape, stacklevel=3)
         if all(shape):
             self._array.write(arr, start, casting=casting, allow_unaligned=True)  # warned above
+
+    def _grow(self, off: tuple[int, ...], sz: tuple[int, ...]) -> None:
+        """Grow every level of the image, and this whole-level view, to hold the box."""
+        extent = tuple(s * f for s, f in zip(self._array.shape, self._factors))
+        if any(o for o in self._offset) or self._size != extent:
+            raise InvalidArgumentError(
+                f"only a view of a whole level grows (this one: offset={self._offset}, "
+                f"size={self._size}; the level: size={extent})")
+        if any(o < 0 for o in off):
+            raise InvalidArgumentError(f"an array grows at its end only (the box starts at {off})")
+        end = tuple(max(e, o + s) for e, o, s in zip(extent, off, sz))
+        dims = self.dims
+        grown = [d for d, a, b in zip(dims, extent, end) if b > a]
+        if "c" in grown:
+            raise InvalidArgumentError("the channel axis does not grow (its channels are described)")
+        levels = self._image.levels
+        if not all(getattr(lv.image, "resizable", False) for lv in levels):
+            raise UnsupportedError(f"{self._array.source}: this image cannot grow its arrays (open it by path)")
+        for k in reversed(range(len(levels))):  # coarsest first: level 0 grows last
+            f = _level_factors(self._image, k)
+            img = levels[k].image
+            img.resize(tuple(max(n, -(-e // fk)) for n, e, fk in zip(img.shape, end, f)))
+        self._size = tuple(s * f for s, f in zip(self._array.shape, self._factors))
 
     def _warn_unaligned(self, start, shape, stacklevel: int) -> None:
         unit = self._array.shards or self._array.chunks

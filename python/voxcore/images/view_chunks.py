@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 from ..errors import InvalidArgumentError
 from .view_io import dispatch, ints
@@ -60,28 +63,57 @@ class ChunkMaps:
                                self._read_only, self._allow_unaligned)
 
     def for_each_chunk(self, fn: Callable[[View], Any], chunk_shape: Sequence[int] | None = None,
-                       executor: Any = None, progress: bool = True) -> None:
+                       executor: Any = None, progress: bool = True, *, progress_desc: str | None = None,
+                       with_index: bool = False) -> None:
         """Call fn(sub_view) for every chunk of the view (see :meth:`chunks`), through executor
         (None: this thread, in order). The first error is raised; pending chunks are cancelled.
-        progress: a bar on stderr when it is a terminal."""
-        jobs = [(v,) for v in self._pieces(self._check_chunk_shape(chunk_shape, self._read_only),
-                                           self._read_only)]
-        dispatch(fn, jobs, executor, progress, "for_each_chunk", want_results=False)
+        with_index: fn((sub_view, i)) instead, the one tuple webknossos passes (i: the chunk's
+        number in C order; the sub-view's ``bounding_box`` is its box). progress: a bar on
+        stderr when it is a terminal; progress_desc: a bar with that label, always (one line
+        when stderr is a log), counting level-0 voxels as webknossos does."""
+        views = self._pieces(self._check_chunk_shape(chunk_shape, self._read_only), self._read_only)
+        jobs = [((v, i),) for i, v in enumerate(views)] if with_index else [(v,) for v in views]
+        dispatch(fn, jobs, executor, progress, "for_each_chunk", False, _volumes(views), progress_desc)
 
     def map_chunk(self, fn: Callable[[View], Any], chunk_shape: Sequence[int] | None = None,
-                  executor: Any = None, progress: bool = True) -> list:
+                  executor: Any = None, progress: bool = True, *,
+                  progress_desc: str | None = None) -> list:
         """fn(sub_view) for every chunk of the view, like :meth:`for_each_chunk`; returns the
         results in chunk order (C order over the grid)."""
-        jobs = [(v,) for v in self._pieces(self._check_chunk_shape(chunk_shape, self._read_only),
-                                           self._read_only)]
-        return dispatch(fn, jobs, executor, progress, "map_chunk", want_results=True)
+        views = self._pieces(self._check_chunk_shape(chunk_shape, self._read_only), self._read_only)
+        return dispatch(fn, [(v,) for v in views], executor, progress, "map_chunk", True,
+                        _volumes(views), progress_desc)
+
+    def content_is_equal(self, other: View, chunk_shape: Sequence[int] | None = None,
+                         executor: Any = None, *, progress_desc: str | None = None) -> bool:
+        """Whether other holds the same values as this view (webknossos' content_is_equal): the
+        same data shape, and equal values chunk by chunk (chunk_shape in level-0 voxels of this
+        view; default its write unit), each pair of chunks read at the same place relative to
+        the views' offsets. Sequential comparison stops at the first difference."""
+        if not isinstance(other, ChunkMaps):
+            raise InvalidArgumentError(f"other must be a voxcore View (got={type(other).__name__})")
+        if other.shape != self.shape or other._factors != self._factors:
+            return False
+        views = self._pieces(self._check_chunk_shape(chunk_shape, True), True)
+        delta = tuple(b - a for a, b in zip(self._offset, other._offset))
+        jobs = [(v, other._derive(tuple(o + d for o, d in zip(v._offset, delta)), v._size, True,
+                                  other._allow_unaligned)) for v in views]
+        try:
+            dispatch(_check_equal, jobs, executor, False, "content_is_equal", False, _volumes(views),
+                     progress_desc)
+        except ContentDiffers:
+            return False
+        return True
 
     def for_zipped_chunks(self, fn: Callable[[View, View], Any], target_view: View,
                           source_chunk_shape: Sequence[int] | None = None,
                           target_chunk_shape: Sequence[int] | None = None, executor: Any = None,
-                          progress: bool = True) -> None:
+                          progress: bool = True, *, progress_desc: str | None = None,
+                          with_index: bool = False) -> None:
         """Call fn(source_chunk, target_chunk) for the k-th chunk of this view (read-only
-        sub-views) and the k-th chunk of target_view, e.g. to downsample into another level.
+        sub-views) and the k-th chunk of target_view, e.g. to downsample into another level;
+        with_index: fn((source_chunk, target_chunk, k)), webknossos' one tuple. progress and
+        progress_desc: as :meth:`for_each_chunk`.
 
         Both views are cut on their own absolute grids. Per axis, the chunk shapes must be in
         the ratio of the view sizes (k = round(larger / smaller)) and give the same number of
@@ -149,6 +181,25 @@ class ChunkMaps:
             raise InvalidArgumentError(
                 f"source and target split into different numbers of chunks per axis "
                 f"(source={tuple(counts[0])} with {scs}, target={tuple(counts[1])} with {tcs})")
-        jobs = list(zip(self._pieces(scs, True), target_view._pieces(tcs, target_view._read_only)))
-        dispatch(fn, jobs, executor, progress, "for_zipped_chunks", want_results=False)
+        sources = self._pieces(scs, True)
+        jobs = list(zip(sources, target_view._pieces(tcs, target_view._read_only)))
+        if with_index:
+            jobs = [((a, b, k),) for k, (a, b) in enumerate(jobs)]
+        dispatch(fn, jobs, executor, progress, "for_zipped_chunks", False, _volumes(sources), progress_desc)
+
+
+def _volumes(views: list) -> list[int]:
+    """Level-0 voxels of each view: what a progress bar counts."""
+    return [math.prod(v._size) for v in views]
+
+
+class ContentDiffers(Exception):
+    """Two chunks compared by content_is_equal differ (stops the comparison)."""
+
+
+def _check_equal(a: View, b: View) -> None:
+    """ContentDiffers unless two views of one shape hold equal values (NaN equal to NaN)."""
+    x, y = a.read(), b.read()
+    if not np.array_equal(x, y, equal_nan=x.dtype.kind in "fc" and y.dtype.kind in "fc"):
+        raise ContentDiffers(f"{a.offset} and {b.offset}")
 

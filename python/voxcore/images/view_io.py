@@ -154,21 +154,27 @@ class SliceWriter:
 # ---- running one function per chunk ---------------------------------------------------------
 
 def dispatch(fn: Callable, jobs: list[tuple], executor: Any, progress: bool, label: str,
-              want_results: bool) -> list | None:
-    bar = Progress(len(jobs), label, bool(progress) and sys.stderr.isatty())
+             want_results: bool, weights: list[int] | None = None, desc: str | None = None) -> list | None:
+    """fn(*job) for every job, in order or on executor; a progress bar counts weights (default
+    1 per job): shown on a terminal when progress, and always (one line in a log) with desc,
+    its label."""
+    weights = [1] * len(jobs) if weights is None else weights
+    live = sys.stderr.isatty()
+    bar = Progress(sum(weights), label if desc is None else str(desc),
+                   desc is not None or (bool(progress) and live), live)
     try:
         if executor is None:
             results = []
-            for job in jobs:
+            for job, w in zip(jobs, weights):
                 r = fn(*job)
                 if want_results:
                     results.append(r)
-                bar.advance(1)
+                bar.advance(w)
             return results if want_results else None
         if is_client(executor):
-            return _run_dask(fn, jobs, executor, bar, want_results)
+            return _run_dask(fn, jobs, executor, bar, want_results, weights)
         if isinstance(executor, cf.Executor):
-            return _run_futures(fn, jobs, executor, bar, want_results)
+            return _run_futures(fn, jobs, executor, bar, want_results, weights)
         raise InvalidArgumentError(
             "executor must be None, a concurrent.futures.Executor or a dask.distributed.Client "
             f"(got={type(executor).__name__})")
@@ -176,12 +182,13 @@ def dispatch(fn: Callable, jobs: list[tuple], executor: Any, progress: bool, lab
         bar.close()
 
 
-def _run_futures(fn, jobs, executor, bar, want_results):
+def _run_futures(fn, jobs, executor, bar, want_results, weights):
     futures = [executor.submit(fn, *job) for job in jobs]
+    weight = dict(zip(futures, weights))
     try:
         for f in cf.as_completed(futures):
             f.result()  # the first failure raises here
-            bar.advance(1)
+            bar.advance(weight[f])
     except BaseException:
         for f in futures:
             f.cancel()
@@ -189,17 +196,18 @@ def _run_futures(fn, jobs, executor, bar, want_results):
     return [f.result() for f in futures] if want_results else None
 
 
-def _run_dask(fn, jobs, client, bar, want_results):
+def _run_dask(fn, jobs, client, bar, want_results, weights):
     from distributed import as_completed  # a Client exists, so distributed is installed
 
     if not jobs:
         return [] if want_results else None
     futures = client.map(fn, *zip(*jobs), pure=False)
+    weight = {f.key: w for f, w in zip(futures, weights)}
     try:
         for f in as_completed(futures, loop=client.loop):  # this client, default or not
             if f.status == "error":
                 f.result()  # raises the worker's exception
-            bar.advance(1)
+            bar.advance(weight.get(f.key, 1))
         return client.gather(futures) if want_results else None
     except BaseException:
         client.cancel(futures)

@@ -234,12 +234,17 @@ class Image(ImageModel):
         """
         self._write(cast_for_write(data, self.dtype, casting), offset, allow_unaligned)
 
+    @property
+    def resizable(self) -> bool:
+        """Whether :meth:`resize` can grow this array (a handle opened or created by path)."""
+        return getattr(self, "_adapter", None) is not None
+
     def resize(self, shape: Sequence[int]) -> None:
         """Grow the array to shape (same rank, no axis smaller): its metadata document is
         replaced atomically, so readers see the old shape or the new one; what lies in the new
         part reads as the fill value until written."""
         adapter = getattr(self, "_adapter", None)
-        if adapter is None:
+        if not self.resizable:
             raise UnsupportedError(f"{self._source}: this handle cannot resize its array (open it by path)")
         shape = tuple(int(s) for s in shape)
         if len(shape) != self.ndim or any(n < o for n, o in zip(shape, self.shape)):
