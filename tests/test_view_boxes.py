@@ -268,3 +268,12 @@ def test_allow_resize_is_refused_where_it_cannot_grow(pyramid, tmp_path):
         m.view().write(np.ones((8, 8), np.uint16), absolute_offset=(8, 0), allow_resize=True)
     assert _level_doc(path, 0)["shape"] == [32, 48, 40]
     np.testing.assert_array_equal(vc.open(path).read(), data)
+
+
+def test_huge_bounding_box_read_is_refused_before_allocating(pyramid):
+    _, path = pyramid
+    v = vc.open(path).view(read_only=True)
+    with pytest.raises(vc.LimitExceededError, match="bytes"):
+        v.read(absolute_bounding_box=BoundingBox((0, 0, 0), (10**6,) * 3))
+    pieces = BoundingBox((0, 0, 0), (10**6,) * 3).chunk((1, 1, 1))  # lazy: nothing made up front
+    assert next(pieces) == BoundingBox((0, 0, 0), (1, 1, 1))
