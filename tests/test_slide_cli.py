@@ -92,6 +92,8 @@ def test_open_a_tifffile_zarr_store(slide):
                                   tifffile.imread(slide, level=1))
     with pytest.raises(vc.InvalidArgumentError, match="not a level"):
         vc.open(tifffile.imread(slide, aszarr=True), path="9")
+    with pytest.raises(FileNotFoundError, match="one level.*'nope'"):  # not silently level 2
+        vc.open(tifffile.imread(slide, aszarr=True, level=2), path="nope")
 
 
 def test_convert_copies_levels_a_scanner_rounded_down(tmp_path):

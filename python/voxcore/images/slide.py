@@ -436,6 +436,8 @@ def open_image(source: Any, path: str | None, *, cache_bytes: int | None = None,
     levels = source._data
     k = 0
     if len(levels) == 1:
+        if path and str(path).strip("/"):
+            raise FileNotFoundError(f"{file}: this tifffile store holds one level at its root, no key {path!r}")
         shapes = [tuple(lv.shape) for lv in slide.layout.levels]
         full = tuple(int(n) for n in levels[0].shape if n > 1)
         k = next((i for i, sh in enumerate(shapes) if tuple(n for n in sh if n > 1) == full), 0)
