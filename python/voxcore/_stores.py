@@ -164,6 +164,15 @@ class ZarrStoreAdapter:
     def get(self, key: str) -> bytes | None:
         return self.get_many([(key, "whole", 0, 0)])[0]
 
+    def size(self, key: str) -> int | None:
+        """The byte size of key's object (None when there is none), under the policy."""
+        full = self._key(key)
+
+        async def run():
+            return await self._request(lambda: self.store.getsize(full), "size", full, asyncio.Semaphore(1))
+
+        return _sync(run())
+
     async def _request(self, call, what: str, key: str, gate: asyncio.Semaphore):
         """call() under the policy: at most in_flight at once (gate), transient failures tried
         again with backoff, the whole within timeout; a missing key is None."""
@@ -174,7 +183,9 @@ class ZarrStoreAdapter:
             for attempt in range(pol.retries + 1):
                 try:
                     return await _bounded(call(), max(deadline - loop.time(), 1e-3))
-                except (KeyError, FileNotFoundError):  # a mapping-style store's "not there"
+                except (KeyError, FileNotFoundError) as e:  # a mapping-style store's "not there"
+                    if _status(e.__cause__) in (401, 403):  # (fsspec's info() says so for a refusal)
+                        self._failed(e.__cause__, what, key)
                     return None
                 except Exception as e:
                     if isinstance(e, TimeoutError) and loop.time() >= deadline:

@@ -1,17 +1,26 @@
 """URLs as sources: ``https://``, ``s3://``, ``gs://``, ``az://``, ``memory://`` and any other
 fsspec protocol become a zarr-python FsspecStore (fsspec does the transport; its protocol
-packages, e.g. aiohttp for HTTP and s3fs for S3, are optional extras); ``file://`` is a local path.
+packages, e.g. aiohttp for HTTP and s3fs for S3, are optional extras), or for a NIfTI file's
+URL a RemoteFile read by range through the store of its directory; ``file://`` is a local path.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ._files import RemoteFile
 from ._stores import DEFAULT_POLICY
 from .errors import InvalidArgumentError, UnsupportedError
+from .formats import nifti as nifti_meta
+
+
+# A URL whose name ends so names one file (NIfTI), read by range (voxcore._files.RemoteFile);
+# any other URL is a Zarr store's root.
+FILE_SUFFIXES = nifti_meta.SUFFIXES
 
 
 def is_url(source: Any) -> bool:
@@ -43,10 +52,13 @@ def resolve(source: Any, storage_options: dict | None = None, read_only: bool = 
         raise UnsupportedError(f"reading {scheme}:// needs fsspec (pip install fsspec): {e}") from None
     given = {k: v for k, v in (("retries", retries), ("timeout", timeout)) if v is not None}
     policy = dataclasses.replace(DEFAULT_POLICY, **given)  # (checked by RequestPolicy)
+    url = source.rstrip("/")
+    single = posixpath.basename(urlparse(url).path).lower().endswith(FILE_SUFFIXES)
     try:
-        store = FsspecStore.from_url(source.rstrip("/"), storage_options=storage_options or {}, read_only=read_only)
+        store = FsspecStore.from_url(posixpath.dirname(url) if single else url,
+                                     storage_options=storage_options or {}, read_only=read_only)
         store._voxcore_policy = policy  # read by ZarrStoreAdapter
-        return store
+        return RemoteFile(url, store) if single else store
     except (ImportError, ValueError) as e:  # a protocol whose package is missing, a bad option
         raise UnsupportedError(f"{scheme}:// cannot be opened here ({type(e).__name__}: {e}); install the fsspec "
                                f"package for it (http/https: aiohttp; s3: s3fs; gs: gcsfs; az: adlfs)") from None

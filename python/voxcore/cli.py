@@ -199,6 +199,12 @@ def _codecs(img) -> str:
     return json.dumps(codecs)
 
 
+def _sizes(nbytes: int, path: str) -> str:
+    """The decoded size, and the stored one where the path is local."""
+    stored = _stored_bytes(path)
+    return f"{nbytes / 2**20:.1f} MiB, {stored}" if stored else f"{nbytes / 2**20:.1f} MiB"
+
+
 def _stored_bytes(path: str) -> str:
     if os.path.isdir(path):
         return f"{_dir_bytes(path) / 2**20:.1f} MiB stored"
@@ -279,12 +285,12 @@ def info(args: argparse.Namespace) -> int:
     print(f"dtype:  {img.dtype}" + (f"  fill: {fill}" if fill is not None else ""))
     levels = img.levels if stored else None
     if levels is None:
-        print(f"shape: {img.shape}  ({img.nbytes / 2**20:.1f} MiB, {_stored_bytes(path)})")
+        print(f"shape: {img.shape}  ({_sizes(img.nbytes, path)})")
     for k, lv in enumerate(levels or ()):
         nbytes = int(np.prod(lv.shape, dtype=np.int64)) * img.dtype.itemsize
         where = os.path.join(path, lv.path) if lv.path else path
         head = f"level {k} ({lv.path}): " if ome is not None else ""
-        print(f"{head}shape: {lv.shape}  ({nbytes / 2**20:.1f} MiB, {_stored_bytes(where)})")
+        print(f"{head}shape: {lv.shape}  ({_sizes(nbytes, where)})")
         if ome is not None:
             print(f"    scale: {lv.scale}  translation: {lv.translation}")
         print(f"    chunks: {lv.chunks}  shards: {lv.shards}")

@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from .._gzip import read_head
 from ..errors import (
     CorruptDataError,
     InvalidArgumentError,
     InvalidMetadataError,
     LimitExceededError,
+    VoxcoreError,
 )
 
 SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".hdr.gz", ".img.gz")
@@ -42,15 +42,16 @@ _BITPIX = {2: 8, 4: 16, 8: 32, 16: 32, 32: 64, 64: 64, 128: 24, 256: 8, 512: 16,
            1280: 64, 1536: 128, 1792: 128, 2048: 256, 2304: 32}
 
 
-def is_nifti_path(path: str) -> bool:
-    """A NIfTI file name; a pair's missing half still counts (its absence is reported on open)."""
-    low = path.lower()
-    if not low.endswith(SUFFIXES):
+def is_nifti_path(file: Any) -> bool:
+    """A NIfTI file name (file: a local or remote file, see :mod:`voxcore._files`); a pair's
+    missing half still counts (its absence is reported on open)."""
+    path = file.path
+    if not path.lower().endswith(SUFFIXES):
         return False
-    if os.path.isfile(path):
+    if file.isfile():
         return True
     hdr, img, single = pair_paths(path)
-    return not single and (os.path.isfile(hdr) or os.path.isfile(img))
+    return not single and (file.sibling(hdr).isfile() or file.sibling(img).isfile())
 
 
 def pair_paths(path: str) -> tuple[str, str, bool]:
@@ -65,8 +66,9 @@ def pair_paths(path: str) -> tuple[str, str, bool]:
 
 
 
-def load_header(path: str) -> tuple[Any, str]:
-    """nibabel's image object for the header (never its data), and the file holding the data.
+def load_header(file: Any) -> tuple[Any, Any]:
+    """nibabel's image object for the header (never its data), and the file holding the data
+    (file and the result: local or remote files, see :mod:`voxcore._files`).
 
     The header bytes are checked as stored first: sizeof_hdr must be 348 (NIfTI-1) or 540
     (NIfTI-2) in either byte order, with the matching magic (nibabel repairs a wrong sizeof_hdr
@@ -77,14 +79,17 @@ def load_header(path: str) -> tuple[Any, str]:
     import nibabel as nib
     from nibabel.fileholders import FileHolder
 
-    name = os.path.basename(path)
-    hdr_path, img_path, single = pair_paths(path)
-    if not os.path.isfile(hdr_path):
+    name = file.name
+    hdr_path, img_path, single = pair_paths(file.path)
+    hdr, img = file.sibling(hdr_path), file.sibling(img_path)
+    if not hdr.isfile():
+        if single:
+            raise FileNotFoundError(2, f"no such file: {file.path}", file.path)
         raise FileNotFoundError(2, f"{name}: the pair's header is missing", hdr_path)
-    if not os.path.isfile(img_path):
-        raise FileNotFoundError(2, f"{name}: the pair's image file {os.path.basename(img_path)} is missing "
+    if not img.isfile():
+        raise FileNotFoundError(2, f"{name}: the pair's image file {img.name} is missing "
                                    "(a pair needs both .hdr and .img)", img_path)
-    head = read_head(hdr_path, 544)
+    head = hdr.head(544)
     if len(head) < 348:
         raise InvalidMetadataError(f"{name}: truncated header (got={len(head)} bytes, expected>=348)")
     le, be = struct.unpack("<i", head[:4])[0], struct.unpack(">i", head[:4])[0]
@@ -113,7 +118,7 @@ def load_header(path: str) -> tuple[Any, str]:
         raise InvalidMetadataError(
             f"{name}: bitpix disagrees with datatype {dtype_code} (expected={_BITPIX[dtype_code]}, got={bitpix})")
     # The first extension, if any: its esize must be a positive multiple of 16 that fits the file.
-    room = os.path.getsize(hdr_path) * (1032 if hdr_path.lower().endswith(".gz") else 1)
+    room = hdr.size() * (1032 if hdr_path.lower().endswith(".gz") else 1)
     extended = len(head) > size and head[size] != 0
     if extended and len(head) >= size + 12:
         esize = struct.unpack(order + "i", head[size + 4:size + 8])[0]
@@ -125,7 +130,7 @@ def load_header(path: str) -> tuple[Any, str]:
         head = head[:vox_at] + struct.pack(order + vox_fmt, end) + head[vox_at + struct.calcsize(vox_fmt):]
         vox = end
     if extended:  # nibabel reads extensions up to vox_offset (a pair: to the .hdr's end)
-        head = head[:size] + read_head(hdr_path, int(vox) if single else None)[size:]
+        head = head[:size] + hdr.head(int(vox) if single else None)[size:]
     else:
         head = head[:end]
     klass = {(348, True): nib.Nifti1Image, (348, False): nib.Nifti1Pair,
@@ -137,9 +142,11 @@ def load_header(path: str) -> tuple[Any, str]:
     holder = FileHolder(filename=img_path, fileobj=io.BytesIO(head))
     file_map = {"image": holder} if single else {"header": holder, "image": FileHolder(filename=img_path)}
     if klass is nib.Spm2AnalyzeImage:  # SPM's .mat beside the pair, when there is one, holds the affine
-        file_map["mat"] = FileHolder(filename=os.path.splitext(img_path[:-3] if img_path.lower().endswith(".gz")
-                                                               else img_path)[0] + ".mat")
-    return klass.from_file_map(file_map, mmap=False, keep_file_open=False), img_path
+        mat = file.sibling(os.path.splitext(img_path[:-3] if img_path.lower().endswith(".gz") else img_path)[0]
+                           + ".mat")
+        # (nibabel asks for it and reads none when it cannot be opened)
+        file_map["mat"] = FileHolder(filename=mat.path, fileobj=io.BytesIO(mat.head(None)) if mat.isfile() else None)
+    return klass.from_file_map(file_map, mmap=False, keep_file_open=False), img
 
 
 
@@ -149,7 +156,7 @@ class NiftiHeader:
     file holding the voxels, where they start, their stored type and shape, and the scaling."""
 
     image: Any
-    file: str
+    file: Any  # the data's file (voxcore._files: local or remote)
     gz: bool
     offset: int
     stored: np.dtype
@@ -158,22 +165,22 @@ class NiftiHeader:
     inter: float | None
 
 
-def read_header(path: str) -> NiftiHeader:
-    """The checked header of a NIfTI file (or pair): named voxcore errors for every bad field,
-    a data size the file (or its gzip stream) cannot hold included."""
-    name = os.path.basename(path)
+def read_header(source: Any) -> NiftiHeader:
+    """The checked header of a NIfTI file (or pair; a local or remote file): named voxcore
+    errors for every bad field, a data size the file (or its gzip stream) cannot hold included."""
+    name = source.name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # nibabel's own complaints become our errors below
-            nib_image, file = load_header(path)
-    except (FileNotFoundError, InvalidMetadataError, CorruptDataError):
+            nib_image, file = load_header(source)
+    except (FileNotFoundError, PermissionError, VoxcoreError):  # named already (a store's too)
         raise
     except MemoryError:
         raise LimitExceededError(f"{name}: the header's extensions claim more memory than exists") from None
     except Exception as e:  # noqa: BLE001 -- HeaderDataError, struct/overflow/value errors
         raise InvalidMetadataError(f"{name}: bad NIfTI header: {field_of(str(e))}"
                                    f"({type(e).__name__}: {e})") from None
-    gz = file.lower().endswith(".gz")
+    gz = file.path.lower().endswith(".gz")
     # The loaded image's header has offset and scaling moved into its array proxy.
     proxy = nib_image.dataobj
     try:
@@ -193,7 +200,7 @@ def read_header(path: str) -> NiftiHeader:
         raise InvalidMetadataError(
             f"{name}: bitpix disagrees with datatype (expected={stored.itemsize * 8}, got={bitpix})")
     nbytes = math.prod(shape) * stored.itemsize  # Python ints: no overflow
-    size = os.path.getsize(file)
+    size = file.size()
     if gz:
         # deflate cannot expand past ~1032:1; a claim beyond that is a lie, refused before allocating
         if offset + nbytes > 1032 * size + (1 << 20):

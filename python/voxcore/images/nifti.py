@@ -39,7 +39,8 @@ from ..formats import nifti as meta
 from ..formats.nifti import AFFINE_SOURCES, DIMS
 from .memory import from_array
 from .model import ImageModel, copy_into
-from .nifti_io import alloc_bytes, check_memory, expand, inflate_span, inflate_whole, pread_into
+from .._files import LocalFile, RemoteFile
+from .nifti_io import alloc_bytes, check_memory, expand
 from .nifti_reorient import reoriented
 
 # caching="fill": a region read of a .gz image up to this size inflates and keeps the whole image;
@@ -56,15 +57,25 @@ def _is_nibabel_image(source: Any) -> bool:
     return isinstance(source, (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair))
 
 
+def _file_of(source: Any, path: str | None) -> LocalFile | RemoteFile | None:
+    """The file source (joined with path) names: a local path or a URL's RemoteFile."""
+    if isinstance(source, (LocalFile, RemoteFile)):
+        if path:
+            return None
+        return source
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    root = os.fspath(source)
+    return LocalFile(os.path.join(root, path) if path else root)
+
+
 def opens(source: Any, path: str | None) -> bool:
-    """Whether source (joined with path) names a NIfTI file (or either half of a pair), or is a
-    nibabel NIfTI image."""
+    """Whether source (joined with path) names a NIfTI file (or either half of a pair, local or
+    behind a URL), or is a nibabel NIfTI image."""
     if _is_nibabel_image(source):
         return True
-    if not isinstance(source, (str, os.PathLike)):
-        return False
-    root = os.fspath(source)
-    return meta.is_nifti_path(os.path.join(root, path) if path else root)
+    file = _file_of(source, path)
+    return file is not None and meta.is_nifti_path(file)
 
 
 def from_nibabel(img: Any) -> NiftiArray:
@@ -108,8 +119,9 @@ def open_image(source: Any, path: str | None = None, *, caching: str = "fill", a
     """A NIfTI file opened lazily (see :func:`voxcore.open` for the options), or a nibabel image."""
     if _is_nibabel_image(source):
         return from_nibabel(source)
-    root = os.fspath(source)
-    return NiftiImage(os.path.join(root, path) if path else root, caching=caching, affine_source=affine_source)
+    file = _file_of(source, path)
+    return NiftiImage(file.path if isinstance(file, LocalFile) else file, caching=caching,
+                      affine_source=affine_source)
 
 
 class NiftiImage(ImageModel):
@@ -120,20 +132,23 @@ class NiftiImage(ImageModel):
     other fields are kept (see :func:`nifti_from_array`)."""
 
     def __new__(cls, source: Any = None, *args: Any, **kwargs: Any):
-        if cls is NiftiImage and source is not None and not isinstance(source, (str, os.PathLike)):
+        if cls is NiftiImage and source is not None and not isinstance(source, (str, os.PathLike, LocalFile,
+                                                                                RemoteFile)):
             return nifti_from_array(source, *args, **kwargs)  # NiftiArray.__init__ then sees it is ready
         return super().__new__(cls)
 
-    def __init__(self, path: str, caching: str = "fill", affine_source: str = "best"):
-        self.path = path
+    def __init__(self, path: str | os.PathLike | RemoteFile, caching: str = "fill", affine_source: str = "best"):
+        file = path if isinstance(path, (LocalFile, RemoteFile)) else LocalFile(os.fspath(path))
+        self.path = path if isinstance(path, (str, os.PathLike)) else file.path
         if caching not in ("fill", "unchanged"):
             raise InvalidArgumentError(f"caching must be 'fill' or 'unchanged' (got={caching!r:.20})")
         if affine_source not in AFFINE_SOURCES:
             raise InvalidArgumentError(f"affine_source must be one of {AFFINE_SOURCES} (got={affine_source!r:.20})")
-        h = meta.read_header(path)
+        h = meta.read_header(file)
         self.caching = caching
         self.affine_source = affine_source
         self._nib, self._file, self.header = h.image, h.file, h.image.header
+        self._head_file = file  # what was opened (a pair's either half), for reopening
         self._gz, self._offset, self._stored, self._shape = h.gz, h.offset, h.stored, h.shape
         self._slope, self._inter = h.slope, h.inter
         self._cache: np.ndarray | None = None
@@ -224,12 +239,14 @@ class NiftiImage(ImageModel):
         """The whole stored array (Fortran order, stored byte order), from the cache or the file."""
         if self._cache is not None:
             return self._cache
-        what = f"{os.path.basename(self._file)}: the whole image {self._shape} {self.dtype}"
+        what = f"{self._file.name}: the whole image {self._shape} {self.dtype}"
         if self._gz:
-            raw = inflate_whole(self._file, self._offset + self.nbytes, f"{what}, inflated")[self._offset:]
+            raw = alloc_bytes(self._offset + self.nbytes, f"{what}, inflated")
+            self._file.inflate_into(raw)
+            raw = raw[self._offset:]
         else:
             raw = alloc_bytes(self.nbytes, what)
-            pread_into(self._file, raw, self._offset)
+            self._file.pread_into(raw, self._offset)
         arr = raw.view(self._stored).reshape(self._shape, order="F")
         if self.caching == "fill":
             arr.flags.writeable = False
@@ -250,8 +267,10 @@ class NiftiImage(ImageModel):
         return _Slicer(self)
 
     def _streams_regions(self) -> bool:
-        """Whether a region read fetches only its span (else it inflates and keeps the whole)."""
-        return not (self._gz and self.caching == "fill" and self.nbytes <= REGION_FILL_MAX)
+        """Whether a region read fetches only its span (else it inflates and keeps the whole: a
+        small .gz, or any .gz behind a URL, whose stream is fetched whole either way)."""
+        remote = isinstance(self._file, RemoteFile)
+        return not (self._gz and self.caching == "fill" and (remote or self.nbytes <= REGION_FILL_MAX))
 
     def _scalar_dtype(self, dtype: Any, what: str) -> np.dtype:
         """dtype as a numpy dtype that the stored values can be cast to (RGB records cannot)."""
@@ -367,9 +386,9 @@ class NiftiImage(ImageModel):
         if self._gz and hi - lo == n:  # the whole stream: one libdeflate pass is faster
             return None
         plane = math.prod(self._shape[:last]) * self._stored.itemsize
-        buf = alloc_bytes((hi - lo) * plane, f"{os.path.basename(self._file)}: the span {lo}:{hi} of axis "
+        buf = alloc_bytes((hi - lo) * plane, f"{self._file.name}: the span {lo}:{hi} of axis "
                                         f"{DIMS[last]} that the region touches")
-        (inflate_span if self._gz else pread_into)(self._file, buf, self._offset + lo * plane)
+        (self._file.inflate_span if self._gz else self._file.pread_into)(buf, self._offset + lo * plane)
         part_shape = self._shape[:last] + (hi - lo,) + self._shape[last + 1:]
         out = buf.view(self._stored).reshape(part_shape, order="F")[rest]
         # a small region of a large span: keep its values, not the span
@@ -414,7 +433,8 @@ class NiftiImage(ImageModel):
         return (1,) * self.ndim, tuple(1 if i == last else s for i, s in enumerate(self.shape))
 
     def reference(self) -> tuple | None:
-        return (NiftiImage, (os.path.abspath(str(self.path)), self.caching, self.affine_source))
+        where = self._head_file if isinstance(self._head_file, RemoteFile) else os.path.abspath(str(self.path))
+        return (NiftiImage, (where, self.caching, self.affine_source))
 
     def nifti_parts(self) -> tuple:
         """(x-fastest stored values, the header's own affine, header, slope, inter, units): a

@@ -68,5 +68,8 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
     for kind in OPENERS:
         if kind.opens(source, path):
             return kind.open_image(source, path, **options)
+    if not isinstance(source, (str, os.PathLike)):  # a URL's object (voxcore._files.RemoteFile)
+        where = getattr(source, "path", type(source).__name__)
+        raise FileNotFoundError(2, f"no such object (or not one voxcore reads): {where}", where)
     root = os.fspath(source)
     raise FileNotFoundError(f"no such directory: {os.path.join(root, path) if path else root}")

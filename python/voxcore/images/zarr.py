@@ -394,6 +394,8 @@ def opens(source: Any, path: str | None) -> bool:
     """Whether source (with path inside it) is this kind's: a zarr-python store or a directory."""
     if is_zarr_store(source):
         return True
+    if not isinstance(source, (str, os.PathLike)):
+        return False
     root = os.fspath(source)
     return os.path.isdir(os.path.join(root, path) if path else root)
 

@@ -1,0 +1,202 @@
+"""Single files read by byte range: a local path or an object behind a URL (NIfTI's access).
+
+Both kinds answer the same questions: is the file there, its size, its first bytes (inflated
+when it is gzip), a byte range into a buffer, and its whole inflated stream (or a decoded span
+of it) into a buffer. Locally these are pread, mmap and libdeflate; behind a URL each is one
+request (or a few) through a zarr-python FsspecStore of the file's directory, under the store's
+RequestPolicy (bounded, retried, ranges checked; see :mod:`voxcore._stores`).
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import posixpath
+from typing import Any
+
+import numpy as np
+
+from ._core import gunzip_into
+from ._gzip import INFLATE_WINDOW, GzipStream, read_head
+from ._stores import ZarrStoreAdapter
+from .errors import CorruptDataError
+
+HEAD_REQUEST = 64 << 10  # compressed bytes asked for first when a .gz header is fetched
+
+
+def _truncated(path: str, expected: int, got: int, decoded: bool = False) -> CorruptDataError:
+    kind = " decoded" if decoded else ""
+    return CorruptDataError(f"NIfTI data truncated (file={path}, expected={expected}{kind} bytes, got={got})")
+
+
+def _gunzip(packed: Any, need: int, path: str, what_buf: np.ndarray) -> None:
+    name = posixpath.basename(path)
+    try:
+        got = gunzip_into(packed, what_buf, discard_excess=True)
+    except CorruptDataError as e:
+        raise CorruptDataError(f"{name}: {str(e).split('] ', 1)[-1]}") from None
+    if got < need:
+        raise _truncated(path, need, got)
+
+
+def _span(stream: GzipStream, buf: np.ndarray, offset: int, path: str) -> None:
+    view = memoryview(buf).cast("B")
+    got = stream.skip(offset)
+    if got == offset:
+        got += stream.readinto(view)
+    if got < offset + len(view):
+        raise _truncated(path, offset + len(view), got, decoded=True)
+
+
+class LocalFile:
+    """A file on a local disk."""
+
+    def __init__(self, path: str):
+        self.path = os.fspath(path)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    def sibling(self, path: str) -> LocalFile:
+        return LocalFile(path)
+
+    def isfile(self) -> bool:
+        return os.path.isfile(self.path)
+
+    def size(self) -> int:
+        return os.path.getsize(self.path)
+
+    def head(self, need: int | None) -> bytes:
+        return read_head(self.path, need)
+
+    def pread_into(self, buf: np.ndarray, offset: int) -> None:
+        """Bytes [offset, offset + len(buf)) into buf; CorruptDataError past the file's end."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            view = memoryview(buf).cast("B")
+            done = 0
+            while done < len(view):
+                n = os.preadv(fd, [view[done:]], offset + done)
+                if n == 0:
+                    raise _truncated(self.path, offset + len(view), offset + done)
+                done += n
+        finally:
+            os.close(fd)
+
+    def inflate_into(self, buf: np.ndarray) -> None:
+        """The first len(buf) decoded bytes of the .gz into buf (one libdeflate pass over the
+        page cache; bytes past them are checked and dropped)."""
+        with open(self.path, "rb") as f:
+            packed = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+            try:
+                _gunzip(packed, len(buf), self.path, buf)
+            finally:
+                if not isinstance(packed, bytes):
+                    packed.close()
+
+    def inflate_span(self, buf: np.ndarray, offset: int) -> None:
+        """Decoded bytes [offset, offset + len(buf)) of the .gz into buf, streamed: the bytes
+        before are inflated window by window and dropped, nothing after the span is read."""
+        with open(self.path, "rb") as f:
+            _span(GzipStream(f, self.name), buf, offset, self.path)
+
+    def __reduce__(self):
+        return (LocalFile, (os.path.abspath(self.path),))
+
+
+class RemoteFile:
+    """An object behind a URL, read through an FsspecStore of its directory."""
+
+    def __init__(self, url: str, store: Any):
+        self.path = url
+        self._store = store
+        self._key = posixpath.basename(url.rstrip("/"))
+        self._adapter = ZarrStoreAdapter(store)
+        self._size: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self._key
+
+    def sibling(self, url: str) -> RemoteFile:
+        """The object url beside this one (this one itself for its own URL: its size is kept)."""
+        return self if url == self.path else RemoteFile(url, self._store)
+
+    def isfile(self) -> bool:
+        return self.size_or_none() is not None
+
+    def size_or_none(self) -> int | None:
+        if self._size is None:
+            self._size = self._adapter.size(self._key)
+        return self._size
+
+    def size(self) -> int:
+        n = self.size_or_none()
+        if n is None:
+            raise FileNotFoundError(2, f"no such object: {self.path}", self.path)
+        return n
+
+    def _range(self, offset: int, length: int) -> bytes:
+        data = self._adapter.get_many([(self._key, "range", offset, length)])[0]
+        if data is None:
+            raise FileNotFoundError(2, f"no such object: {self.path}", self.path)
+        return data
+
+    def _whole(self) -> bytes:
+        data = self._adapter.get_many([(self._key, "whole", 0, 0)])[0]
+        if data is None:
+            raise FileNotFoundError(2, f"no such object: {self.path}", self.path)
+        return data
+
+    def head(self, need: int | None) -> bytes:
+        """The first need bytes as stored (inflated for a .gz): one range request, more only
+        when a .gz header's extensions reach past what the first one inflated to."""
+        if need is None:
+            data = self._whole()
+            return _inflate_prefix(data, None, self.name) if self._key.lower().endswith(".gz") else data
+        if not self._key.lower().endswith(".gz"):
+            return self._range(0, need)
+        ask = max(HEAD_REQUEST, 2 * need // 1024 + 1024)
+        while True:
+            packed = self._range(0, ask)
+            out = _inflate_prefix(packed, need, self.name)
+            if len(out) >= need or len(packed) < ask:
+                return out
+            ask *= 4
+
+    def pread_into(self, buf: np.ndarray, offset: int) -> None:
+        view = memoryview(buf).cast("B")
+        data = self._range(offset, len(view))
+        if len(data) < len(view):
+            raise _truncated(self.path, offset + len(view), offset + len(data))
+        view[:] = data
+
+    def inflate_into(self, buf: np.ndarray) -> None:
+        """The object fetched once, its first len(buf) decoded bytes inflated by the core."""
+        _gunzip(self._whole(), len(buf), self.path, buf)
+
+    def inflate_span(self, buf: np.ndarray, offset: int) -> None:
+        _span(GzipStream(io.BytesIO(self._whole()), self.name), buf, offset, self.path)
+
+    def __reduce__(self):
+        return (RemoteFile, (self.path, self._store))
+
+
+def _inflate_prefix(packed: bytes, need: int | None, name: str) -> bytes:
+    """Up to need decoded bytes of (the start of) a gzip stream; fewer when it ends first."""
+    stream = GzipStream(io.BytesIO(packed), name)
+    parts, got = [], 0
+    while need is None or got < need:
+        try:
+            part = stream.read1(INFLATE_WINDOW if need is None else min(INFLATE_WINDOW, need - got))
+        except CorruptDataError:
+            if parts:  # the prefix ends inside a deflate block: what came before it stands
+                break
+            raise
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
