@@ -180,6 +180,14 @@ class RemoteFile:
     def inflate_span(self, buf: np.ndarray, offset: int) -> None:
         _span(GzipStream(io.BytesIO(self._whole()), self.name), buf, offset, self.path)
 
+    def put(self, local: str) -> None:
+        """A local file's bytes as this object: one PUT, which replaces the object whole or not
+        at all (tried again under the store's policy when it fails in transit)."""
+        with open(local, "rb") as f:
+            data = f.read()
+        self._adapter.set(self._key, data)
+        self._size = len(data)
+
     def __reduce__(self):
         return (RemoteFile, (self.path, self._store))
 

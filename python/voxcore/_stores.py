@@ -157,6 +157,14 @@ class ZarrStoreAdapter:
             return path if "://" in path else f"{proto}://{path}"
         return type(self.store).__name__
 
+    def label(self) -> str:
+        """Where this adapter reads and writes, for messages and return values: the store's URL
+        and the prefix for a URL's store (``s3://bucket/x.ome.zarr``), else "StoreType:prefix"."""
+        where = self._where()
+        if "://" in where:
+            return f"{where.rstrip('/')}/{self.prefix}" if self.prefix else where
+        return f"{where}:{self.prefix}"
+
     def sub(self, path: str) -> ZarrStoreAdapter:
         path = path.strip("/")
         return ZarrStoreAdapter(self.store, f"{self.prefix}/{path}" if self.prefix else path)

@@ -62,3 +62,18 @@ def resolve(source: Any, storage_options: dict | None = None, read_only: bool = 
     except (ImportError, ValueError) as e:  # a protocol whose package is missing, a bad option
         raise UnsupportedError(f"{scheme}:// cannot be opened here ({type(e).__name__}: {e}); install the fsspec "
                                f"package for it (http/https: aiohttp; s3: s3fs; gs: gcsfs; az: adlfs)") from None
+
+
+def resolve_target(path: Any, storage_options: dict | None = None) -> Any:
+    """Where a writer writes: a local path unchanged (file:// made one), a NIfTI file's URL as
+    a writable RemoteFile, any other URL as a writable zarr-python store over fsspec."""
+    if not is_url(path) and storage_options:
+        raise InvalidArgumentError("storage_options= is for URLs (got a local path)")
+    return resolve(path, storage_options, read_only=False)
+
+
+def local_only(path: Any, what: str) -> Any:
+    """path, refused (UnsupportedError) when it is a remote URL: what writes local directories."""
+    if is_url(path) and path.split("://", 1)[0].lower() != "file":
+        raise UnsupportedError(f"{what} writes local directories, not URLs (got={path!r:.80})")
+    return resolve(path)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ._sample import synthetic_volume
 from ._threads import get_num_threads
+from ._urls import is_url
 from .check import check as check_tree
 from .check import has_errors
 from .validate import validate as validate_tree
@@ -260,7 +261,7 @@ def _nifti_lines(img, header) -> list[str]:
 
 
 def info(args: argparse.Namespace) -> int:
-    img = open_image(args.path)
+    img = open_image(args.path, **_remote(args, args.path))
     path = os.fspath(args.path)
     summary = img.summary()
     if summary is not None:  # a kind that describes itself (a slide)
@@ -340,9 +341,27 @@ def _levels(text: str):
     return parts
 
 
+STORAGE_HELP = ("fsspec options for URL arguments, as JSON (e.g. '{\"anon\": true}' or "
+                "'{\"endpoint_url\": \"http://...\"}')")
+
+
+def _remote(args: argparse.Namespace, where: str) -> dict:
+    """storage_options= for a URL argument from --storage-options (JSON), else nothing."""
+    text = getattr(args, "storage_options", None)
+    if not text or not is_url(where):
+        return {}
+    try:
+        opts = json.loads(text)
+    except ValueError as e:
+        raise SystemExit(f"--storage-options must be a JSON object ({e})") from None
+    if not isinstance(opts, dict):
+        raise SystemExit("--storage-options must be a JSON object, e.g. '{\"anon\": true}'")
+    return {"storage_options": opts}
+
+
 def convert(args: argparse.Namespace) -> int:
 
-    src = open_image(args.src)
+    src = open_image(args.src, **_remote(args, args.src))
     kw = {}
     if args.dims:
         kw["dims"] = tuple(args.dims.split(","))
@@ -359,9 +378,9 @@ def convert(args: argparse.Namespace) -> int:
         chunks = 64 if space > 2 else 512
     out = save(pyr, args.dst, version=args.version, chunks=chunks, shards=_ints(args.shards),
                   codec=None if args.codec == "none" else args.codec, level=args.level, overwrite=args.overwrite,
-                  progress=not args.quiet)
+                  progress=not args.quiet, **_remote(args, args.dst))
     dt = time.perf_counter() - t0
-    res = open_image(out)
+    res = open_image(out, **_remote(args, out))
     how = "the source's own levels copied" if own is not None else args.method
     print(f"wrote {out}: OME-Zarr {args.version}, {len(res.levels)} levels "
           f"{[lv.shape for lv in res.levels]}, {how}, {dt:.2f} s "
@@ -371,7 +390,7 @@ def convert(args: argparse.Namespace) -> int:
 
 def view(args: argparse.Namespace) -> int:
 
-    img = open_image(args.path)
+    img = open_image(args.path, **_remote(args, args.path))
     if sum(1 for d in img.dims if d in ("x", "y", "z")) == 2:  # a 2-D image (a slide): one picture
         out = thumbnail(img, args.output, size=args.size)
         print(f"wrote {out}")
@@ -396,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
                        "levels, chunks or tiles, codecs, sizes; NIfTI: header fields and affine; slides: "
                        "pixel size and associated images)")
     p.add_argument("path")
+    p.add_argument("--storage-options", help=STORAGE_HELP)
     p.set_defaults(func=info)
     p = sub.add_parser("check", help="report problems of a local Zarr / OME-Zarr tree (read-only)")
     p.add_argument("path")
@@ -421,11 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scale", help="voxel size per axis, e.g. 2,0.5,0.5")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--storage-options", help=STORAGE_HELP)
     p.set_defaults(func=convert)
     p = sub.add_parser("view", help="write three orthogonal slices of a volume, or a 2-D image (a slide) "
                        "at the level that fits --size, to a PNG (needs matplotlib)")
     p.add_argument("path")
     p.add_argument("-o", "--output", default="ortho.png")
+    p.add_argument("--storage-options", help=STORAGE_HELP)
     p.add_argument("--level", type=int, default=0, help="pyramid level (OME-Zarr)")
     p.add_argument("--at", help="x,y,z voxel the planes cross (default: the centre)")
     p.add_argument("--size", type=int, default=1024, help="2-D images: the PNG's largest side (default 1024)")

@@ -406,7 +406,7 @@ def open_image(source: Any, path: str | None = None, *, cache_bytes: int | None 
     (see :func:`voxcore.open` for the options)."""
     if is_zarr_store(source):
         adapter = ZarrStoreAdapter(source, path or "")
-        img = _open_node(adapter, f"{type(source).__name__}:{path or ''}", cache_bytes)
+        img = _open_node(adapter, adapter.label(), cache_bytes)
         return remember_origin(img, source, {"path": path, "cache_bytes": cache_bytes})
     root = os.fspath(source)
     if path:

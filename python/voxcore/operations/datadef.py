@@ -220,14 +220,14 @@ class DataDefinition:
     CLARA_ORIENTATION = CLARA_ORIENTATION
 
     def __init__(self, path: str | os.PathLike | None = None, dimension_order: str = "", *,
-                 orientation: str = "RAS"):
+                 orientation: str = "RAS", storage_options: dict | None = None):
         self.arrays: list[Array] = []
         self.settings: dict = {}
         if path is not None:
-            self.append(path, dimension_order, orientation=orientation)
+            self.append(path, dimension_order, orientation=orientation, storage_options=storage_options)
 
     def append(self, path: str | os.PathLike, dimension_order: str = "", *,
-               orientation: str = "RAS") -> Array:
+               orientation: str = "RAS", storage_options: dict | None = None) -> Array:
         """Open a file lazily (NIfTI, (OME-)Zarr, a TIFF slide) and add it as one array:
         "DXYZ" density or "MXYZ" mask for 3-D images, "CXY" for 2-D ones (the default when
         dimension_order is empty: DXYZ for 3-D, CXY for 2-D, as Clara Viz infers it).
@@ -238,8 +238,8 @@ class DataDefinition:
         :data:`CLARA_ORIENTATION` ("LSA": the frame Clara Viz's own ITK reader brings volumes
         to, ITK's "RIP"; the same permute/flip as ITK's OrientImageFilter given the image's
         direction matrix). Images without an anatomical frame (OME-Zarr, slides) are never
-        permuted or flipped."""
-        img = vc_open(path)
+        permuted or flipped. path may be a URL (with storage_options=, as :func:`voxcore.open`)."""
+        img = vc_open(path, storage_options=storage_options)
         codes = axis_codes(orientation, "orientation")
         if not dimension_order:
             spatial = [d for d in img.dims if d != "c"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._urls import local_only
 from .create import create_image
 from .positions import create_positions
 
@@ -48,6 +49,7 @@ def create(path: Any, shape: Sequence[Any], dtype: Any, *, positions: Any = None
     position=, channel=, z=-1, resolution=1)``; ``vc.open(path)`` reads it back as a
     :class:`voxcore.Plate` with the same names.
     """
+    path = local_only(path, "create")
     if positions is None:
         return create_image(path, shape, dtype, **options)
     return create_positions(path, shape, dtype, positions, **options)

@@ -11,6 +11,7 @@ import numpy as np
 from .._core import ChunkedArray, check_key
 from .._replace import check_store_prefix, replace_now
 from .._stores import FileAdapter, ZarrStoreAdapter, _sync, is_zarr_store
+from .._urls import resolve_target
 from ..errors import InvalidArgumentError
 from ..formats import zarr as zmeta
 from ..formats import zarr_emit as emit
@@ -75,7 +76,7 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
                  level: int | None = None, zarr_format: int = 3, dims: Sequence[str] | None = None,
                  fill_value: Any = 0, order: str = "C", dimension_separator: str | None = None,
                  overwrite: bool = False, durable: bool = True, path: str | None = None,
-                 attributes: dict | None = None) -> Image:
+                 attributes: dict | None = None, storage_options: dict | None = None) -> Image:
     """Create a Zarr array and return it as a writable Image.
 
     chunks defaults to 64 per axis (clipped to the shape); shards (v3 only) groups chunks into
@@ -83,8 +84,13 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
     "gzip", "lz4", "zlib" or None ("none"). zarr_format 2 writes .zarray with dimension_separator "."
     unless given. overwrite=True replaces an existing Zarr node at the target (anything else
     there is refused, nothing touched): locally the new metadata is built beside the old node
-    and swapped in by one atomic rename, then the old node is removed.
+    and swapped in by one atomic rename, then the old node is removed. source may be a URL
+    (``s3://``, ``memory://``, any writable fsspec protocol, with storage_options=).
     """
+    source = resolve_target(source, storage_options)
+    if not is_zarr_store(source) and not isinstance(source, (str, os.PathLike)) and \
+            getattr(source, "store_path", None) is None:
+        raise InvalidArgumentError(f"create_array writes a Zarr array, not a single file (got={getattr(source, 'path', source)!r:.80})")
     meta, write_metadata = _prepared(shape, dtype, chunks, shards, codec, level, zarr_format, dims,
                                      fill_value, order, dimension_separator, attributes)
     store_path = getattr(source, "store_path", None)
@@ -94,7 +100,7 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
         adapter = ZarrStoreAdapter(source, path or "")
         if not overwrite and (adapter.get("zarr.json") is not None or adapter.get(".zarray") is not None):
             raise FileExistsError(f"an array already exists at {path or '/'} (pass overwrite=True)")
-        label = f"{type(source).__name__}:{path or ''}"
+        label = adapter.label()
         if overwrite:
             check_store_prefix(source, adapter.prefix, label)
             _sync(source.delete_dir(adapter.prefix)) if adapter.prefix else _sync(source.clear())

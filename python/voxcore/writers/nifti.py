@@ -6,6 +6,7 @@ import errno
 import math
 import os
 import stat
+import tempfile
 import threading
 from typing import Any
 
@@ -164,6 +165,25 @@ def save_nifti(obj: Any, path: str, level: int = 1, durable: bool = True, overwr
     _write_whole(pair[1], [payload], level, durable)
     _write_whole(pair[0], [head], level, durable)
     return pair[0]
+
+
+def save_nifti_remote(obj: Any, file: Any, level: int = 1, overwrite: bool = False, dtype: Any = None) -> str:
+    """save_nifti to a file behind a URL (a voxcore._files.RemoteFile): written to a local
+    temporary directory first (as :func:`save_nifti` writes it), then each file uploaded by one
+    PUT, a pair's .img before its .hdr. An object is replaced whole or not at all, so a failed
+    upload leaves the object that was there. Returns the header's URL."""
+    pair = pair_paths(file.path)
+    targets = [file] if pair is None else [file.sibling(pair[1]), file.sibling(pair[0])]
+    for t in targets:
+        if not overwrite and t.isfile():
+            raise FileExistsError(errno.EEXIST, "the target exists (pass overwrite=True)", t.path)
+    with tempfile.TemporaryDirectory(prefix="voxcore-upload-") as d:
+        local = os.path.join(d, file.name)
+        save_nifti(obj, local, level=level, durable=False, overwrite=True, dtype=dtype)
+        local_pair = pair_paths(local)
+        for t, src in zip(targets, [local] if local_pair is None else [local_pair[1], local_pair[0]]):
+            t.put(src)
+    return file.path if pair is None else pair[0]
 
 
 def _write_whole(path: str, parts: list, level: int, durable: bool) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._stores import FileAdapter
+from .._urls import local_only
 from ..errors import InvalidArgumentError, InvalidMetadataError
 from ..formats import hcs, ngff
 from .create import create_image
@@ -36,6 +37,7 @@ def create_plate(path: Any, rows: Sequence[str], columns: Sequence[str], *, name
     """
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
+    path = local_only(path, "create_plate")
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgumentError(f"create_plate writes a local directory (got={type(path).__name__})")
     for what, names in (("rows", rows), ("columns", columns)):

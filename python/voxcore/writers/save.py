@@ -6,10 +6,12 @@ import os
 from typing import Any
 
 from .._executors import check_executor
+from .._files import RemoteFile
+from .._urls import resolve_target
 from ..errors import InvalidArgumentError, UnsupportedError
 from ..formats.nifti import SUFFIXES as NIFTI_SUFFIXES
 from ..operations.pyramid import Pyramid
-from .nifti import save_nifti
+from .nifti import save_nifti, save_nifti_remote
 from .ome_zarr import save_ome
 
 
@@ -17,7 +19,7 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
          codec: str | None = "zstd", overwrite: bool = False, *, level: int | None = None,
          labels: dict | None = None, label_method: str = "mode", progress: bool = False,
          durable: bool = True, executor: Any = None, channels: Any = None,
-         attributes: dict | None = None, dtype: Any = None) -> str:
+         attributes: dict | None = None, dtype: Any = None, storage_options: dict | None = None) -> str:
     """Write a pyramid (or a single image) as an OME-Zarr group, or as NIfTI when path ends in
     .nii / .nii.gz, or .hdr / .img (/.img.gz: a NIfTI-1 pair, as nibabel's Nifti1Pair) (one
     image; level is the gzip level, default 1); returns where it was written.
@@ -26,7 +28,10 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
         built from an on-disk or lazy source is streamed: level 0 is read and written one slab
         at a time, the coarser levels computed as it goes; memory stays near one chunk-deep
         slab per level, however large the source.
-    path : a directory, or a zarr-python store / zarr.Group (written through the store).
+    path : a directory, a URL (``s3://``, ``gs://``, ``memory://``, any writable fsspec protocol,
+        with storage_options=: written through a zarr-python FsspecStore, each object PUT
+        whole; a NIfTI name is written locally, then uploaded), or a zarr-python store /
+        zarr.Group (written through the store).
     version : "0.5" (Zarr v3, dimension_names, attributes.ome) or "0.4" (Zarr v2, .zattrs,
         dimension_separator "/").
     chunks / shards : an int (space axes; time/channel axes get 1), one per axis, or a dict by
@@ -67,6 +72,13 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     save.
     """
     check_executor(executor)
+    path = resolve_target(path, storage_options)
+    if isinstance(path, RemoteFile):  # a NIfTI file behind a URL
+        if executor is not None:
+            raise UnsupportedError("executor= writes OME-Zarr; a NIfTI file is written by one process")
+        if attributes is not None:
+            raise InvalidArgumentError("attributes= is written to OME-Zarr groups, not to NIfTI files")
+        return save_nifti_remote(obj, path, level=1 if level is None else level, overwrite=overwrite, dtype=dtype)
     local_dir = isinstance(path, (str, os.PathLike))
     nifti_out = local_dir and os.fspath(path).lower().endswith(NIFTI_SUFFIXES)
     if executor is not None and not local_dir:

@@ -48,7 +48,7 @@ class Target:
         if is_zarr_store(path):
             self.store, self.prefix, self.durable = path, (store_path or "").strip("/"), True
             self.adapter = ZarrStoreAdapter(path, self.prefix)
-            self.label = f"{type(path).__name__}:{self.prefix}"
+            self.label = self.adapter.label()
             if any(self.adapter.get(k) is not None for k in markers):
                 if not overwrite:
                     raise FileExistsError(f"a Zarr node exists at {self.label} (pass overwrite=True)")
