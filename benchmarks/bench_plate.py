@@ -122,22 +122,26 @@ WRITERS = {
 }
 
 
+DEFAULT_CHUNKS = (1, 32, 64, 64)  # voxcore's default: 64 per space axis, clipped to z=32
+
+
 class PlateFloor:
     """What any plate writer must do at least, on n threads with the bytes in RAM: zstd-1 of
-    every chunk of every level (the peer's chunks; levels by nearest, chunks prepared untimed)
-    and a write of each compressed chunk to a new file under a fresh tree of Zarr v3 keys."""
+    every chunk of every level (levels and chunks prepared untimed) and a write of each
+    compressed chunk to a new file under a fresh tree of Zarr v3 keys; durable: then one
+    ``os.sync()`` (every file on stable storage, as voxcore's default durable=True asks)."""
 
-    def __init__(self, fields, nthreads: int):
+    def __init__(self, fields, nthreads: int, chunks=PEER_CHUNKS, durable: bool = False):
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
         import zstandard
 
-        self.chunks = []
+        self.chunks, self.durable = [], durable
+        cz, cy, cx = chunks[1:]
         for (well, f), a in fields.items():
             for k, step in enumerate((1, 2, 4)):
                 lv = a[:, :, ::step, ::step]
-                cz, cy, cx = PEER_CHUNKS[1:]
                 for c in range(lv.shape[0]):
                     for z in range(0, lv.shape[1], cz):
                         for y in range(0, lv.shape[2], cy):
@@ -151,6 +155,8 @@ class PlateFloor:
         self._ex.shutdown()
 
     def run(self, out) -> None:
+        import os
+
         nt = self.nthreads
 
         def work(t):
@@ -163,18 +169,28 @@ class PlateFloor:
                 with open(path, "wb") as f:
                     f.write(z.compress(chunk))
         list(self._ex.map(work, range(nt)))
+        if self.durable:
+            os.sync()
 
 
-def test_plate_write_floor(benchmark, layout, fields, outputs):
+FLOORS = {
+    "like": (PEER_CHUNKS, False, "floor: zstd-1 of every chunk of the 3 levels + write of each to a new file"),
+    "durable": (DEFAULT_CHUNKS, True, "durable floor: zstd-1 of every (1, 32, 64, 64) chunk of the 3 levels "
+                                       "+ write of each to a new file + one sync()"),
+}
+
+
+@pytest.mark.parametrize("kind", list(FLOORS))
+def test_plate_write_floor(benchmark, layout, fields, outputs, kind):
     from _floors import n_threads
 
     nt = n_threads()
-    floor = PlateFloor(fields, nt)
+    chunks, durable, label = FLOORS[kind]
+    floor = PlateFloor(fields, nt, chunks, durable)
     try:
         run(benchmark, floor.run, setup=outputs("floor"), op="plate-write", case="4x6x2 fields",
             edge=layout[2][-1], nbytes=_nbytes(fields), rounds=ROUNDS["plate-write"], warmup=0,
-            peer=f"floor: zstd-1 of every chunk of the 3 levels + write of each to a new file, {nt}T "
-                 "(bytes in RAM)")
+            peer=f"{label}, {nt}T (bytes in RAM)")
     finally:
         floor.close()
 

@@ -13,6 +13,12 @@ outside the timing (so its shard indexes may be cached, as each tool does). Ever
 compared with the local array. The server counts the requests and bytes of each round:
 ``requests`` and ``MiB_fetched`` in extra_info (fewer is better).
 
+NIfTI rows: a 256^3 uint16 volume as .nii and .nii.gz (gzip level 1) on the same server, a
+z-slab region [:, :, 100:140] read by ``vc.open(url).read(region)`` (fresh handle: the header
+by one range request, then the .nii's span by one more, or the .nii.gz whole, inflated by the
+core) against nibabel through fsspec (``Nifti1Image.from_stream`` over ``fsspec.open(url)``,
+gzip.GzipFile for the .gz, the region sliced from its dataobj).
+
 Why: issue target >= 1.5x tensorstore on boxes and whole reads; report.py checks it.
 
 Smoke runs (benchmarks disabled) use a 128^3 array and no latency.
@@ -34,6 +40,8 @@ SHARD = 256
 N_BOXES = 100
 ROUNDS = {"read": 5, "boxes": 3}
 CASES = {"chunks": None, "shards": SHARD}
+NIFTI_EDGE = 256
+NIFTI_FILES = ("v.nii", "v.nii.gz")
 
 
 class _Handler:
@@ -148,8 +156,22 @@ def served(smoke, tmp_path_factory):
     for _ in range(N_BOXES):
         lo = [int(rng.integers(0, edge - CHUNK)) for _ in range(3)]
         boxes.append(tuple(slice(a, a + CHUNK) for a in lo))
+    import nibabel as nib
+
+    n = min(edge, NIFTI_EDGE)
+    nii = vol[:n, :n, :n]
+    nii = np.asfortranarray(nii.T)  # x, y, z
+    for name in NIFTI_FILES:
+        img = nib.Nifti1Image(nii, np.eye(4))
+        if name.endswith(".gz"):
+            import gzip
+
+            with gzip.open(root / name, "wb", compresslevel=1) as f:
+                f.write(img.to_bytes())
+        else:
+            nib.save(img, str(root / name))
     with LatencyServer(root, 0.0 if smoke else LATENCY) as server:
-        yield server, vol, boxes
+        yield server, vol, boxes, nii
 
 
 def open_voxcore(url):
@@ -203,7 +225,7 @@ def _run(benchmark, fn, op, case, peer, nbytes, server, rounds):
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("peer", list(READERS))
 def test_remote_read(benchmark, served, case, peer):
-    server, vol, _ = served
+    server, vol, _, _ = served
     url = f"{server.url}/{case}.zarr"
     out = []
 
@@ -216,7 +238,7 @@ def test_remote_read(benchmark, served, case, peer):
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("peer", list(READERS))
 def test_remote_boxes(benchmark, served, case, peer):
-    server, vol, boxes = served
+    server, vol, boxes, _ = served
     reader = READERS[peer](f"{server.url}/{case}.zarr")
     outs = []
 
@@ -226,3 +248,39 @@ def test_remote_boxes(benchmark, served, case, peer):
     _run(benchmark, read, "remote-boxes", case, peer, nbytes, server, ROUNDS["boxes"])
     for b, got in zip(boxes, outs):
         np.testing.assert_array_equal(got, vol[b])
+
+
+def nifti_voxcore(url, region):
+    import voxcore as vc
+
+    return vc.open(url).read(region)
+
+
+def nifti_nibabel(url, region):
+    import gzip
+
+    import fsspec
+    import nibabel as nib
+
+    with fsspec.open(url, "rb") as f:
+        fo = gzip.GzipFile(fileobj=f) if url.endswith(".gz") else f
+        return np.asarray(nib.Nifti1Image.from_stream(fo).dataobj[region])
+
+
+NIFTI_READERS = {"voxcore": nifti_voxcore, "nibabel through fsspec": nifti_nibabel}
+
+
+@pytest.mark.parametrize("name", NIFTI_FILES)
+@pytest.mark.parametrize("peer", list(NIFTI_READERS))
+def test_remote_nifti_region(benchmark, served, name, peer):
+    server, _, _, nii = served
+    z = nii.shape[2]
+    region = (slice(None), slice(None), slice(z * 100 // 256, z * 140 // 256))
+    out = []
+
+    def read():
+        out.append(np.asarray(NIFTI_READERS[peer](f"{server.url}/{name}", region)))
+    nbytes = nii[region].nbytes
+    case = "gz" if name.endswith(".gz") else "nii"
+    _run(benchmark, read, "remote-nifti", case, peer, nbytes, server, ROUNDS["read"])
+    np.testing.assert_array_equal(out[-1], nii[region])

@@ -1,7 +1,6 @@
 """DataDefinition (the renderer's model): arrays from NIfTI and OME-Zarr, fetch, settings."""
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -199,28 +198,35 @@ def test_append_orientation_is_nibabels_reorientation(tmp_path, k, orientation):
         assert (default.permute_axes, default.flip_axes) == (dd.arrays[0].permute_axes, dd.arrays[0].flip_axes)
 
 
-def _itk_rip(path):
-    """(permute order, flip axes) of ITK's OrientImageFilter to RIP for a file's direction."""
-    with warnings.catch_warnings():  # ITK's SWIG modules warn while they load lazily
-        warnings.simplefilter("ignore")
-        itk = pytest.importorskip("itk")
-        image_type = itk.Image[itk.SS, 3]
-        io = itk.ImageIOFactory.CreateImageIO(str(path), itk.CommonEnums.IOFileMode_ReadMode)
-        io.SetFileName(str(path))
-        io.ReadImageInformation()
-        direction = np.array([io.GetDirection(i) for i in range(3)]).T  # columns: the axes
-        f = itk.OrientImageFilter[image_type, image_type].New()
-        f.SetGivenCoordinateDirection(itk.Matrix[itk.D, 3, 3](itk.vnl_matrix_from_array(direction)))
-        f.SetDesiredCoordinateOrientation(
-            itk.SpatialOrientationEnums().ValidCoordinateOrientations_ITK_COORDINATE_ORIENTATION_RIP)
-        return [int(p) for p in f.GetPermuteOrder()], [bool(x) for x in f.GetFlipAxes()]
+ITK_RIP = """
+import json, sys, warnings
+warnings.simplefilter("ignore")
+import itk
+import numpy as np
+image_type = itk.Image[itk.SS, 3]
+rip = itk.SpatialOrientationEnums().ValidCoordinateOrientations_ITK_COORDINATE_ORIENTATION_RIP
+out = []
+for path in json.loads(sys.argv[1] if len(sys.argv) > 1 else PATHS):
+    io = itk.ImageIOFactory.CreateImageIO(path, itk.CommonEnums.IOFileMode_ReadMode)
+    io.SetFileName(path)
+    io.ReadImageInformation()
+    direction = np.array([io.GetDirection(i) for i in range(3)]).T  # columns: the axes
+    f = itk.OrientImageFilter[image_type, image_type].New()
+    f.SetGivenCoordinateDirection(itk.Matrix[itk.D, 3, 3](itk.vnl_matrix_from_array(direction)))
+    f.SetDesiredCoordinateOrientation(rip)
+    out.append([[int(p) for p in f.GetPermuteOrder()], [bool(x) for x in f.GetFlipAxes()]])
+print(json.dumps(out))
+"""
 
 
-def test_clara_orientation_is_itks_rip(tmp_path):
+def test_clara_orientation_is_itks_rip(tmp_path, run_isolated):
     """CLARA_ORIENTATION ("LSA") gives the permute/flip of ITK's OrientImageFilter to RIP, the
-    frame Clara Viz's ITK reader asks for, on every axis permutation and flip."""
+    frame Clara Viz's ITK reader asks for, on every axis permutation and flip (ITK runs in a
+    child interpreter: its SWIG modules are kept out of this one)."""
+    pytest.importorskip("itk")
     assert vc.DataDefinition.CLARA_ORIENTATION == "LSA"
     rng = np.random.default_rng(5)
+    paths, affines = [], []
     for case in range(12):
         aff = np.zeros((4, 4))
         aff[3, 3] = 1
@@ -228,7 +234,11 @@ def test_clara_orientation_is_itks_rip(tmp_path):
             aff[p, i] = rng.choice([-1.0, 1.0]) * (1 + i)
         path = tmp_path / f"c{case}.nii"
         nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.int16), aff), str(path))
-        permute, flips = _itk_rip(path)
+        paths.append(str(path))
+        affines.append(aff)
+    itk_answers = json.loads(run_isolated(ITK_RIP.replace("PATHS", repr(json.dumps(paths))), timeout=240)
+                             .strip().splitlines()[-1])
+    for path, aff, (permute, flips) in zip(paths, affines, itk_answers):
         arr = vc.DataDefinition(path, orientation=vc.DataDefinition.CLARA_ORIENTATION).arrays[0]
         assert arr.permute_axes == [0] + [p + 1 for p in permute], aff
         assert arr.flip_axes == [False] + flips, aff
