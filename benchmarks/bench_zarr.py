@@ -78,18 +78,32 @@ def cleared(path):
     return clear
 
 
+def _drop_page_cache() -> bool:
+    """Drop the clean page cache (after a sync) where allowed; False where it is not."""
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
-def fresh_trees(base, suffix: str = ""):
+def fresh_trees(base, suffix: str = "", drop_caches: bool = False):
     """Setups for benchmark.pedantic that each hand the timed function a new output directory
     (synced first: no dirty pages of earlier rounds still being written back). The trees are
     removed only on exit: a tree removed just before the next round's writes makes ext4 scan
     its recently freed inodes on every file the round creates (seconds of system time that
-    depend on the order of runs)."""
+    depend on the order of runs). drop_caches: then the clean page cache is dropped too, where
+    the process may (root, /proc/sys/vm/drop_caches), so that every round starts with the same
+    free memory, not with the pages of every earlier round's trees (gigabytes for a plate)."""
     made = []
 
     def fresh(name: str):
         def setup():
             os.sync()
+            if drop_caches:
+                _drop_page_cache()
             out = base / f"{name}-{len(made)}{suffix}"
             made.append(out)
             return (out,), {}

@@ -100,9 +100,9 @@ ROW_TARGETS = [
     ("plate-write", "plate write like for like >= 3x faster than ome-zarr-py", PLATE_LIKE, "ome-zarr-py",
      3.0),
     ("plate-write", "plate write like for like within 1.1x of the zstd-1 + file floor",
-     PLATE_LIKE, "floor:", -1.1),
+     PLATE_LIKE, "floor: zstd-1", -1.1),
     ("plate-write", "plate write at the defaults (durable) within 1.1x of the durable floor",
-     "voxcore", "durable floor:", -1.1),
+     "voxcore", "floor: durable", -1.1),
     ("plate-read", "plate read >= 3x faster than ome-zarr-py", "voxcore", "ome-zarr-py", 3.0),
     *[(f"remote-{w}-{c}", f"remote {w} ({c}) >= 1.5x faster than tensorstore", "voxcore", "tensorstore", 1.5)
       for w in ("read", "boxes") for c in ("chunks", "shards")],
