@@ -132,9 +132,13 @@ class PlateFloor:
     """What any plate writer must do at least, on n threads with the bytes in RAM: zstd-1 of
     every chunk of every level (levels and chunks prepared untimed) and a write of each
     compressed chunk to a new file under a fresh tree of Zarr v3 keys; durable: then one
-    ``os.sync()`` (every file on stable storage, as voxcore's default durable=True asks)."""
+    ``os.sync()`` (every file on stable storage, as voxcore's default durable=True asks);
+    gather: each chunk is cut out of its field inside the timing instead (its nearest level's
+    voxels picked by the same strided copy: the levels and the chunk buffers are work that any
+    writer of these fields does too)."""
 
-    def __init__(self, fields, nthreads: int, chunks=PEER_CHUNKS, durable: bool = False):
+    def __init__(self, fields, nthreads: int, chunks=PEER_CHUNKS, durable: bool = False,
+                 gather: bool = False):
         import threading
         from concurrent.futures import ThreadPoolExecutor
 
@@ -150,7 +154,8 @@ class PlateFloor:
                         for y in range(0, lv.shape[2], cy):
                             for x in range(0, lv.shape[3], cx):
                                 key = f"{well}/{f}/{k}/c/{c}/{z // cz}/{y // cy}/{x // cx}"
-                                self.chunks.append((key, np.ascontiguousarray(lv[c, z:z + cz, y:y + cy, x:x + cx])))
+                                part = (lv, (c, slice(z, z + cz), slice(y, y + cy), slice(x, x + cx)))
+                                self.chunks.append((key, part if gather else np.ascontiguousarray(lv[part[1]])))
         self.nthreads, self._tls, self._new = nthreads, threading.local(), zstandard.ZstdCompressor
         self._ex = ThreadPoolExecutor(nthreads)
 
@@ -167,6 +172,8 @@ class PlateFloor:
             if z is None:
                 z = self._tls.z = self._new(level=1)
             for key, chunk in self.chunks[t::nt]:
+                if isinstance(chunk, tuple):  # (level view, box): gathered here, timed
+                    chunk = np.ascontiguousarray(chunk[0][chunk[1]])
                 path = out / key
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "wb") as f:
@@ -178,6 +185,8 @@ class PlateFloor:
 
 FLOORS = {
     "like": (PEER_CHUNKS, False, "floor: zstd-1 of every chunk of the 3 levels + write of each to a new file"),
+    "gather": (PEER_CHUNKS, False, "floor: chunks gathered from the fields (nearest levels by strided copy) + "
+                                   "zstd-1 + write of each to a new file, all timed"),
     "durable": (DEFAULT_CHUNKS, True, "floor: durable, zstd-1 of every (1, 32, 64, 64) chunk of the 3 levels "
                                        "+ write of each to a new file + one sync()"),
 }
@@ -189,7 +198,7 @@ def test_plate_write_floor(benchmark, layout, fields, outputs, kind):
 
     nt = n_threads()
     chunks, durable, label = FLOORS[kind]
-    floor = PlateFloor(fields, nt, chunks, durable)
+    floor = PlateFloor(fields, nt, chunks, durable, gather=kind == "gather")
     try:
         run(benchmark, floor.run, setup=outputs("floor"), op="plate-write", case="4x6x2 fields",
             edge=layout[2][-1], nbytes=_nbytes(fields), rounds=ROUNDS["plate-write"], warmup=0,

@@ -101,6 +101,8 @@ ROW_TARGETS = [
      3.0),
     ("plate-write", "plate write like for like within 1.1x of the zstd-1 + file floor",
      PLATE_LIKE, "floor: zstd-1", -1.1),
+    ("plate-write", "plate write like for like within 1.1x of the floor that also cuts the chunks and levels "
+     "out of the fields", PLATE_LIKE, "floor: chunks gathered", -1.1),
     ("plate-write", "plate write at the defaults (durable) within 1.1x of the durable floor",
      "voxcore", "floor: durable", -1.1),
     ("plate-read", "plate read >= 3x faster than ome-zarr-py", "voxcore", "ome-zarr-py", 3.0),
