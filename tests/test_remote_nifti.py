@@ -147,3 +147,11 @@ def test_the_renderer_model_and_the_cli_take_nifti_urls(served, tmp_path, capsys
         with pytest.warns(UserWarning, match="rotation"):  # (a rotated affine, kept aside)
             assert main(["convert", url, str(tmp_path / "v.ome.zarr"), "--quiet"]) == 0
         np.testing.assert_array_equal(vc.open(tmp_path / "v.ome.zarr").read(), a.T)
+
+
+def test_a_slide_url_is_refused_by_name(served):
+    root, _ = served
+    with Server(root) as s:
+        for name in ("slide.svs", "x.ome.tif", "y.TIFF"):
+            with pytest.raises(vc.UnsupportedError, match="local files"):
+                vc.open(f"{s.url}/{name}")

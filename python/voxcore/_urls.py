@@ -21,6 +21,7 @@ from .formats import nifti as nifti_meta
 # A URL whose name ends so names one file (NIfTI), read by range (voxcore._files.RemoteFile);
 # any other URL is a Zarr store's root.
 FILE_SUFFIXES = nifti_meta.SUFFIXES
+SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".btf", ".tf8", ".tf2", ".ndpi", ".scn")
 
 
 def is_url(source: Any) -> bool:
@@ -53,7 +54,11 @@ def resolve(source: Any, storage_options: dict | None = None, read_only: bool = 
     given = {k: v for k, v in (("retries", retries), ("timeout", timeout)) if v is not None}
     policy = dataclasses.replace(DEFAULT_POLICY, **given)  # (checked by RequestPolicy)
     url = source.rstrip("/")
-    single = posixpath.basename(urlparse(url).path).lower().endswith(FILE_SUFFIXES)
+    name = posixpath.basename(urlparse(url).path).lower()
+    if name.endswith(SLIDE_SUFFIXES):
+        raise UnsupportedError(f"TIFF slides are read from local files, not by URL (yet): {url}; copy it "
+                               "to a local path first (e.g. fsspec's get)")
+    single = name.endswith(FILE_SUFFIXES)
     try:
         store = FsspecStore.from_url(posixpath.dirname(url) if single else url,
                                      storage_options=storage_options or {}, read_only=read_only)
