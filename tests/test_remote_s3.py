@@ -91,6 +91,27 @@ def test_nifti_to_s3_and_back(s3, tmp_path, name):
         vc.save(vc.NiftiImage(a, aff), url, storage_options=opts)
 
 
+def test_an_acquisition_streams_to_s3_with_an_open_ended_time_axis(s3):
+    """create() to a URL: planes as they come, a time axis that grows, valid after every time
+    point (read back through a fresh handle while the acquisition goes on)."""
+    opts, _ = s3
+    w = vc.create("s3://bkt/acq.ome.zarr", (None, 2, 8, 32, 32), "u2", chunks=16, storage_options=opts)
+    want = np.zeros((3, 2, 8, 32, 32), np.uint16)
+    for t in range(3):
+        for c in range(2):
+            for z in range(8):
+                plane = np.full((32, 32), 100 * t + 10 * c + z, np.uint16)
+                w.write_plane(plane, t=t, c=c, z=z)
+                want[t, c, z] = plane
+        seen = vc.open("s3://bkt/acq.ome.zarr", storage_options=opts)
+        assert seen.shape[0] == t + 1
+        np.testing.assert_array_equal(seen.read()[t], want[t])  # a completed time point is there
+    w.close()
+    img = vc.open("s3://bkt/acq.ome.zarr", storage_options=opts)
+    assert img.shape == (3, 2, 8, 32, 32)
+    np.testing.assert_array_equal(img.read(), want)
+
+
 class _FailingSource:
     """An image whose values cannot be read: a save of it fails before anything is written."""
 
@@ -133,8 +154,10 @@ def test_writers_refuse_what_they_cannot_write(s3, tmp_path):
     opts, _ = s3
     with pytest.raises(vc.UnsupportedError, match="create_plate writes local directories"):
         vc.create_plate("s3://bkt/plate.ome.zarr", rows=["A"], columns=["1"])
-    with pytest.raises(vc.UnsupportedError, match="create writes local directories"):
-        vc.create("s3://bkt/acq.ome.zarr", (2, 8, 8), "u2")
+    with pytest.raises(vc.UnsupportedError, match="create.positions=.... writes local directories"):
+        vc.create("s3://bkt/acq.ome.zarr", (2, 8, 8), "u2", positions=2)
+    with pytest.raises(vc.InvalidArgumentError, match="not a single file"):
+        vc.create("s3://bkt/acq.nii", (2, 8, 8), "u2", storage_options=opts)
     with pytest.raises(vc.InvalidArgumentError, match="storage_options= is for URLs"):
         vc.save(vc.from_array(np.zeros((2, 2), np.uint8)), tmp_path / "x.ome.zarr", storage_options=opts)
     with pytest.raises(vc.InvalidArgumentError, match="not a single file"):

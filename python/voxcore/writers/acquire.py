@@ -7,12 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._urls import local_only
+from .._files import RemoteFile
+from .._urls import local_only, resolve_target
+from ..errors import InvalidArgumentError
 from .create import create_image
 from .positions import create_positions
 
 
-def create(path: Any, shape: Sequence[Any], dtype: Any, *, positions: Any = None, **options: Any) -> Any:
+def create(path: Any, shape: Sequence[Any], dtype: Any, *, positions: Any = None,
+           storage_options: dict | None = None, **options: Any) -> Any:
     """Start an OME-Zarr image written plane by plane, as an acquisition produces it.
 
     shape may start with None: an acquisition whose number of time points is not known up front
@@ -41,7 +44,11 @@ def create(path: Any, shape: Sequence[Any], dtype: Any, *, positions: Any = None
     now; windows not given are the dtype's range until close(), which computes them from the
     coarsest level.
 
-    positions: a multi-position acquisition, a count or a list of names or of
+    path: a local directory, a zarr-python store, or a URL (``s3://``, ``memory://``, any
+    writable fsspec protocol, with storage_options=: planes are PUT chunk by chunk as slabs
+    fill, and each metadata document replaced whole).
+
+    positions: a multi-position acquisition (local directories only), a count or a list of names or of
     {"name", "x", "y", "z"} stage coordinates (added to each position's translation). The result
     is then a one-well HCS plate (well A/1, one field per position, as navigate writes it) and
     the writer a :class:`voxcore.writers.positions.PositionsWriter`:
@@ -49,7 +56,11 @@ def create(path: Any, shape: Sequence[Any], dtype: Any, *, positions: Any = None
     position=, channel=, z=-1, resolution=1)``; ``vc.open(path)`` reads it back as a
     :class:`voxcore.Plate` with the same names.
     """
-    path = local_only(path, "create")
     if positions is None:
-        return create_image(path, shape, dtype, **options)
-    return create_positions(path, shape, dtype, positions, **options)
+        target = resolve_target(path, storage_options)
+        if isinstance(target, RemoteFile):
+            raise InvalidArgumentError(f"create writes an OME-Zarr image, not a single file (got={path!r:.80})")
+        return create_image(target, shape, dtype, **options)
+    if storage_options:
+        raise InvalidArgumentError("storage_options= is for URLs; positions= writes a local directory")
+    return create_positions(local_only(path, "create(positions=...)"), shape, dtype, positions, **options)
