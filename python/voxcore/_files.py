@@ -30,10 +30,11 @@ def _truncated(path: str, expected: int, got: int, decoded: bool = False) -> Cor
     return CorruptDataError(f"NIfTI data truncated (file={path}, expected={expected}{kind} bytes, got={got})")
 
 
-def _gunzip(packed: Any, need: int, path: str, what_buf: np.ndarray) -> None:
+def _gunzip(packed: Any, need: int, path: str, buf: np.ndarray) -> None:
+    """The first need decoded bytes of packed (a whole gzip stream) into buf, by the core."""
     name = posixpath.basename(path)
     try:
-        got = gunzip_into(packed, what_buf, discard_excess=True)
+        got = gunzip_into(packed, buf, discard_excess=True)
     except CorruptDataError as e:
         raise CorruptDataError(f"{name}: {str(e).split('] ', 1)[-1]}") from None
     if got < need:
@@ -158,7 +159,7 @@ class RemoteFile:
             return _inflate_prefix(data, None, self.name) if self._key.lower().endswith(".gz") else data
         if not self._key.lower().endswith(".gz"):
             return self._range(0, need)
-        ask = max(HEAD_REQUEST, 2 * need // 1024 + 1024)
+        ask = max(HEAD_REQUEST, need + need // 64 + 1024)  # deflate never grows data by more
         while True:
             packed = self._range(0, ask)
             out = _inflate_prefix(packed, need, self.name)
