@@ -373,19 +373,20 @@ def test_exchange_works_here(tmp_path):
 def test_failure_mid_save_leaves_the_old_tree(old, make_volume, monkeypatch):
     path, pyr = old
     before = snapshot(path)
-    real_write = vc.Image.write
+    from voxcore.images import zarr as zarr_images
+
+    real_write_all = zarr_images.write_all
     calls = []
 
-    def failing_write(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # level 0 is written, level 1 fails
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(self, *args, **kwargs)
+    def failing_write_all(jobs, *run):
+        calls.append(len(jobs))
+        real_write_all(jobs[:1], *run)  # level 0 is written, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(vc.Image, "write", failing_write)
+    monkeypatch.setattr(zarr_images, "write_all", failing_write_all)
     with pytest.raises(OSError) as info:
         vc.save(pyramid(make_volume, 2), path, chunks=16, overwrite=True)
-    assert info.value.errno == errno.ENOSPC and len(calls) == 2
+    assert info.value.errno == errno.ENOSPC and calls == [2]
     assert snapshot(path) == before
     assert siblings(path.parent) == []
     monkeypatch.undo()

@@ -461,13 +461,52 @@ struct ChunkedArray::Impl {
     }
   }
 
-  void write(const Box& box, const ArrayView& src, detail::WriteBehind* run) {
+  // The chunks (or shards) a write of src at box covers; checked. Empty when src is empty.
+  std::vector<ChunkGrid::Overlap> write_plan(const Box& box, const ArrayView& src) const {
     check_box(box, src, kWriteWhere);
     VOXCORE_EXPECT(box_inside(box, spec.shape), ErrorCode::kInvalidArgument, kWriteWhere,
                    "box lies outside the array (start=" + shape_str(box.start) + ", shape=" +
                        shape_str(box.shape) + ", array=" + shape_str(spec.shape) + ")");
-    if (src.num_elements() == 0) return;
-    const auto overlaps = grid.overlaps(box);
+    if (src.num_elements() == 0) return {};
+    return grid.overlaps(box);
+  }
+
+  // One chunk (or shard) of a write: merged with what is stored where src covers it partly,
+  // encoded, and handed to out (or erased when it is all fill).
+  void write_one(const ChunkGrid::Overlap& o, const ArrayView& src, detail::WriteBehind& out,
+                 bool inner_parallel) {
+    const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
+    std::shared_ptr<void> hold = hold_key(identity, key);
+    thread_local ByteBuffer existing;
+    thread_local ByteBuffer encoded;
+    bool have = false;
+    // A read-modify-write also holds the store's lock of the key (other processes).
+    std::shared_ptr<void> update_lock;
+    if (needs_existing(o)) {
+      update_lock = store->lock_for_update(key);
+      have = store->get(key, ByteRange::whole(max_chunk_file), existing);
+    }
+    const bool keep = build(o, src, StoredBytes{existing.data(), existing.size(), have}, encoded,
+                            inner_parallel, key);
+    if (!keep) {
+      store->erase(key);
+      invalidate(o);
+      return;
+    }
+    // Both locks are released once the value is in place (maybe on an I/O thread).
+    out.put(store.get(), key, encoded,
+            [this, o, hold = std::move(hold), update_lock = std::move(update_lock)] { invalidate(o); });
+  }
+
+  // Whether the chunks of a write run one per task of one parallel loop (else: batched stores,
+  // and shards fewer than the threads, whose inner chunks are the parallel work).
+  bool flat_writes(std::size_t overlaps) const {
+    return !store->batched() && !(shard != nullptr && static_cast<int64_t>(overlaps) < executor->concurrency());
+  }
+
+  void write(const Box& box, const ArrayView& src, detail::WriteBehind* run) {
+    const auto overlaps = write_plan(box, src);
+    if (overlaps.empty()) return;
     const bool inner_parallel =
         shard != nullptr && static_cast<int64_t>(overlaps.size()) < executor->concurrency();
     if (store->batched()) {
@@ -476,34 +515,11 @@ struct ChunkedArray::Impl {
     }
     detail::WriteBehind own(kWriteWhere);
     detail::WriteBehind& out = run != nullptr ? *run : own;
-    auto one = [&](int64_t k) {
-      const auto& o = overlaps[static_cast<std::size_t>(k)];
-      const std::string key = chunk_key(spec.key_encoding, o.chunk_index);
-      std::shared_ptr<void> hold = hold_key(identity, key);
-      thread_local ByteBuffer existing;
-      thread_local ByteBuffer encoded;
-      bool have = false;
-      // A read-modify-write also holds the store's lock of the key (other processes).
-      std::shared_ptr<void> update_lock;
-      if (needs_existing(o)) {
-        update_lock = store->lock_for_update(key);
-        have = store->get(key, ByteRange::whole(max_chunk_file), existing);
-      }
-      const bool keep = build(o, src, StoredBytes{existing.data(), existing.size(), have}, encoded,
-                              inner_parallel, key);
-      if (!keep) {
-        store->erase(key);
-        invalidate(o);
-        return;
-      }
-      // Both locks are released once the value is in place (maybe on an I/O thread).
-      out.put(store.get(), key, encoded,
-              [this, o, hold = std::move(hold), update_lock = std::move(update_lock)] { invalidate(o); });
-    };
     if (inner_parallel) {
-      for (std::size_t k = 0; k < overlaps.size(); ++k) one(static_cast<int64_t>(k));
+      for (const auto& o : overlaps) write_one(o, src, out, true);
     } else {
-      executor->parallel_for(static_cast<int64_t>(overlaps.size()), one);
+      executor->parallel_for(static_cast<int64_t>(overlaps.size()),
+                             [&](int64_t k) { write_one(overlaps[static_cast<std::size_t>(k)], src, out, false); });
     }
     if (run == nullptr) own.finish();
   }
@@ -574,6 +590,35 @@ struct WriteRun::Impl {
 
 void ChunkedArray::write(const Box& box, const ArrayView& src, WriteRun* run) {
   impl_->write(box, src, run != nullptr ? &run->impl_->behind : nullptr);
+}
+
+void write_all(const std::vector<WriteJob>& jobs, WriteRun* run) {
+  // Every job's plan first: a bad job fails before any chunk is written.
+  std::vector<std::vector<ChunkGrid::Overlap>> plans;
+  plans.reserve(jobs.size());
+  bool flat = true;
+  for (const auto& j : jobs) {
+    VOXCORE_EXPECT(j.array != nullptr, ErrorCode::kInvalidArgument, kWriteWhere, "a write job without its array");
+    plans.push_back(j.array->impl_->write_plan(j.box, j.src));
+    flat = flat && j.array->impl_->flat_writes(plans.back().size());
+  }
+  if (!flat) {  // batched stores, few large shards: each array's own write
+    for (const auto& j : jobs) j.array->write(j.box, j.src, run);
+    return;
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> tasks;  // (job, overlap)
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    for (std::size_t k = 0; k < plans[i].size(); ++k) tasks.emplace_back(i, k);
+  }
+  if (tasks.empty()) return;
+  detail::WriteBehind own(kWriteWhere);
+  detail::WriteBehind& out = run != nullptr ? run->impl_->behind : own;
+  Executor* executor = jobs.front().array->impl_->executor;
+  executor->parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t t) {
+    const auto [i, k] = tasks[static_cast<std::size_t>(t)];
+    jobs[i].array->impl_->write_one(plans[i][k], jobs[i].src, out, false);
+  });
+  if (run == nullptr) own.finish();
 }
 
 WriteRun::WriteRun() : impl_(std::make_unique<Impl>()) {}

@@ -268,6 +268,27 @@ void init_array(py::module_& m) {
           "Writes src at start (the box must lie inside the array); durable on return, or at "
           "run.finish() when a WriteRun is given.");
 
+  m.def(
+      "write_all",
+      [](py::list jobs, WriteRun* run) {
+        std::vector<WriteJob> plan;
+        std::vector<py::array> keep;  // the sources stay alive while the GIL is released
+        plan.reserve(jobs.size());
+        for (const auto& item : jobs) {
+          auto t = item.cast<py::tuple>();
+          if (t.size() != 3) throw py::value_error("write_all takes (array, start, src) tuples");
+          auto* array = t[0].cast<ChunkedArray*>();
+          auto src = t[2].cast<py::array>();
+          keep.push_back(src);
+          plan.push_back(WriteJob{array, box_of(t[1].cast<Shape>(), src), view_of(src, /*writable=*/false)});
+        }
+        py::gil_scoped_release release;
+        write_all(plan, run);
+      },
+      py::arg("jobs"), py::arg("run") = nullptr,
+      "Writes each (array, start, src) as one parallel loop over all their chunks (the levels of "
+      "a pyramid together); durable on return, or at run.finish() when a WriteRun is given.");
+
   py::class_<WriteRun>(m, "WriteRun",
                        "Writes whose durability is settled once, at finish(): for a tree published "
                        "only afterwards. The arrays written must outlive finish().")

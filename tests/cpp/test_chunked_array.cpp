@@ -213,6 +213,41 @@ TEST_P(ChunkedArrayTest, ConcurrentDisjointUnalignedWriters) {
   EXPECT_EQ(back, expected);
 }
 
+TEST_P(ChunkedArrayTest, WriteAllEqualsEachWriteInTurn) {
+  // Two arrays of this layout (one with a partial box) written by one write_all, against the
+  // same writes one after another; then a bad job refuses the whole call before any write.
+  const Shape shape{37, 41, 29};
+  auto data = ramp(shape);
+  std::vector<uint16_t> half(static_cast<std::size_t>(20 * 41 * 29));
+  for (std::size_t i = 0; i < half.size(); ++i) half[i] = static_cast<uint16_t>(i % 1000);
+  const Shape hs{20, 41, 29};
+  auto s1 = std::make_shared<MemoryStore>(GetParam().batched);
+  auto s2 = std::make_shared<MemoryStore>(GetParam().batched);
+  ChunkedArray a(make_spec(), s1), b(make_spec(), s2);
+  write_all({WriteJob{&a, {{0, 0, 0}, shape}, view(data, shape)}, WriteJob{&b, {{10, 0, 0}, hs}, view(half, hs)}},
+            nullptr);
+  auto r1 = std::make_shared<MemoryStore>(GetParam().batched);
+  auto r2 = std::make_shared<MemoryStore>(GetParam().batched);
+  ChunkedArray ra(make_spec(), r1), rb(make_spec(), r2);
+  ra.write({{0, 0, 0}, shape}, view(data, shape));
+  rb.write({{10, 0, 0}, hs}, view(half, hs));
+  std::vector<uint16_t> got(data.size()), want(data.size());
+  for (auto [x, y] : {std::pair<ChunkedArray*, ChunkedArray*>{&a, &ra}, {&b, &rb}}) {
+    x->read_into({{0, 0, 0}, shape}, view(got, shape));
+    y->read_into({{0, 0, 0}, shape}, view(want, shape));
+    EXPECT_EQ(got, want);
+  }
+  auto s3 = std::make_shared<MemoryStore>(GetParam().batched);
+  ChunkedArray c(make_spec(), s3);
+  const Shape big{38, 41, 29};  // one plane past the array's end
+  std::vector<uint16_t> too_big(static_cast<std::size_t>(38 * 41 * 29), 1);
+  EXPECT_THROW(write_all({WriteJob{&c, {{0, 0, 0}, shape}, view(data, shape)},
+                          WriteJob{&c, {{0, 0, 0}, big}, view(too_big, big)}},
+                         nullptr),
+               Error);
+  EXPECT_EQ(s3->size(), 0u);  // nothing written: every job is checked first
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, ChunkedArrayTest,
                          ::testing::Values(Param{false, false}, Param{true, false}, Param{false, true},
                                            Param{true, true}),

@@ -24,6 +24,11 @@ struct ArraySpec {
   bool write_empty_chunks = false;  // false: a chunk equal to the fill value is erased, not written
 };
 
+struct WriteJob;
+class WriteRun;
+// Writes of several arrays as one parallel loop (see WriteJob below).
+VOXCORE_API void write_all(const std::vector<WriteJob>& jobs, WriteRun* run);
+
 // A run of writes, to one array or several, whose durability is settled once at its end: the sets of
 // every write given the run go on while it lasts (for a durable FileStore, on the I/O threads), and
 // finish() waits for them, syncs each directory they renamed into or created directories in, and
@@ -43,6 +48,7 @@ class VOXCORE_API WriteRun {
 
  private:
   friend class ChunkedArray;
+  friend void write_all(const std::vector<WriteJob>& jobs, WriteRun* run);
   std::unique_ptr<Impl> impl_;
 };
 
@@ -71,7 +77,21 @@ class VOXCORE_API ChunkedArray {
   struct Impl;
 
  private:
+  friend void write_all(const std::vector<WriteJob>& jobs, WriteRun* run);
   std::unique_ptr<Impl> impl_;
 };
+
+// One box of one array to write: write_all's unit.
+struct WriteJob {
+  ChunkedArray* array = nullptr;
+  Box box;
+  ArrayView src;
+};
+
+// The jobs' writes as one parallel loop over all their chunks (e.g. every level of a pyramid):
+// no array's last chunks leave the other threads waiting before the next array starts. Each
+// job is checked before anything is written; the same values and durability as each array's
+// write() in turn (which it falls back to for batched stores and for few large shards).
+// (declared above, before the classes that befriend it; run may be null)
 
 }  // namespace voxcore

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._core import ChunkCache, ChunkedArray
+from .._core import ChunkCache, ChunkedArray, write_all
 from .._indexing import select
 from .._stores import FileAdapter, ZarrStoreAdapter, is_zarr_store
 from ..errors import InvalidArgumentError, InvalidMetadataError, UnalignedWriteWarning, UnsupportedError
@@ -306,6 +306,24 @@ class Image(ImageModel):
                                value.ndim == self.ndim - len(sel.squeeze) else value, sel.shape)
         self._write(np.ascontiguousarray(full), sel.start, False)
 
+
+
+def write_whole(images: Sequence[Image], datas: Sequence[Any]) -> None:
+    """Each data (array-like of its image's shape) written whole into its image, all of them as
+    one parallel loop over their chunks (a pyramid's levels: no level's last chunks leave the
+    other threads idle before the next level starts). Writes of a save share its WriteRun."""
+    jobs = []
+    runs = {id(img._run) for img in images}
+    for img, data in zip(images, datas):
+        arr = cast_for_write(data, img.dtype, "same_kind")
+        if arr.shape != img.shape:
+            raise InvalidArgumentError(f"data shape differs from the array (expected={img.shape}, got={arr.shape})")
+        jobs.append((img._core, [0] * img.ndim, arr))
+    if len(runs) != 1:  # (arrays of different runs: each its own write)
+        for img, (_, start, arr) in zip(images, jobs):
+            img._write(arr, start, True)
+        return
+    write_all(jobs, images[0]._run) if images and images[0]._run is not None else write_all(jobs)
 
 
 # ---- opening --------------------------------------------------------------------------------

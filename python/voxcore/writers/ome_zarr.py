@@ -18,6 +18,7 @@ from .._version import __version__
 from ..errors import InvalidArgumentError
 from ..formats import ngff, omero
 from ..images.model import ImageModel
+from ..images.zarr import write_whole
 from ..operations.pyramid import WINDOW_METHODS, Pyramid, as_pyramid, build_pyramid, plan_levels
 from .blocks import write_pyramid
 from .channels import channels_with_windows
@@ -110,10 +111,10 @@ def _write_levels(target: Target, sub: str, pyr: Pyramid, chunk_t, shard_t, code
         return _copy_levels(arrays, pyr, label, progress, entry)
     if not pyr.streamed:
         bar = Progress(len(arrays), f"{label}: levels", progress)
-        for arr, lv in zip(arrays, pyr.levels):
-            data = lv.data.get() if hasattr(lv.data, "__cuda_array_interface__") else lv.data
-            arr.write(np.asarray(data))
-            bar.advance(1)
+        datas = [np.asarray(lv.data.get() if hasattr(lv.data, "__cuda_array_interface__") else lv.data)
+                 for lv in pyr.levels]
+        write_whole(arrays, datas)  # every level's chunks in one parallel loop
+        bar.advance(len(arrays))
         bar.close()
         return entry
     source = img.data
