@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._core import gunzip_into
-from ._gzip import INFLATE_WINDOW, GzipStream, read_head
+from ._gzip import GzipStream, inflate_head, read_head
 from ._stores import ZarrStoreAdapter
 from .errors import CorruptDataError
 
@@ -156,13 +156,14 @@ class RemoteFile:
         when a .gz header's extensions reach past what the first one inflated to."""
         if need is None:
             data = self._whole()
-            return _inflate_prefix(data, None, self.name) if self._key.lower().endswith(".gz") else data
+            gz = self._key.lower().endswith(".gz")
+            return inflate_head(GzipStream(io.BytesIO(data), self.name), None) if gz else data
         if not self._key.lower().endswith(".gz"):
             return self._range(0, need)
         ask = max(HEAD_REQUEST, need + need // 64 + 1024)  # deflate never grows data by more
         while True:
             packed = self._range(0, ask)
-            out = _inflate_prefix(packed, need, self.name)
+            out = inflate_head(GzipStream(io.BytesIO(packed), self.name), need, cut=len(packed) == ask)
             if len(out) >= need or len(packed) < ask:
                 return out
             ask *= 4
@@ -191,21 +192,3 @@ class RemoteFile:
 
     def __reduce__(self):
         return (RemoteFile, (self.path, self._store))
-
-
-def _inflate_prefix(packed: bytes, need: int | None, name: str) -> bytes:
-    """Up to need decoded bytes of (the start of) a gzip stream; fewer when it ends first."""
-    stream = GzipStream(io.BytesIO(packed), name)
-    parts, got = [], 0
-    while need is None or got < need:
-        try:
-            part = stream.read1(INFLATE_WINDOW if need is None else min(INFLATE_WINDOW, need - got))
-        except CorruptDataError:
-            if parts:  # the prefix ends inside a deflate block: what came before it stands
-                break
-            raise
-        if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)

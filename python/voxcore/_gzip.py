@@ -76,18 +76,29 @@ class GzipStream:
         return done
 
 
+def inflate_head(stream: GzipStream, need: int | None, cut: bool = False) -> bytes:
+    """The first `need` decoded bytes of a stream (all of it when need is None); fewer when it
+    ends first. Only as much is inflated as needed (need may be a lying vox_offset). cut: the
+    stream is a prefix of a file, which may end inside a deflate block: what came before stands."""
+    parts, got = [], 0
+    while need is None or got < need:
+        try:
+            part = stream.read1(INFLATE_WINDOW if need is None else min(INFLATE_WINDOW, need - got))
+        except CorruptDataError:
+            if cut and parts:
+                break
+            raise
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
 def read_head(path: str, need: int | None) -> bytes:
     """The first `need` bytes of a file as stored, inflated when it is gzip (all of it when
     need is None); fewer when the file is shorter. Only as much of a .gz is inflated as needed."""
     with open(path, "rb") as f:
         if not path.lower().endswith(".gz"):
             return f.read() if need is None else f.read(need)
-        stream = GzipStream(f, os.path.basename(path))
-        parts, got = [], 0  # grown as the stream delivers: need may be a lying vox_offset
-        while need is None or got < need:
-            part = stream.read1(INFLATE_WINDOW if need is None else min(INFLATE_WINDOW, need - got))
-            if not part:
-                break
-            parts.append(part)
-            got += len(part)
-    return b"".join(parts)
+        return inflate_head(GzipStream(f, os.path.basename(path)), need)
