@@ -69,12 +69,15 @@ def resolve(source: Any, storage_options: dict | None = None, read_only: bool = 
                                f"package for it (http/https: aiohttp; s3: s3fs; gs: gcsfs; az: adlfs)") from None
 
 
-def resolve_target(path: Any, storage_options: dict | None = None) -> Any:
+def resolve_target(path: Any, storage_options: dict | None = None, *, zarr_only: str = "") -> Any:
     """Where a writer writes: a local path unchanged (file:// made one), a NIfTI file's URL as
-    a writable RemoteFile, any other URL as a writable zarr-python store over fsspec."""
-    if not is_url(path) and storage_options:
-        raise InvalidArgumentError("storage_options= is for URLs (got a local path)")
-    return resolve(path, storage_options, read_only=False)
+    a writable RemoteFile, any other URL as a writable zarr-python store over fsspec. zarr_only:
+    what a writer of Zarr nodes writes ("create_array writes a Zarr array"), for the error a
+    single file's URL then is."""
+    target = resolve(path, storage_options, read_only=False)
+    if zarr_only and isinstance(target, RemoteFile):
+        raise InvalidArgumentError(f"{zarr_only}, not a single file (got={path!r:.80})")
+    return target
 
 
 def local_only(path: Any, what: str) -> Any:

@@ -323,7 +323,7 @@ def write_whole(images: Sequence[Image], datas: Sequence[Any]) -> None:
         for img, (_, start, arr) in zip(images, jobs):
             img._write(arr, start, True)
         return
-    write_all(jobs, images[0]._run) if images and images[0]._run is not None else write_all(jobs)
+    write_all(jobs, images[0]._run)  # (one run for all, None when the save is not durable)
 
 
 # ---- opening --------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._files import RemoteFile
 from .._urls import local_only, resolve_target
 from ..errors import InvalidArgumentError
 from .create import create_image
@@ -57,9 +56,7 @@ def create(path: Any, shape: Sequence[Any], dtype: Any, *, positions: Any = None
     :class:`voxcore.Plate` with the same names.
     """
     if positions is None:
-        target = resolve_target(path, storage_options)
-        if isinstance(target, RemoteFile):
-            raise InvalidArgumentError(f"create writes an OME-Zarr image, not a single file (got={path!r:.80})")
+        target = resolve_target(path, storage_options, zarr_only="create writes an OME-Zarr image")
         return create_image(target, shape, dtype, **options)
     if storage_options:
         raise InvalidArgumentError("storage_options= is for URLs; positions= writes a local directory")

@@ -87,10 +87,7 @@ def create_array(source: Any, shape: Sequence[int], dtype: Any, *, chunks: Seque
     and swapped in by one atomic rename, then the old node is removed. source may be a URL
     (``s3://``, ``memory://``, any writable fsspec protocol, with storage_options=).
     """
-    source = resolve_target(source, storage_options)
-    if not is_zarr_store(source) and not isinstance(source, (str, os.PathLike)) and \
-            getattr(source, "store_path", None) is None:
-        raise InvalidArgumentError(f"create_array writes a Zarr array, not a single file (got={getattr(source, 'path', source)!r:.80})")
+    source = resolve_target(source, storage_options, zarr_only="create_array writes a Zarr array")
     meta, write_metadata = _prepared(shape, dtype, chunks, shards, codec, level, zarr_format, dims,
                                      fill_value, order, dimension_separator, attributes)
     store_path = getattr(source, "store_path", None)

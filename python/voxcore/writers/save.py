@@ -73,25 +73,22 @@ def save(obj: Any, path: Any, version: str = "0.5", chunks: Any = 64, shards: An
     """
     check_executor(executor)
     path = resolve_target(path, storage_options)
-    if isinstance(path, RemoteFile):  # a NIfTI file behind a URL
-        if executor is not None:
-            raise UnsupportedError("executor= writes OME-Zarr; a NIfTI file is written by one process")
-        if attributes is not None:
-            raise InvalidArgumentError("attributes= is written to OME-Zarr groups, not to NIfTI files")
-        return save_nifti_remote(obj, path, level=1 if level is None else level, overwrite=overwrite, dtype=dtype)
+    remote_nifti = isinstance(path, RemoteFile)  # a NIfTI file behind a URL
     local_dir = isinstance(path, (str, os.PathLike))
-    nifti_out = local_dir and os.fspath(path).lower().endswith(NIFTI_SUFFIXES)
-    if executor is not None and not local_dir:
-        raise UnsupportedError(f"executor= writes local directories only (got={type(path).__name__})")
+    nifti_out = remote_nifti or (local_dir and os.fspath(path).lower().endswith(NIFTI_SUFFIXES))
     if executor is not None and nifti_out:
         raise UnsupportedError("executor= writes OME-Zarr; a NIfTI file is written by one process")
+    if executor is not None and not local_dir:
+        raise UnsupportedError(f"executor= writes local directories only (got={type(path).__name__})")
     if executor is None and isinstance(obj, Pyramid) and local_dir:
         executor = obj.executor  # a store or NIfTI target: the pyramid is written here instead
     if nifti_out:
         if attributes is not None:
             raise InvalidArgumentError("attributes= is written to OME-Zarr groups, not to NIfTI files")
-        return save_nifti(obj, os.fspath(path), level=1 if level is None else level, durable=durable,
-                          overwrite=overwrite, dtype=dtype)
+        gz_level = 1 if level is None else level
+        if remote_nifti:
+            return save_nifti_remote(obj, path, level=gz_level, overwrite=overwrite, dtype=dtype)
+        return save_nifti(obj, os.fspath(path), level=gz_level, durable=durable, overwrite=overwrite, dtype=dtype)
     if dtype is not None:
         raise InvalidArgumentError("dtype= sets a NIfTI file's on-disk type; convert an OME-Zarr's values first")
     return save_ome(obj, path, version, chunks, shards, codec, overwrite, level, labels, label_method, progress,
