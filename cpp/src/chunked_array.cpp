@@ -498,17 +498,19 @@ struct ChunkedArray::Impl {
             [this, o, hold = std::move(hold), update_lock = std::move(update_lock)] { invalidate(o); });
   }
 
+  // Whether a write of n shards, fewer than the threads, runs their inner chunks in parallel.
+  bool inner_parallel_for(std::size_t n) const {
+    return shard != nullptr && static_cast<int64_t>(n) < executor->concurrency();
+  }
+
   // Whether the chunks of a write run one per task of one parallel loop (else: batched stores,
   // and shards fewer than the threads, whose inner chunks are the parallel work).
-  bool flat_writes(std::size_t overlaps) const {
-    return !store->batched() && !(shard != nullptr && static_cast<int64_t>(overlaps) < executor->concurrency());
-  }
+  bool flat_writes(std::size_t overlaps) const { return !store->batched() && !inner_parallel_for(overlaps); }
 
   void write(const Box& box, const ArrayView& src, detail::WriteBehind* run) {
     const auto overlaps = write_plan(box, src);
     if (overlaps.empty()) return;
-    const bool inner_parallel =
-        shard != nullptr && static_cast<int64_t>(overlaps.size()) < executor->concurrency();
+    const bool inner_parallel = inner_parallel_for(overlaps.size());
     if (store->batched()) {
       write_batched(overlaps, src, inner_parallel);
       return;
