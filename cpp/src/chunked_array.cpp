@@ -27,6 +27,9 @@ constexpr const char* kWriteWhere = "ChunkedArray::write";
 // Reads are done in batches so a batched store gets one call per batch, and so a failure stops
 // the work early. Large enough to keep every core busy.
 constexpr std::size_t kBatch = 256;
+// A batched store's reads stream (decoded as each value comes): larger batches keep more
+// requests in flight and leave fewer waits between batches.
+constexpr std::size_t kStreamBatch = 4096;
 
 bool box_inside(const Box& box, const Shape& shape) {
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -206,8 +209,9 @@ struct ChunkedArray::Impl {
   }
 
   void run_read_tasks(std::vector<ReadTask>& tasks, const ArrayView& dst) const {
-    for (std::size_t begin = 0; begin < tasks.size(); begin += kBatch) {
-      const std::size_t end = std::min(tasks.size(), begin + kBatch);
+    const std::size_t batch = store->batched() ? kStreamBatch : kBatch;
+    for (std::size_t begin = 0; begin < tasks.size(); begin += batch) {
+      const std::size_t end = std::min(tasks.size(), begin + batch);
       if (store->batched()) {
         std::vector<std::size_t> todo;
         std::vector<ByteRequest> requests;
@@ -219,24 +223,7 @@ struct ChunkedArray::Impl {
           todo.push_back(i);
           requests.push_back(tasks[i].request);
         }
-        std::vector<ByteBuffer> values;
-        std::vector<uint8_t> found;
-        store->get_many(requests, values, found);
-        std::vector<int64_t> slot(end - begin, -1);
-        for (std::size_t j = 0; j < todo.size(); ++j) slot[todo[j] - begin] = static_cast<int64_t>(j);
-        executor->parallel_for(static_cast<int64_t>(end - begin), [&](int64_t k) {
-          const ReadTask& t = tasks[begin + k];
-          const int64_t j = slot[k];
-          if (j < 0) {  // known empty, or decoded already (held in t.cached)
-            if (t.missing || !place_cached(t, dst)) fill_part(t, dst);
-            return;
-          }
-          if (!found[j]) {
-            fill_part(t, dst);
-            return;
-          }
-          place(t, values[j].data(), values[j].size(), dst);
-        });
+        run_streamed(tasks, begin, end, todo, requests, dst);
       } else {
         executor->parallel_for(static_cast<int64_t>(end - begin), [&](int64_t k) {
           const ReadTask& t = tasks[begin + k];
@@ -256,6 +243,55 @@ struct ChunkedArray::Impl {
         });
       }
     }
+  }
+
+  // A batched store's tasks [begin, end): those needing no fetch placed first, then each fetched
+  // value decoded as it arrives (the store's start_many), while the rest are still on their way.
+  void run_streamed(const std::vector<ReadTask>& tasks, std::size_t begin, std::size_t end,
+                    const std::vector<std::size_t>& todo, const std::vector<ByteRequest>& requests,
+                    const ArrayView& dst) const {
+    std::vector<std::size_t> others;  // known empty, or decoded already (held in t.cached)
+    for (std::size_t i = begin, j = 0; i < end; ++i) {
+      if (j < todo.size() && todo[j] == i) {
+        ++j;
+      } else {
+        others.push_back(i);
+      }
+    }
+    auto arrivals = std::make_shared<Arrivals>(requests.size());
+    std::function<void()> finish = store->start_many(requests, arrivals);
+    const auto n_others = static_cast<int64_t>(others.size());
+    try {
+      executor->parallel_for(n_others + static_cast<int64_t>(todo.size()), [&](int64_t k) {
+        if (k < n_others) {
+          const ReadTask& t = tasks[others[k]];
+          if (t.missing || !place_cached(t, dst)) fill_part(t, dst);
+          return;
+        }
+        Arrivals::Item item;
+        if (!arrivals->take(item)) return;  // the fetch failed (finish() says why) or a decode did
+        const ReadTask& t = tasks[todo[item.index]];
+        try {
+          if (item.found) {
+            place(t, item.data, item.size, dst);
+          } else {
+            fill_part(t, dst);
+          }
+        } catch (...) {
+          arrivals->abort();
+          throw;
+        }
+        if (item.found) arrivals->release(item.token);
+      });
+    } catch (...) {
+      arrivals->abort();
+      try {
+        finish();  // the fetch must end before its bytes go; the decode's error is the one raised
+      } catch (...) {
+      }
+      throw;
+    }
+    finish();
   }
 
   void fill_part(const ReadTask& t, const ArrayView& dst) const {

@@ -43,6 +43,19 @@ void Store::get_many(const std::vector<ByteRequest>& requests, std::vector<ByteB
   }
 }
 
+std::function<void()> Store::start_many(const std::vector<ByteRequest>& requests,
+                                        const std::shared_ptr<Arrivals>& arrivals) {
+  auto values = std::make_shared<std::vector<ByteBuffer>>();
+  std::vector<uint8_t> found;
+  get_many(requests, *values, found);
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const bool wanted = found[i] ? arrivals->put(i, (*values)[i].data(), (*values)[i].size(), i)
+                                 : arrivals->put_missing(i);
+    if (!wanted) break;
+  }
+  return [values] {};  // the bytes live until the caller is done
+}
+
 void DirtyDirs::add(const std::string& dir) {
   std::lock_guard<std::mutex> lock(mutex_);
   dirs_.insert(dir);
@@ -91,8 +104,11 @@ std::string Store::identity() const {
 
 std::shared_ptr<void> Store::lock_for_update(const std::string&) { return nullptr; }
 
-CallbackStore::CallbackStore(GetMany get_many, SetMany set_many, Erase erase)
-    : get_many_(std::move(get_many)), set_many_(std::move(set_many)), erase_(std::move(erase)) {
+CallbackStore::CallbackStore(GetMany get_many, SetMany set_many, Erase erase, StartMany start_many)
+    : get_many_(std::move(get_many)),
+      set_many_(std::move(set_many)),
+      erase_(std::move(erase)),
+      start_many_(std::move(start_many)) {
   VOXCORE_EXPECT(get_many_ != nullptr, ErrorCode::kInvalidArgument, "CallbackStore",
                  "a get_many function is required");
 }
@@ -120,6 +136,13 @@ void CallbackStore::get_many(const std::vector<ByteRequest>& requests, std::vect
   out.resize(requests.size());
   found.assign(requests.size(), 0);
   if (!requests.empty()) get_many_(requests, out, found);
+}
+
+std::function<void()> CallbackStore::start_many(const std::vector<ByteRequest>& requests,
+                                                const std::shared_ptr<Arrivals>& arrivals) {
+  if (!start_many_ || requests.empty()) return Store::start_many(requests, arrivals);
+  for (const auto& r : requests) check_key(r.key);
+  return start_many_(requests, arrivals);
 }
 
 void CallbackStore::set(const std::string& key, const uint8_t* data, std::size_t size) {

@@ -29,21 +29,85 @@ Box box_of(const Shape& start, const py::array& array) {
   return box;
 }
 
-// Wraps a Python callable get_many(requests) -> list[bytes | None] where each request is
-// (key, kind, offset, length) with kind "whole" | "range" | "suffix".
+// The requests as Python sees them: (key, kind, offset, length), kind "whole" | "range" | "suffix".
+py::list request_items(const std::vector<ByteRequest>& requests) {
+  py::list items;
+  for (const auto& r : requests) {
+    const char* kind = r.range.kind == ByteRange::Kind::kWhole   ? "whole"
+                       : r.range.kind == ByteRange::Kind::kRange ? "range"
+                                                                 : "suffix";
+    items.append(py::make_tuple(r.key, kind, r.range.offset, r.range.length));
+  }
+  return items;
+}
+
+// Where a Python fetch puts each value of a streamed read (Arrivals' producer side): the value's
+// buffer is held, not copied, until the decoding thread releases it; it is let go on the next put
+// or when the sink goes (both with the GIL held).
+class ArrivalSink {
+ public:
+  explicit ArrivalSink(std::shared_ptr<Arrivals> arrivals) : arrivals_(std::move(arrivals)) {}
+  ArrivalSink(const ArrivalSink&) = delete;
+  ArrivalSink& operator=(const ArrivalSink&) = delete;
+  ~ArrivalSink() {
+    for (auto& view : views_) {
+      if (view) PyBuffer_Release(view.get());
+    }
+  }
+
+  bool put(std::size_t index, const py::object& value) {
+    for (uint64_t token : arrivals_->released()) {
+      if (token >= views_.size() || !views_[token]) continue;  // (a consumer's slip: never twice)
+      PyBuffer_Release(views_[token].get());
+      views_[token].reset();
+    }
+    if (value.is_none()) return arrivals_->put_missing(index);
+    auto view = std::make_unique<Py_buffer>();
+    if (PyObject_GetBuffer(value.ptr(), view.get(), PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
+    const auto* data = static_cast<const uint8_t*>(view->buf);
+    const auto size = static_cast<std::size_t>(view->len);
+    const uint64_t token = views_.size();
+    views_.push_back(std::move(view));
+    return arrivals_->put(index, data, size, token);
+  }
+  void fail() { arrivals_->fail(); }
+  bool aborted() const { return arrivals_->aborted(); }
+
+ private:
+  std::shared_ptr<Arrivals> arrivals_;
+  std::vector<std::unique_ptr<Py_buffer>> views_;
+};
+
+// Wraps a Python callable start_many(requests, sink) -> wait, which starts fetching and puts each
+// value into sink as it comes; wait() returns once the fetch is over (raising its failure).
+CallbackStore::StartMany wrap_start_many(py::object fn) {
+  if (fn.is_none()) return nullptr;
+  auto holder = std::make_shared<py::object>(std::move(fn));
+  struct Refs {
+    py::object sink, wait;
+  };
+  return [holder](const std::vector<ByteRequest>& requests,
+                  const std::shared_ptr<Arrivals>& arrivals) -> std::function<void()> {
+    py::gil_scoped_acquire gil;
+    auto refs = std::make_shared<Refs>();
+    refs->sink = py::cast(new ArrivalSink(arrivals), py::return_value_policy::take_ownership);
+    refs->wait = (*holder)(request_items(requests), refs->sink);
+    return [refs] {
+      py::gil_scoped_acquire gil;
+      py::object wait = std::move(refs->wait);
+      py::object sink = std::move(refs->sink);  // let go here, with the GIL
+      wait();
+    };
+  };
+}
+
+// Wraps a Python callable get_many(requests) -> list[bytes | None] (requests: request_items).
 CallbackStore::GetMany wrap_get_many(py::function fn) {
   auto holder = std::make_shared<py::function>(std::move(fn));
   return [holder](const std::vector<ByteRequest>& requests, std::vector<ByteBuffer>& out,
                   std::vector<uint8_t>& found) {
     py::gil_scoped_acquire gil;
-    py::list items;
-    for (const auto& r : requests) {
-      const char* kind = r.range.kind == ByteRange::Kind::kWhole   ? "whole"
-                         : r.range.kind == ByteRange::Kind::kRange ? "range"
-                                                                   : "suffix";
-      items.append(py::make_tuple(r.key, kind, r.range.offset, r.range.length));
-    }
-    py::sequence result = (*holder)(items);
+    py::sequence result = (*holder)(request_items(requests));
     if (py::len(result) != requests.size()) {
       fail(ErrorCode::kInvalidArgument, "CallbackStore",
            "get_many returned the wrong number of values (expected=" + std::to_string(requests.size()) +
@@ -211,13 +275,23 @@ void init_array(py::module_& m) {
   py::class_<CallbackStore, Store, std::shared_ptr<CallbackStore>>(
       m, "CallbackStore",
       "A store served by Python callables: get_many(requests) -> list[bytes | None], with each "
-      "request (key, kind, offset, length); set_many(list[(key, bytes)]); erase(key).")
-      .def(py::init([](py::function get_many, py::object set_many, py::object erase) {
-             return std::make_shared<CallbackStore>(wrap_get_many(std::move(get_many)),
-                                                    wrap_set_many(std::move(set_many)),
-                                                    wrap_erase(std::move(erase)));
+      "request (key, kind, offset, length); set_many(list[(key, bytes)]); erase(key); optional "
+      "start_many(requests, sink) -> wait, streaming a read's values into an ArrivalSink.")
+      .def(py::init([](py::function get_many, py::object set_many, py::object erase, py::object start_many) {
+             return std::make_shared<CallbackStore>(
+                 wrap_get_many(std::move(get_many)), wrap_set_many(std::move(set_many)),
+                 wrap_erase(std::move(erase)), wrap_start_many(std::move(start_many)));
            }),
-           py::arg("get_many"), py::arg("set_many") = py::none(), py::arg("erase") = py::none());
+           py::arg("get_many"), py::arg("set_many") = py::none(), py::arg("erase") = py::none(),
+           py::arg("start_many") = py::none());
+
+  py::class_<ArrivalSink>(m, "ArrivalSink",
+                          "Where a streamed read's fetch puts each value as it comes (CallbackStore's "
+                          "start_many): put(index, bytes-like | None) -> bool (False: no more wanted); "
+                          "fail() when the fetch failed.")
+      .def("put", &ArrivalSink::put, py::arg("index"), py::arg("value"))
+      .def("fail", &ArrivalSink::fail)
+      .def_property_readonly("aborted", &ArrivalSink::aborted);
 
   py::class_<TiffStore, Store, std::shared_ptr<TiffStore>>(
       m, "TiffStore",

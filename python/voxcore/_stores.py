@@ -206,29 +206,31 @@ class ZarrStoreAdapter:
                     await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
             raise AssertionError("unreachable")  # pragma: no cover
 
-    def get_many(self, requests) -> list:
+    async def _fetch(self, gate, key, kind, offset, length, raw: bool = False):
+        """One request's bytes (None when the key is missing): bytes, or with raw a zero-copy
+        uint8 array over the response body."""
         from zarr.abc.store import RangeByteRequest, SuffixByteRequest
 
-        async def one(gate, key, kind, offset, length):
-            rng = None
-            if kind == "range":
-                rng = RangeByteRequest(offset, offset + length)
-            elif kind == "suffix":
-                rng = SuffixByteRequest(length)
-            full = self._key(key)
-            buf = await self._request(lambda: self.store.get(full, prototype=self._proto, byte_range=rng),
-                                      "read", full, gate)
-            if buf is None:
-                return None
-            data = buf.to_bytes()
-            if kind != "whole" and len(data) > length:
-                data = await self._whole_body(data, kind, offset, length, full, gate)
-            return data
+        rng = None
+        if kind == "range":
+            rng = RangeByteRequest(offset, offset + length)
+        elif kind == "suffix":
+            rng = SuffixByteRequest(length)
+        full = self._key(key)
+        buf = await self._request(lambda: self.store.get(full, prototype=self._proto, byte_range=rng),
+                                  "read", full, gate)
+        if buf is None:
+            return None
+        data = buf.as_numpy_array() if raw else buf.to_bytes()
+        if kind != "whole" and len(data) > length:
+            data = await self._whole_body(data, kind, offset, length, full, gate)
+        return data
 
+    def get_many(self, requests) -> list:
         out: list = [None] * len(requests)
 
         async def fetch(gate, key, kind, offset, length, parts):
-            data = await one(gate, key, kind, offset, length)
+            data = await self._fetch(gate, key, kind, offset, length)
             for i, at, n in parts:
                 out[i] = data if data is None or n is None else data[at:at + n]
 
@@ -239,6 +241,35 @@ class ZarrStoreAdapter:
 
         _sync(gather())
         return out
+
+    def start_many(self, requests, sink):
+        """get_many streamed: the fetch runs on zarr-python's I/O loop and puts each value into
+        sink (a core ArrivalSink) as it comes, not copied, while the core decodes the ones before.
+        Returns wait(), which returns when the fetch is over and raises its failure."""
+        from zarr.core.sync import _get_loop
+
+        async def fetch(gate, key, kind, offset, length, parts):
+            if sink.aborted:  # a decode failed: the read is over
+                return
+            data = await self._fetch(gate, key, kind, offset, length, raw=True)
+            for i, at, n in parts:
+                sink.put(i, data if data is None or n is None else data[at:at + n])
+
+        async def stream():
+            pol = self.policy
+            gate = asyncio.Semaphore(pol.in_flight)
+            tasks = [asyncio.ensure_future(fetch(gate, *f)) for f in coalesce(requests, pol.gap, pol.merged)]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                sink.fail()
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+
+        future = asyncio.run_coroutine_threadsafe(stream(), _get_loop())
+        return future.result
 
     def set_many(self, items) -> None:
         from zarr.core.buffer import default_buffer_prototype
@@ -308,6 +339,7 @@ class ZarrStoreAdapter:
             self.get_many,
             self.set_many if writable else None,
             self.erase if writable else None,
+            self.start_many,
         )
 
 

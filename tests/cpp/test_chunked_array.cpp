@@ -383,3 +383,124 @@ TEST(WriteRun, AFailedSetSurfacesAtFinishWithItsKey) {
   // Without a run the same failure surfaces from write itself.
   EXPECT_THROW(a.write(Box{{0, 0, 0}, shape}, view(src, shape)), Error);
 }
+
+namespace {
+
+// A batched store whose reads stream: a thread of its own puts the values last first, one at a
+// time, optionally failing after fail_after of them (as a dropped connection would).
+class StreamingStore : public MemoryStore {
+ public:
+  StreamingStore() : MemoryStore(true) {}
+  std::function<void()> start_many(const std::vector<ByteRequest>& requests,
+                                   const std::shared_ptr<Arrivals>& arrivals) override {
+    ++streams;
+    auto values = std::make_shared<std::vector<ByteBuffer>>();
+    auto found = std::make_shared<std::vector<uint8_t>>();
+    Store::get_many(requests, *values, *found);
+    auto error = std::make_shared<std::exception_ptr>();
+    const int stop_at = fail_after;
+    auto producer = std::make_shared<std::thread>([this, arrivals, values, found, error, stop_at] {
+      const std::size_t n = values->size();
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t i = n - 1 - k;
+        std::this_thread::sleep_for(std::chrono::microseconds(300));
+        if (stop_at >= 0 && static_cast<int>(k) == stop_at) {
+          *error = std::make_exception_ptr(Error(ErrorCode::kIo, "StreamingStore: connection dropped"));
+          arrivals->fail();
+          return;
+        }
+        const bool wanted = (*found)[i] ? arrivals->put(i, (*values)[i].data(), (*values)[i].size(), i)
+                                        : arrivals->put_missing(i);
+        if (!wanted) {
+          saw_abort = true;
+          return;
+        }
+      }
+    });
+    return [producer, values, error] {
+      producer->join();
+      if (*error) std::rethrow_exception(*error);
+    };
+  }
+  int fail_after = -1;
+  int streams = 0;
+  std::atomic<bool> saw_abort{false};
+};
+
+}  // namespace
+
+TEST(Arrivals, ValuesComeInArrivalOrderOnceEach) {
+  Arrivals a(3);
+  const uint8_t bytes[] = {1, 2, 3};
+  EXPECT_TRUE(a.put(2, bytes, 3, 20));
+  EXPECT_TRUE(a.put_missing(0));
+  Arrivals::Item item;
+  ASSERT_TRUE(a.take(item));
+  EXPECT_EQ(item.index, 2u);
+  EXPECT_TRUE(item.found);
+  EXPECT_EQ(item.size, 3u);
+  a.release(item.token);
+  EXPECT_EQ(a.released(), std::vector<uint64_t>{20});
+  EXPECT_TRUE(a.released().empty());
+  ASSERT_TRUE(a.take(item));
+  EXPECT_EQ(item.index, 0u);
+  EXPECT_FALSE(item.found);
+  EXPECT_THROW(a.put(2, bytes, 3, 21), Error);  // given twice
+  EXPECT_THROW(a.put_missing(3), Error);        // out of range
+  std::thread late([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    a.put(1, bytes, 1, 22);
+  });
+  ASSERT_TRUE(a.take(item));  // waits for it
+  late.join();
+  EXPECT_EQ(item.index, 1u);
+  EXPECT_FALSE(a.take(item));  // all taken: no wait
+
+  Arrivals b(2);
+  std::thread waiter([&] {
+    Arrivals::Item it;
+    EXPECT_FALSE(b.take(it));  // woken by the failure
+  });
+  b.fail();
+  waiter.join();
+  Arrivals c(2);
+  c.abort();
+  EXPECT_TRUE(c.aborted());
+  EXPECT_FALSE(c.put(0, bytes, 1, 0));  // nothing more wanted
+}
+
+TEST(ChunkedArray, StreamedReadsDecodeValuesAsTheyArrive) {
+  auto store = std::make_shared<StreamingStore>();
+  const Shape shape{37, 41, 29};
+  ChunkedArray a(spec_for(shape, {8, 16, 5}, false), store);
+  auto data = ramp(shape);
+  a.write({{0, 0, 0}, shape}, view(data, shape));
+  store->erase("c/1/1/1");  // missing: the fill value
+  for (int64_t z = 8; z < 16; ++z)
+    for (int64_t y = 16; y < 32; ++y)
+      for (int64_t x = 5; x < 10; ++x) data[(z * 41 + y) * 29 + x] = 7;
+  std::vector<uint16_t> back(data.size());
+  a.read_into({{0, 0, 0}, shape}, view(back, shape));
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(store->streams, 1);  // one batch for the whole read
+
+  // a fetch failing halfway: its error, after the fetch ended, and nothing hangs
+  store->fail_after = 40;
+  try {
+    a.read_into({{0, 0, 0}, shape}, view(back, shape));
+    ADD_FAILURE() << "failed fetch read";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIo);
+    EXPECT_NE(std::string(e.what()).find("connection dropped"), std::string::npos);
+  }
+  // a corrupt value: the decode's error; the producer is told to stop
+  store->fail_after = -1;
+  store->data_["c/4/2/5"].resize(3);
+  try {
+    a.read_into({{0, 0, 0}, shape}, view(back, shape));
+    ADD_FAILURE() << "corrupt chunk decoded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kCorrupt);
+  }
+  EXPECT_TRUE(store->saw_abort.load());
+}

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "voxcore/api.hpp"
+#include "voxcore/arrivals.hpp"
 #include "voxcore/buffer.hpp"
 
 struct stat;  // <sys/stat.h>, for FileStore's private helpers
@@ -84,6 +85,13 @@ class VOXCORE_API Store {
                         std::vector<uint8_t>& found);
   // Default: one set per item.
   virtual void set_many(const std::vector<std::string>& keys, const std::vector<ByteBuffer>& values);
+  // A batched store's get_many whose values are handed to arrivals as each comes, so that the
+  // caller decodes while the rest are still being fetched. Called from the calling thread; returns
+  // what that thread calls, once it took every value or gave up, to wait for the fetch's end and
+  // rethrow its failure. The bytes put stay valid until their token is released, or until that
+  // function returns. Default: get_many, then every value put at once.
+  virtual std::function<void()> start_many(const std::vector<ByteRequest>& requests,
+                                           const std::shared_ptr<Arrivals>& arrivals);
 
   // Several range reads of one value that all see the same version of it, even while another
   // writer atomically replaces the value (a FileStore keeps the file open). nullptr when the key
@@ -197,8 +205,12 @@ class VOXCORE_API CallbackStore : public Store {
                                      std::vector<uint8_t>&)>;
   using SetMany = std::function<void(const std::vector<std::string>&, const std::vector<ByteBuffer>&)>;
   using Erase = std::function<void(const std::string&)>;
+  using StartMany = std::function<std::function<void()>(const std::vector<ByteRequest>&,
+                                                        const std::shared_ptr<Arrivals>&)>;
 
-  CallbackStore(GetMany get_many, SetMany set_many = nullptr, Erase erase = nullptr);
+  // start_many (optional) streams reads' values (see Store::start_many); without it, get_many.
+  CallbackStore(GetMany get_many, SetMany set_many = nullptr, Erase erase = nullptr,
+                StartMany start_many = nullptr);
 
   bool batched() const noexcept override { return true; }
   bool get(const std::string& key, const ByteRange& range, ByteBuffer& out,
@@ -208,11 +220,14 @@ class VOXCORE_API CallbackStore : public Store {
   void get_many(const std::vector<ByteRequest>& requests, std::vector<ByteBuffer>& out,
                 std::vector<uint8_t>& found) override;
   void set_many(const std::vector<std::string>& keys, const std::vector<ByteBuffer>& values) override;
+  std::function<void()> start_many(const std::vector<ByteRequest>& requests,
+                                   const std::shared_ptr<Arrivals>& arrivals) override;
 
  private:
   GetMany get_many_;
   SetMany set_many_;
   Erase erase_;
+  StartMany start_many_;
 };
 
 }  // namespace voxcore

@@ -1,6 +1,7 @@
 #pragma once
 // Umbrella header for C++ consumers.
 #include "voxcore/api.hpp"
+#include "voxcore/arrivals.hpp"
 #include "voxcore/array_view.hpp"
 #include "voxcore/batch.hpp"
 #include "voxcore/buffer.hpp"
