@@ -149,11 +149,13 @@ def test_the_renderer_model_and_the_cli_take_nifti_urls(served, tmp_path, capsys
         np.testing.assert_array_equal(vc.open(tmp_path / "v.ome.zarr").read(), a.T)
 
 
-def test_a_slide_url_is_refused_by_name(served):
+def test_a_slide_url_is_a_file_by_name(served):
+    """Slide names are single files as NIfTI names are (read in tests/test_remote_slide.py): a
+    missing one is FileNotFoundError naming it."""
     root, _ = served
     with Server(root) as s:
         for name in ("slide.svs", "x.ome.tif", "y.TIFF"):
-            with pytest.raises(vc.UnsupportedError, match="local files"):
+            with pytest.raises(FileNotFoundError, match=name):
                 vc.open(f"{s.url}/{name}")
 
 

@@ -121,6 +121,11 @@ class RemoteFile:
     def name(self) -> str:
         return self._key
 
+    @property
+    def adapter(self) -> ZarrStoreAdapter:
+        """What its requests go through: the adapter of its directory's store (key: name)."""
+        return self._adapter
+
     def sibling(self, url: str) -> RemoteFile:
         """The object url beside this one (this one itself for its own URL: its size is kept)."""
         return self if url == self.path else RemoteFile(url, self._store)

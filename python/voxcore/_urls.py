@@ -1,7 +1,8 @@
 """URLs as sources: ``https://``, ``s3://``, ``gs://``, ``az://``, ``memory://`` and any other
 fsspec protocol become a zarr-python FsspecStore (fsspec does the transport; its protocol
-packages, e.g. aiohttp for HTTP and s3fs for S3, are optional extras), or for a NIfTI file's
-URL a RemoteFile read by range through the store of its directory; ``file://`` is a local path.
+packages, e.g. aiohttp for HTTP and s3fs for S3, are optional extras), or for a NIfTI file's or
+a TIFF slide's URL a RemoteFile read by range through the store of its directory; ``file://`` is
+a local path.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from ._files import RemoteFile
 from ._stores import DEFAULT_POLICY
 from .errors import InvalidArgumentError, UnsupportedError
 from .formats import nifti as nifti_meta
+from .formats import tiff as tiff_meta
 
 
-# A URL whose name ends so names one file (NIfTI), read by range (voxcore._files.RemoteFile);
-# any other URL is a Zarr store's root.
+# A URL whose name ends so names one file (NIfTI, a TIFF slide), read by range
+# (voxcore._files.RemoteFile); any other URL is a Zarr store's root.
 FILE_SUFFIXES = nifti_meta.SUFFIXES
-SLIDE_SUFFIXES = (".tif", ".tiff", ".svs", ".btf", ".tf8", ".tf2", ".ndpi", ".scn")
+SLIDE_SUFFIXES = tiff_meta.SUFFIXES
 
 
 def is_url(source: Any) -> bool:
@@ -55,10 +57,9 @@ def resolve(source: Any, storage_options: dict | None = None, read_only: bool = 
     policy = dataclasses.replace(DEFAULT_POLICY, **given)  # (checked by RequestPolicy)
     url = source.rstrip("/")
     name = posixpath.basename(urlparse(url).path).lower()
-    if name.endswith(SLIDE_SUFFIXES):
-        raise UnsupportedError(f"TIFF slides are read from local files, not by URL (yet): {url}; copy it "
-                               "to a local path first (e.g. fsspec's get)")
-    single = name.endswith(FILE_SUFFIXES)
+    if name.endswith(SLIDE_SUFFIXES) and not read_only:
+        raise UnsupportedError(f"TIFF slides are read by URL, not written (got={url})")
+    single = name.endswith(FILE_SUFFIXES + SLIDE_SUFFIXES)
     try:
         store = FsspecStore.from_url(posixpath.dirname(url) if single else url,
                                      storage_options=storage_options or {}, read_only=read_only)
@@ -79,9 +80,3 @@ def resolve_target(path: Any, storage_options: dict | None = None, *, zarr_only:
         raise InvalidArgumentError(f"{zarr_only}, not a single file (got={path!r:.80})")
     return target
 
-
-def local_only(path: Any, what: str) -> Any:
-    """path, refused (UnsupportedError) when it is a remote URL: what writes local directories."""
-    if is_url(path) and path.split("://", 1)[0].lower() != "file":
-        raise UnsupportedError(f"{what} writes local directories, not URLs (got={path!r:.80})")
-    return resolve(path)

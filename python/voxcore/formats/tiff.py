@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidMetadataError, LimitExceededError, UnsupportedError
+from ..errors import InvalidMetadataError, LimitExceededError, UnsupportedError, VoxcoreError
+
+# Names of the files read as slides (a URL so named is one file, read by range).
+SUFFIXES = (".tif", ".tiff", ".svs", ".btf", ".tf8", ".tf2", ".ndpi", ".scn")
 
 # Compression codes the core decodes (CodecId.tiff) and the names info() shows.
 CORE_COMPRESSIONS = {1: "none", 5: "lzw", 7: "jpeg", 8: "deflate", 32946: "deflate",
@@ -95,15 +98,17 @@ class _Complaints(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def open_tiff(path: str):
-    """tifffile.TiffFile of path with its series parsed; broken structure -> InvalidMetadataError."""
+def open_tiff(path: str, handle: Any = None):
+    """tifffile.TiffFile of path (or of handle, a seekable binary file named path) with its
+    series parsed; broken structure -> InvalidMetadataError. The handle's own errors (OSError,
+    voxcore errors) pass through as they are."""
     import tifffile
 
     log = logging.getLogger("tifffile")
     complaints = _Complaints()
     log.addHandler(complaints)
     try:
-        tif = tifffile.TiffFile(path)
+        tif = tifffile.TiffFile(path if handle is None else handle)
         try:
             len(tif.pages)  # walks the whole IFD chain first: tifffile notices a loop there
             _check_loop(complaints, tif, path)
@@ -113,6 +118,8 @@ def open_tiff(path: str):
         except BaseException:
             tif.close()
             raise
+    except VoxcoreError:
+        raise
     except (tifffile.TiffFileError, ValueError, KeyError, IndexError, TypeError, OverflowError,
             MemoryError, struct.error) as e:
         raise InvalidMetadataError(f"not a readable TIFF: {path}: {e}") from None
@@ -206,6 +213,11 @@ def _level(tif, lv, k: int, squeeze: tuple[int, ...], path: str) -> SlideLevel:
     code = int(page.compression)
     name = CORE_COMPRESSIONS.get(code) or OTHER_COMPRESSIONS.get(code) or f"compression {code}"
     tile = tuple(int(t) for t in page.tile) if page.is_tiled else None
+    if not len(page.dataoffsets) or len(page.dataoffsets) != len(page.databytecounts):
+        # tifffile logs an unreadable or missing offsets tag and reads the level as zeros
+        what = "Tile" if page.is_tiled else "Strip"
+        raise InvalidMetadataError(f"TIFF level {k} has no readable {what}Offsets/{what}ByteCounts "
+                                   f"({len(page.dataoffsets)} offsets, {len(page.databytecounts)} byte counts): {path}")
     core = _core_decodes(page)
     if not core and not _tifffile_decodes(code):
         raise UnsupportedError(f"TIFF level {k} uses {name}, which neither voxcore nor tifffile "

@@ -7,10 +7,16 @@ ChunkedArray over a TiffStore: tiles are read by pread and decoded in parallel w
 released, straight into the destination, edge tiles cropped, decoded tiles cached
 (``open(..., cache_bytes=)``). Other compressions (JPEG 2000, WebP, ...) are decoded by
 tifffile with imagecodecs; ``info()`` names that slower path.
+
+A slide's URL (a :class:`voxcore._files.RemoteFile`) reads the same way: tifffile parses it
+through a block-cached file over range requests, and the core's tiles come from a CallbackStore
+that asks each tile's byte range (neighbouring tiles in one request; :mod:`voxcore._tiles`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import threading
 import weakref
@@ -20,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from .._core import ArraySpec, ChunkCache, ChunkedArray, CodecId, CodecSpec, TiffStore
-from ..errors import InvalidArgumentError, VoxcoreError
+from .._files import RemoteFile
+from .._tiles import RangeReader, RemoteTiles
+from ..errors import CorruptDataError, InvalidArgumentError, VoxcoreError
 from ..formats import tiff as tmeta
 from .box_read import read_region
 from .model import ImageModel, Level
@@ -30,22 +38,31 @@ _KINDS = {"svs": "Aperio SVS", "ome": "OME-TIFF", "tiff": "TIFF"}
 
 
 class _Slide:
-    """What the levels of one open slide share: the parsed file, its layout, the tile cache."""
+    """What the levels of one open slide share: the parsed file, its layout, the tile cache.
+    source: a local path or a URL's RemoteFile (path is then the URL)."""
 
-    def __init__(self, path: str, cache_bytes: int | None):
-        self.path = os.path.abspath(path)
-        self.tif = tmeta.open_tiff(self.path)
+    def __init__(self, source: str | RemoteFile, cache_bytes: int | None):
+        remote = isinstance(source, RemoteFile)
+        self.source = source if remote else os.path.abspath(source)  # what reopens it
+        self.path = source.path if remote else self.source
+        self.reader = RangeReader(source) if remote else None
+        with self.guard():
+            self.tif = tmeta.open_tiff(self.path, self.reader)
+            try:
+                self.layout = tmeta.layout(self.tif, self.path)
+            except BaseException:
+                self.tif.close()
+                raise
         self._finalizer = weakref.finalize(self, self.tif.close)
-        try:
-            self.layout = tmeta.layout(self.tif, self.path)
-        except BaseException:
-            self.tif.close()
-            raise
         self.cache_bytes = cache_bytes
         self.cache = ChunkCache(int(cache_bytes)) if cache_bytes else None
         self.lock = threading.Lock()  # tifffile's file handle, for the fallback path
         self._arrays: dict[int, Any] = {}
         self._fallback: dict[int, Any] = {}  # level -> tifffile's zarr array, for other codecs
+
+    def guard(self):
+        """Around tifffile's reads of a URL: raises the request failures it logged and read past."""
+        return self.reader.guard() if self.reader is not None else contextlib.nullcontext()
 
     def core_array(self, k: int):
         """The core ChunkedArray of level k (made on first use), or None for tifffile's path."""
@@ -53,7 +70,7 @@ class _Slide:
         if level.table is None:
             return None
         if k not in self._arrays:
-            self._arrays[k] = _core_array(self.path, level, self.layout.dtype, self.cache)
+            self._arrays[k] = _core_array(self.source, level, self.layout.dtype, self.cache)
         return self._arrays[k]
 
     def fallback_read(self, k: int, start: list[int], dst: np.ndarray) -> None:
@@ -61,7 +78,7 @@ class _Slide:
         import zarr
 
         level = self.layout.levels[k]
-        with self.lock:
+        with self.lock, self.guard(), _decoding(f"{self.path} level {k}"):
             arr = self._fallback.get(k)
             if arr is None:  # tifffile's zarr store of the level, made once
                 store = self.tif.series[level.series].aszarr(level=level.level)
@@ -69,6 +86,18 @@ class _Slide:
             raw = arr[tuple(slice(a, a + n) for a, n in zip(_unsqueeze(start, arr.shape, level.shape),
                                                            _unsqueeze(dst.shape, arr.shape, level.shape)))]
         np.copyto(dst, np.asarray(raw).reshape(dst.shape))
+
+
+@contextlib.contextmanager
+def _decoding(where: str):
+    """tifffile's and imagecodecs' decode failures (a damaged or truncated segment) as
+    CorruptDataError naming where; voxcore's own errors and I/O errors pass as they are."""
+    try:
+        yield
+    except VoxcoreError:
+        raise
+    except (ValueError, RuntimeError) as e:
+        raise CorruptDataError(f"{where}: tifffile could not decode it ({type(e).__name__}: {e})") from e
 
 
 def _unsqueeze(values, full_shape, shape) -> list[int]:
@@ -83,7 +112,7 @@ def _unsqueeze(values, full_shape, shape) -> list[int]:
     return out
 
 
-def _core_array(path: str, level: tmeta.SlideLevel, dtype: np.dtype, cache):
+def _core_array(source: str | RemoteFile, level: tmeta.SlideLevel, dtype: np.dtype, cache):
     t = level.table
     spec = ArraySpec()
     spec.shape = list(level.shape)
@@ -101,8 +130,17 @@ def _core_array(path: str, level: tmeta.SlideLevel, dtype: np.dtype, cache):
     spec.codecs = [codec]
     spec.key_v2 = True
     spec.key_separator = "."
-    store = TiffStore(path, list(t.grid), t.offsets, t.bytecounts)
+    if isinstance(source, RemoteFile):
+        store = RemoteTiles(source, t.grid, t.offsets, t.bytecounts, _max_tile_bytes(t, dtype)).core_store()
+    else:
+        store = TiffStore(source, list(t.grid), t.offsets, t.bytecounts)
     return ChunkedArray(spec, store, cache)
+
+
+def _max_tile_bytes(t: tmeta.TileTable, dtype: np.dtype) -> int:
+    """The most bytes one encoded tile may take: the core's bound on a stored chunk (twice its
+    decoded size and 1 MiB), checked before a tile is fetched."""
+    return 2 * math.prod(t.chunks) * np.dtype(dtype).itemsize + (1 << 20)
 
 
 class SlideLevel(Level):
@@ -313,15 +351,15 @@ class SlideImage(ImageModel):
         return out
 
     def reference(self) -> tuple | None:
-        """How a worker reopens this level: the file's path (small to send)."""
-        return (_reopen, (self._slide.path, self._level, self._slide.cache_bytes))
+        """How a worker reopens this level: the file's path or URL (small to send)."""
+        return (_reopen, (self._slide.source, self._level, self._slide.cache_bytes))
 
     def __reduce__(self):
-        return (_reopen, (self._slide.path, self._level, self._slide.cache_bytes))
+        return (_reopen, (self._slide.source, self._level, self._slide.cache_bytes))
 
 
-def _reopen(path: str, level: int, cache_bytes: int | None) -> SlideImage:
-    return SlideImage(_Slide(path, cache_bytes), level)
+def _reopen(source: str | RemoteFile, level: int, cache_bytes: int | None) -> SlideImage:
+    return SlideImage(_Slide(source, cache_bytes), level)
 
 
 class _OmeOrdered:
@@ -395,7 +433,7 @@ class _Associated(Mapping):
 
     def __getitem__(self, name: str) -> np.ndarray:
         index = self._slide.layout.associated[name]
-        with self._slide.lock:
+        with self._slide.lock, self._slide.guard(), _decoding(f"{self._slide.path} associated image {name!r}"):
             return np.asarray(self._slide.tif.series[index].asarray()).squeeze()
 
     def __iter__(self) -> Iterator[str]:
@@ -419,6 +457,8 @@ def _tifffile_store_path(source: Any) -> str | None:
 def opens(source: Any, path: str | None) -> bool:
     if _tifffile_store_path(source):
         return True
+    if isinstance(source, RemoteFile):  # a URL: claimed by its name, its bytes checked on open
+        return not path and source.name.lower().endswith(tmeta.SUFFIXES)
     if isinstance(source, (str, os.PathLike)) and not path:
         p = os.fspath(source)
         return os.path.isfile(p) and tmeta.is_tiff(p)
@@ -427,7 +467,10 @@ def opens(source: Any, path: str | None) -> bool:
 
 def open_image(source: Any, path: str | None, *, cache_bytes: int | None = None,
                **_ignored) -> SlideImage:
-    """A SlideImage of a TIFF file (or of the file behind a tifffile zarr store)."""
+    """A SlideImage of a TIFF file, local or behind a URL (or of the file behind a tifffile zarr
+    store)."""
+    if isinstance(source, RemoteFile):
+        return SlideImage(_Slide(source, cache_bytes))
     file = _tifffile_store_path(source)
     if file is None:
         return SlideImage(_Slide(os.fspath(source), cache_bytes))
