@@ -194,6 +194,8 @@ class ZarrStoreAdapter:
                 except (KeyError, FileNotFoundError) as e:  # a mapping-style store's "not there"
                     if _status(e.__cause__) in (401, 403):  # (fsspec's info() says so for a refusal)
                         self._failed(e.__cause__, what, key)
+                    if what == "write":  # a PUT answered "not found": no bucket, nothing written
+                        self._failed(e, what, key)
                     return None
                 except Exception as e:
                     if isinstance(e, TimeoutError) and loop.time() >= deadline:

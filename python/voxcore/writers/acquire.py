@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._urls import local_only, resolve_target
-from ..errors import InvalidArgumentError
+from .._urls import resolve_target
 from .create import create_image
 from .positions import create_positions
 
@@ -47,17 +46,16 @@ def create(path: Any, shape: Sequence[Any], dtype: Any, *, positions: Any = None
     writable fsspec protocol, with storage_options=: planes are PUT chunk by chunk as slabs
     fill, and each metadata document replaced whole).
 
-    positions: a multi-position acquisition (local directories only), a count or a list of names or of
-    {"name", "x", "y", "z"} stage coordinates (added to each position's translation). The result
-    is then a one-well HCS plate (well A/1, one field per position, as navigate writes it) and
-    the writer a :class:`voxcore.writers.positions.PositionsWriter`:
+    positions: a multi-position acquisition, a count or a list of names or of {"name", "x",
+    "y", "z"} stage coordinates (added to each position's translation), at any path above
+    (URLs too). The result is then a one-well HCS plate (well A/1, one field per position, as
+    navigate writes it) and the writer a :class:`voxcore.writers.positions.PositionsWriter`:
     ``write_plane(plane, t=, c=, z=, position=)`` and navigate's ``get_data(timepoint=,
     position=, channel=, z=-1, resolution=1)``; ``vc.open(path)`` reads it back as a
     :class:`voxcore.Plate` with the same names.
     """
+    what = "create writes an OME-Zarr image" if positions is None else "create(positions=) writes an OME-Zarr plate"
+    target = resolve_target(path, storage_options, zarr_only=what)
     if positions is None:
-        target = resolve_target(path, storage_options, zarr_only="create writes an OME-Zarr image")
         return create_image(target, shape, dtype, **options)
-    if storage_options:
-        raise InvalidArgumentError("storage_options= is for URLs; positions= writes a local directory")
-    return create_positions(local_only(path, "create(positions=...)"), shape, dtype, positions, **options)
+    return create_positions(target, shape, dtype, positions, **options)

@@ -1,9 +1,10 @@
 """voxcore.create_plate: an HCS plate (OME-NGFF ``plate`` / ``well``) written field by field.
 
 The plate group is published first with no wells. Each field is then written by :func:`save`
-(its pyramid built beside its final place and renamed in), and only after that are its well's
-and the plate's metadata rewritten, each document by one atomic replace: at every moment, also
-after a crash, the plate on disk is valid and lists exactly the fields that are complete.
+(its pyramid built beside its final place and renamed in; in a store, its arrays first and its
+group's metadata last), and only after that are its well's and the plate's metadata rewritten,
+each document by one atomic replace (one whole PUT in a store): at every moment, also after a
+crash, the plate is valid and lists exactly the fields that are complete.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .._stores import FileAdapter
-from .._urls import local_only
+from .._stores import FileAdapter, _sync, is_zarr_store
+from .._urls import resolve_target
 from ..errors import InvalidArgumentError, InvalidMetadataError
 from ..formats import hcs, ngff
 from .create import create_image
@@ -23,38 +24,54 @@ from .target import Target, write_group
 
 def create_plate(path: Any, rows: Sequence[str], columns: Sequence[str], *, name: str | None = None,
                  acquisitions: Sequence[dict] | None = None, version: str = "0.5",
-                 overwrite: bool = False, durable: bool = True, attributes: dict | None = None) -> PlateWriter:
-    """Start an HCS plate at path (a local directory): ``w.write_field(well, image, ...)`` adds
-    one field (an image, array or :func:`build_pyramid` result, with its levels) to a well such
-    as "B/3"; ``w.close()`` or leaving a ``with`` block ends it.
+                 overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
+                 storage_options: dict | None = None) -> PlateWriter:
+    """Start an HCS plate at path: ``w.write_field(well, image, ...)`` adds one field (an image,
+    array or :func:`build_pyramid` result, with its levels) to a well such as "B/3";
+    ``w.close()`` or leaving a ``with`` block ends it.
 
+    path : a local directory, a URL (``s3://``, ``memory://``, any writable fsspec protocol,
+        with storage_options=: every object PUT whole, a field's arrays before its metadata and
+        its well's and the plate's documents after it), or a zarr-python store / zarr.Group.
     rows / columns : the plate's row and column names (alphanumeric, e.g. "A".."H", "1".."12").
     acquisitions : [{"id": int, "name": ..., "maximumfieldcount": ..., ...}], as OME-NGFF has them.
     The plate is valid from the start and after every field; ``field_count`` is kept at the
     largest number of fields of a well. overwrite=True replaces a Zarr / OME-Zarr hierarchy at
-    path (anything else is refused, as for :func:`save`). attributes: custom root attributes
-    beside the OME keys, as for :func:`save`.
+    path (anything else is refused, as for :func:`save`; without it a Zarr node there is
+    FileExistsError). attributes: custom root attributes beside the OME keys, as for :func:`save`.
     """
+    return start_plate(path, rows, columns, name=name, acquisitions=acquisitions, version=version,
+                       overwrite=overwrite, durable=durable, attributes=attributes,
+                       storage_options=storage_options)
+
+
+def start_plate(path: Any, rows: Sequence[str], columns: Sequence[str], *, name: str | None = None,
+                acquisitions: Sequence[dict] | None = None, version: str = "0.5", overwrite: bool = False,
+                durable: bool = True, attributes: dict | None = None, storage_options: dict | None = None,
+                own: dict | None = None) -> PlateWriter:
+    """:func:`create_plate`, with own: voxcore's own root attributes (a multi-position
+    acquisition's {"voxcore": ...}), written after the user's in every plate document."""
     if version not in ngff.VERSIONS:
         raise InvalidArgumentError(f"version must be one of {ngff.VERSIONS} (got={version!r:.20})")
-    path = local_only(path, "create_plate")
-    if not isinstance(path, (str, os.PathLike)):
-        raise InvalidArgumentError(f"create_plate writes a local directory (got={type(path).__name__})")
     for what, names in (("rows", rows), ("columns", columns)):
         if isinstance(names, str) or not all(isinstance(n, str) for n in names):
             raise InvalidArgumentError(f"{what} must be a list of names (got={names!r:.60})")
     acq = [dict(a) for a in acquisitions] if acquisitions is not None else []
     meta = {"rows": list(rows), "columns": list(columns), "name": name, "acquisitions": acq,
-            "extra": ngff.with_user_attributes({}, attributes)}
+            "extra": {**ngff.with_user_attributes({}, attributes), **(own or {})}}
     attrs = _checked(lambda: hcs.plate_attributes(version, meta["rows"], meta["columns"], [], name, acq))
     attrs = {**attrs, **meta["extra"]}
+    path = resolve_target(path, storage_options, zarr_only="create_plate writes an OME-Zarr plate")
+    if not (isinstance(path, (str, os.PathLike)) or is_zarr_store(path) or hasattr(path, "store_path")):
+        raise InvalidArgumentError("create_plate writes a local directory, a URL or a zarr-python store "
+                                   f"(got={type(path).__name__})")
     target = Target(path, overwrite, durable)
-    try:  # the empty plate is swapped in now; fields are written in place later
+    try:  # the empty plate is swapped in (or PUT) now; fields are written in place later
         target.group("", attrs, version == "0.5")
         target.commit()
     finally:
         target.abort()
-    return PlateWriter(target.label, version, meta, durable)
+    return PlateWriter(target.published(), target.label, version, meta, durable)
 
 
 def _checked(make):
@@ -64,13 +81,30 @@ def _checked(make):
         raise InvalidArgumentError(str(e)) from None
 
 
+async def _holds_any(store: Any, prefix: str) -> bool:
+    async for _ in store.list_prefix(f"{prefix}/"):
+        return True
+    return False
+
+
+class _InStore:
+    """A node's place in a zarr-python store, given to save / create_image as a zarr.Group
+    gives its own (``store_path``)."""
+
+    def __init__(self, store: Any, path: str):
+        from zarr.storage import StorePath
+
+        self.store_path = StorePath(store, path)
+
+
 class PlateWriter:
     """Adds fields to a plate created by :func:`create_plate` (see there)."""
 
-    def __init__(self, root: str, version: str, meta: dict, durable: bool):
+    def __init__(self, adapter: Any, root: str, version: str, meta: dict, durable: bool):
         self.root, self.version, self._meta, self._durable = root, version, meta, durable
-        self._adapter = FileAdapter(root, durable)
+        self._adapter = adapter  # the plate's root: a FileAdapter, or a ZarrStoreAdapter in a store
         self._wells: dict[str, list[dict]] = {}  # well path -> its images, in the plate's order
+        self._groups: set[str] = set()  # the row and well groups written (the plate is new)
         self._closed = False
 
     @property
@@ -80,17 +114,18 @@ class PlateWriter:
 
     def write_field(self, well: str, image: Any, *, field: str | int | None = None,
                     acquisition: int | None = None, **save_options: Any) -> str:
-        """Write one field of `well` ("row/column") and list it; returns the field's path.
+        """Write one field of `well` ("row/column") and list it; returns the field's path (a URL
+        for a plate at a URL).
 
         field : its name in the well (default: the next integer); acquisition : the id of one of
         the plate's acquisitions. save_options go to :func:`save` (chunks, shards, codec, level,
         channels, labels, attributes, progress); the version and durability are the plate's.
         """
         row, column, name, images = self._new_field(well, field, acquisition, save_options)
-        field_dir = os.path.join(self.root, row, column, name)
-        save(image, field_dir, version=self.version, durable=self._durable, **save_options)
+        where = self._written(f"{row}/{column}/{name}", lambda at: save(
+            image, at, version=self.version, durable=self._durable, **save_options))
         self._list(well, images, {"path": name, "acquisition": acquisition})
-        return field_dir
+        return where
 
     def create_field(self, well: str, shape: Any, dtype: Any, *, field: str | int | None = None,
                      acquisition: int | None = None, **create_options: Any) -> Any:
@@ -98,16 +133,35 @@ class PlateWriter:
         it is listed at once: its metadata is complete and unwritten planes read as the fill
         value until they arrive."""
         row, column, name, images = self._new_field(well, field, acquisition, create_options)
-        writer = create_image(os.path.join(self.root, row, column, name), shape, dtype, version=self.version,
-                        durable=self._durable, **create_options)
+        writer = self._written(f"{row}/{column}/{name}", lambda at: create_image(
+            at, shape, dtype, version=self.version, durable=self._durable, **create_options))
         self._list(well, images, {"path": name, "acquisition": acquisition})
         return writer
+
+    def _written(self, sub: str, write: Any) -> Any:
+        """write(at) for the field at sub: at is its local directory (a failed save there leaves
+        nothing: it is built beside), or the plate's store at its prefix, where a failed write's
+        objects are deleted when the prefix held nothing before (the field is not listed, so its
+        name is free again)."""
+        if isinstance(self._adapter, FileAdapter):
+            return write(os.path.join(self._adapter.root, *sub.split("/")))
+        at = self._adapter.sub(sub)
+        fresh = not _sync(_holds_any(at.store, at.prefix))
+        try:
+            return write(_InStore(at.store, at.prefix))
+        except BaseException:
+            if fresh:
+                try:
+                    _sync(at.store.delete_dir(at.prefix))
+                except Exception:  # the write's own error is the one raised
+                    pass
+            raise
 
     def _new_field(self, well: str, field: Any, acquisition: Any, options: dict) -> tuple[str, str, str, list]:
         """Checks for a new field; makes its row and well groups. (row, column, name, images)."""
         if self._closed:
             raise InvalidArgumentError("the plate writer is closed")
-        for bad in ("version", "durable", "overwrite", "executor"):
+        for bad in ("version", "durable", "overwrite", "executor", "storage_options"):
             if bad in options:
                 raise InvalidArgumentError(f"{bad}= is the plate's, not a field's")
         row, column = self._well_parts(well)
@@ -119,11 +173,10 @@ class PlateWriter:
         ids = [a["id"] for a in self._meta["acquisitions"]]
         if acquisition is not None and acquisition not in ids:
             raise InvalidArgumentError(f"acquisition {acquisition!r} is not one of the plate's (ids={ids})")
-        if not images:  # the row and well groups, so that the field's parents are Zarr groups
-            for sub in (row, f"{row}/{column}"):
-                os.makedirs(os.path.join(self.root, sub), exist_ok=True)
-                if not any(os.path.exists(os.path.join(self.root, sub, k)) for k in ("zarr.json", ".zgroup")):
-                    self._group(sub, {})
+        for sub in (row, f"{row}/{column}"):  # the row and well groups: the field's parents are Zarr groups
+            if sub not in self._groups:
+                self._group(sub, {})
+                self._groups.add(sub)
         return row, column, name, images
 
     def _list(self, well: str, images: list, entry: dict) -> None:

@@ -21,7 +21,7 @@ from ..errors import InvalidArgumentError
 from ..images.acquisition import AcquisitionAccess
 from ..images.memory import from_array
 from .create import open_shape
-from .plate import create_plate
+from .plate import start_plate
 
 WELL = "A/1"
 _SPACE = ("z", "y", "x")
@@ -69,7 +69,8 @@ def create_positions(path: Any, shape: Sequence[int], dtype: Any, positions: Any
                      translation: Sequence[float] | None = None, units: Any = None, version: str = "0.5",
                      overwrite: bool = False, durable: bool = True, attributes: dict | None = None,
                      **create_options: Any) -> PositionsWriter:
-    """See :func:`voxcore.create` (positions=)."""
+    """See :func:`voxcore.create` (positions=); path is a local directory or a zarr-python store
+    (a URL resolved by :func:`voxcore.create`)."""
     entries = parse_positions(positions)
     first, _, dims = open_shape(shape, dims)
     geometry = np.lib.stride_tricks.as_strided(np.zeros(1, np.dtype(dtype)), first, (0,) * len(first))
@@ -79,9 +80,8 @@ def create_positions(path: Any, shape: Sequence[int], dtype: Any, positions: Any
         if missing:
             raise InvalidArgumentError(f"position {p['name']!r} gives {missing} but the image has no such axis "
                                        f"(dims={img.dims})")
-    plate = create_plate(path, ["A"], ["1"], name=create_options.get("name"), version=version,
-                         overwrite=overwrite, durable=durable, attributes=attributes)
-    plate._meta["extra"]["voxcore"] = {"positions": entries}
+    plate = start_plate(path, ["A"], ["1"], name=create_options.get("name"), version=version, overwrite=overwrite,
+                        durable=durable, attributes=attributes, own={"voxcore": {"positions": entries}})
     writers = []
     try:
         for p in entries:
