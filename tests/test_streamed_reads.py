@@ -133,3 +133,19 @@ def zarr_spec(shape, chunks):
 
     meta = zarr.create_array(MemoryStore(), shape=shape, chunks=chunks, dtype="uint16", fill_value=0).metadata
     return zmeta.parse_v3(json.loads(json.dumps(meta.to_dict()))).array_spec()
+
+
+def test_a_failed_decode_stops_the_fetch(stored):
+    from voxcore._stores import RequestPolicy
+
+    _, items = stored
+    items = dict(items)
+    items["c/0/0/1"] = cpu.Buffer.from_bytes(b"garbage")
+    chunks = [k for k in items if k.startswith("c/")]
+    store = Paced(MemoryStore(items), {k: 0.02 for k in chunks})
+    store._voxcore_policy = RequestPolicy(in_flight=1)  # one request at a time
+    img = vc.open(store)
+    with pytest.raises(vc.CorruptDataError, match="c/0/0/1"):
+        img.read()
+    fetched = [k for k in store.read if k.startswith("c/")]
+    assert "c/0/0/1" in fetched and len(fetched) < len(chunks) // 2  # the rest were never asked

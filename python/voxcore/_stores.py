@@ -103,6 +103,19 @@ async def _bounded(coro, seconds: float):
     return await asyncio.wait_for(coro, timeout=seconds)  # pragma: no cover - Python 3.10
 
 
+class _Ungated:
+    """A gate that never waits (for requests already holding their read's gate)."""
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        return False
+
+
+_UNGATED = _Ungated()
+
+
 def coalesce(requests, gap: int, merged: int) -> list[tuple]:
     """The fetches serving requests ((key, kind, offset, length) each): the "range" requests of
     one key sorted and merged where they lie at most gap bytes apart and the merged range stays
@@ -251,9 +264,10 @@ class ZarrStoreAdapter:
         from zarr.core.sync import _get_loop
 
         async def fetch(gate, key, kind, offset, length, parts):
-            if sink.aborted:  # a decode failed: the read is over
-                return
-            data = await self._fetch(gate, key, kind, offset, length, raw=True)
+            async with gate:
+                if sink.aborted:  # a decode failed: the read is over
+                    return
+                data = await self._fetch(_UNGATED, key, kind, offset, length, raw=True)
             for i, at, n in parts:
                 sink.put(i, data if data is None or n is None else data[at:at + n])
 
