@@ -1,7 +1,9 @@
-"""``voxcore check``: a read-only health report of a local Zarr / OME-Zarr tree.
+"""``voxcore check``: a read-only health report of a Zarr / OME-Zarr tree, a local directory or
+a URL whose directories can be listed (s3://, gs://, az://, memory://, file://, ...).
 
 It reads directory listings and metadata documents, never chunk contents, and never writes,
-renames or removes anything. What it reports (``Problem.kind``):
+renames or removes anything. A tree reports the same problems, with the same paths, wherever it
+lies. What it reports (``Problem.kind``):
 
 - ``stale-temp-file`` (error): a temp file of a writer whose process is gone (its write did
   not finish); ``write-in-progress`` (info): one whose writer still runs.
@@ -18,6 +20,12 @@ renames or removes anything. What it reports (``Problem.kind``):
   an array, of the wrong rank, or larger than the level before it.
 - ``labels-metadata``, ``missing-label`` (error): a bad labels listing, or a listed label
   image that is not there.
+- ``unreadable`` (error): a directory or document that cannot be listed or read (refused);
+  ``unsafe-key`` (error): a remote key named "." or "..", which no reader resolves inside the
+  tree (not followed).
+
+A store that fails to answer (a timeout, a dropped connection, a 5xx, after the retries of its
+RequestPolicy) is no property of the tree: it raises StoreError.
 """
 
 from __future__ import annotations
@@ -29,8 +37,14 @@ import re
 from dataclasses import dataclass
 
 from ._resources import LOCK_FILE, pid_alive, temp_owner
-from ._urls import is_url, resolve
-from .errors import UnsafeMetadataPathError, UnsupportedError, VoxcoreError
+from ._tree import Entry, FsspecTree, LocalTree, open_tree
+from .errors import (
+    LimitExceededError,
+    StoreError,
+    UnsafeMetadataPathError,
+    UnsupportedError,
+    VoxcoreError,
+)
 from .formats import ngff
 from .formats import zarr as zmeta
 
@@ -64,32 +78,26 @@ class _Node:
     zarr_format: int = 0
 
 
-def check(path: str | os.PathLike) -> list[Problem]:
-    """Problems of the Zarr / OME-Zarr tree at path (a local directory), errors first."""
-    return ordered(check_nodes(path)[0])
+Tree = LocalTree | FsspecTree
 
 
-def local_root(path: str | os.PathLike) -> str:
-    """path as a local directory: a file:// URL's path; other URLs cannot be listed
-    (UnsupportedError)."""
-    root = os.fspath(path)
-    if is_url(root):
-        local = resolve(root)
-        if not isinstance(local, str):
-            raise UnsupportedError(f"check and validate read a local tree (they list its directories, which "
-                                   f"{root.split('://', 1)[0]}:// cannot): {root}")
-        root = local
-    return root
+def check(path: str | os.PathLike, storage_options: dict | None = None) -> list[Problem]:
+    """Problems of the Zarr / OME-Zarr tree at path, errors first (see the module).
+
+    path: a local directory, or a URL fsspec can list (s3://, gs://, az://, memory://, file://)
+    opened with storage_options. Raises UnsupportedError for a URL without listings (http://,
+    https://), InvalidArgumentError for storage_options with a local path, PermissionError or
+    StoreError when a remote store refuses or fails to answer."""
+    return ordered(check_nodes(open_tree(path, storage_options))[0])
 
 
-def check_nodes(path: str | os.PathLike) -> tuple[list[Problem], dict[str, _Node]]:
+def check_nodes(tree: Tree) -> tuple[list[Problem], dict[str, _Node]]:
     """check()'s problems (unordered) and the Zarr nodes it found, by path relative to root."""
-    root = local_root(path)
     out: list[Problem] = []
-    if not os.path.isdir(root):
-        return [Problem("error", "no-zarr-node", ".", f"not a directory: {root}")], {}
+    if not tree.is_dir(""):
+        return [Problem("error", "no-zarr-node", ".", f"not a directory: {tree.label()}")], {}
     nodes: dict[str, _Node] = {}
-    _walk(root, "", 0, nodes, out)
+    _walk(tree, "", 0, nodes, out)
     if "" not in nodes and not any(p.path in _METADATA for p in out):
         out.append(Problem("error", "no-zarr-node", ".", "no zarr.json, .zarray or .zgroup at the root"))
     for rel, node in nodes.items():
@@ -117,18 +125,26 @@ def _join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
 
-def _scan(directory: str, rel: str, out: list[Problem]) -> list[os.DirEntry]:
-    """The directory's entries without voxcore temp files (which are reported)."""
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def _scan(tree: Tree, rel: str, out: list[Problem]) -> list[Entry]:
+    """The directory's entries without voxcore temp files and unsafe names (which are reported)."""
     try:
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
+        entries = tree.list(rel)
+    except StoreError:
+        raise
     except OSError as e:
-        out.append(Problem("error", "unreadable", _show(rel), f"cannot list the directory ({e.strerror})"))
+        out.append(Problem("error", "unreadable", _show(rel), f"cannot list the directory ({_reason(e)})"))
         return []
     kept = []
     for e in entries:
         pid = temp_owner(e.name)
-        if pid is None:
+        if e.name in ("", ".", ".."):
+            out.append(Problem("error", "unsafe-key", _join(rel, e.name),
+                               "a key segment no reader resolves inside the tree (not followed)"))
+        elif pid is None:
             kept.append(e)
         elif pid == os.getpid() or pid_alive(pid):
             out.append(Problem("info", "write-in-progress", _join(rel, e.name),
@@ -140,20 +156,18 @@ def _scan(directory: str, rel: str, out: list[Problem]) -> list[os.DirEntry]:
     return kept
 
 
-def _read_doc(directory: str, rel: str, name: str, out: list[Problem]) -> dict | None:
+def _read_doc(tree: Tree, rel: str, entry: Entry, out: list[Problem]) -> dict | None:
     """A metadata document as a dict, or None (reported) when it cannot be read or parsed."""
-    key = _join(rel, name)
-    full = os.path.join(directory, name)
+    key = _join(rel, entry.name)
     try:
-        size = os.stat(full).st_size
-        if size > zmeta.MAX_METADATA_BYTES:
-            out.append(Problem("error", "bad-metadata", key,
-                               f"{size} bytes, over the {zmeta.MAX_METADATA_BYTES}-byte metadata limit"))
-            return None
-        with open(full, "rb") as f:
-            raw = f.read()
+        raw = tree.read(key, entry.size)
+    except LimitExceededError as e:
+        out.append(Problem("error", "bad-metadata", key, str(e)))
+        return None
+    except StoreError:
+        raise
     except OSError as e:
-        out.append(Problem("error", "unreadable", key, f"cannot read it ({e.strerror})"))
+        out.append(Problem("error", "unreadable", key, f"cannot read it ({_reason(e)})"))
         return None
     try:
         return zmeta.load_json(raw, key)
@@ -162,9 +176,9 @@ def _read_doc(directory: str, rel: str, name: str, out: list[Problem]) -> dict |
         return None
 
 
-def _node_of(directory: str, rel: str, names: set[str], out: list[Problem]) -> _Node | None:
+def _node_of(tree: Tree, rel: str, names: dict[str, Entry], out: list[Problem]) -> _Node | None:
     if "zarr.json" in names:
-        doc = _read_doc(directory, rel, "zarr.json", out)
+        doc = _read_doc(tree, rel, names["zarr.json"], out)
         if doc is None:
             return None
         if doc.get("node_type") == "group" and doc.get("zarr_format") == 3:
@@ -182,9 +196,9 @@ def _node_of(directory: str, rel: str, names: set[str], out: list[Problem]) -> _
         return None
     attrs: dict | None = {}
     if ".zattrs" in names:
-        attrs = _read_doc(directory, rel, ".zattrs", out)
+        attrs = _read_doc(tree, rel, names[".zattrs"], out)
     if ".zarray" in names:
-        doc = _read_doc(directory, rel, ".zarray", out)
+        doc = _read_doc(tree, rel, names[".zarray"], out)
         if doc is None or attrs is None:
             return None
         try:
@@ -192,37 +206,36 @@ def _node_of(directory: str, rel: str, names: set[str], out: list[Problem]) -> _
         except (VoxcoreError, ValueError, TypeError) as e:
             out.append(Problem("error", "bad-metadata", _join(rel, ".zarray"), f"voxcore refuses it: {e}"))
             return None
-    _read_doc(directory, rel, ".zgroup", out)
+    _read_doc(tree, rel, names[".zgroup"], out)
     return _Node("group", attrs=attrs or {}, zarr_format=2)
 
 
-def _walk(directory: str, rel: str, depth: int, nodes: dict, out: list[Problem]) -> None:
-    entries = _scan(directory, rel, out)
-    names = {e.name for e in entries}
-    node = _node_of(directory, rel, names, out)
+def _walk(tree: Tree, rel: str, depth: int, nodes: dict, out: list[Problem]) -> None:
+    entries = _scan(tree, rel, out)
+    node = _node_of(tree, rel, {e.name: e for e in entries}, out)
     if node is not None:
         nodes[rel] = node
     if node is not None and node.kind == "array":
-        _check_chunks(directory, rel, node.meta, entries, out)
+        _check_chunks(tree, rel, node.meta, entries, out)
         return
     if depth >= MAX_DEPTH:
         out.append(Problem("warning", "too-deep", _show(rel), f"not checked below {MAX_DEPTH} levels"))
         return
     for e in entries:
-        if e.is_dir(follow_symlinks=False):
-            _walk(e.path, _join(rel, e.name), depth + 1, nodes, out)
+        if e.is_dir:
+            _walk(tree, _join(rel, e.name), depth + 1, nodes, out)
 
 
 # ---- chunks ----------------------------------------------------------------------------------
 
-def _files_below(entries: list[os.DirEntry], rel: str, depth: int, out: list[Problem]):
+def _files_below(tree: Tree, entries: list[Entry], rel: str, depth: int, out: list[Problem]):
     """(key relative to the array, entry) of every file below an array directory."""
     for e in entries:
-        if e.is_dir(follow_symlinks=False):
+        if e.is_dir:
             if depth >= MAX_DEPTH:
                 continue
-            for key, sub in _files_below(_scan(e.path, _join(rel, e.name), out), _join(rel, e.name),
-                                         depth + 1, out):
+            below = _join(rel, e.name)
+            for key, sub in _files_below(tree, _scan(tree, below, out), below, depth + 1, out):
                 yield f"{e.name}/{key}", sub
         else:
             yield e.name, e
@@ -251,13 +264,13 @@ def _chunk_key(index: tuple[int, ...], meta: zmeta.ZarrArrayMeta) -> str:
     return meta.separator.join(str(i) for i in index) if index else "0"
 
 
-def _check_chunks(directory: str, rel: str, meta: zmeta.ZarrArrayMeta, entries: list[os.DirEntry],
+def _check_chunks(tree: Tree, rel: str, meta: zmeta.ZarrArrayMeta, entries: list[Entry],
                   out: list[Problem]) -> None:
     unit = meta.shards or meta.chunks
     what = "shard" if meta.shards else "chunk"
     grid = tuple(-(-s // u) for s, u in zip(meta.shape, unit))
     present: set[tuple[int, ...]] = set()
-    for key, _entry in _files_below(entries, rel, 0, out):
+    for key, _entry in _files_below(tree, entries, rel, 0, out):
         if key in _METADATA:
             continue
         index = _chunk_index(key, meta)

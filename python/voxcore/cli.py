@@ -307,15 +307,23 @@ def info(args: argparse.Namespace) -> int:
 
 def validate(args: argparse.Namespace) -> int:
     """voxcore validate: check's findings, the OME-NGFF schemas and the consistency checks."""
-    return _report(args.path, validate_tree(args.path))
+    return _report(args, validate_tree)
 
 
 def check(args: argparse.Namespace) -> int:
     """voxcore check: the read-only health report of a tree."""
-    return _report(args.path, check_tree(args.path))
+    return _report(args, check_tree)
 
 
-def _report(path: str, problems: list) -> int:
+def _report(args: argparse.Namespace, fn) -> int:
+    """Prints fn's problems of args.path and a count: exit 1 when one is an error, 2 when the
+    tree cannot be checked at all (a URL without listings, a store that refuses or fails)."""
+    path = args.path
+    try:
+        problems = fn(path, **_remote(args, path))
+    except (VoxcoreError, OSError) as e:
+        print(f"voxcore {args.command}: cannot check {os.fspath(path)}: {e}", file=sys.stderr)
+        return 2
     for p in problems:
         print(p)
     counts = {sev: sum(p.severity == sev for p in problems) for sev in ("error", "warning", "info")}
@@ -417,12 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--storage-options", help=STORAGE_HELP)
     p.set_defaults(func=info)
-    p = sub.add_parser("check", help="report problems of a local Zarr / OME-Zarr tree (read-only)")
+    tree = "a directory or a URL that can be listed: s3://, gs://, az://, memory://, ..."
+    p = sub.add_parser("check", help=f"report problems of a Zarr / OME-Zarr tree ({tree}; read-only)")
     p.add_argument("path")
+    p.add_argument("--storage-options", help=STORAGE_HELP)
     p.set_defaults(func=check)
-    p = sub.add_parser("validate", help="every problem of a local OME-Zarr tree: check's, the OME-NGFF 0.4/0.5 "
-                                        "schemas (ome-zarr-models) and voxcore's consistency checks")
+    p = sub.add_parser("validate", help=f"every problem of an OME-Zarr tree ({tree}): check's, the OME-NGFF "
+                                        "0.4/0.5 schemas (ome-zarr-models) and voxcore's consistency checks")
     p.add_argument("path")
+    p.add_argument("--storage-options", help=STORAGE_HELP)
     p.set_defaults(func=validate)
     p = sub.add_parser("convert", help="write an array as an OME-Zarr pyramid, streamed in bounded memory")
     p.add_argument("src", help="a Zarr array, OME-Zarr image, NIfTI file or TIFF slide")

@@ -1,4 +1,5 @@
-"""``vc.validate`` / ``voxcore validate``: every problem of a local OME-Zarr tree, read-only.
+"""``vc.validate`` / ``voxcore validate``: every problem of an OME-Zarr tree, read-only: a local
+directory or a URL whose directories can be listed (as ``voxcore check`` takes them).
 
 Three sources, one report (:class:`voxcore.check.Problem`, errors first):
 
@@ -23,26 +24,29 @@ import os
 import warnings
 from typing import Any
 
-from .check import Problem, _Node, check_nodes, local_root, ordered
+from ._tree import open_tree
+from .check import Problem, Tree, _Node, check_nodes, ordered
 from .errors import VoxcoreError
 from .formats import ngff
 
 
-def validate(path: str | os.PathLike) -> list[Problem]:
-    """Every problem of the OME-Zarr tree at path (a local directory), errors first; see the
-    module. ``voxcore validate PATH`` prints them and exits with 1 when one is an error."""
-    root = local_root(path)
-    problems, nodes = check_nodes(root)
+def validate(path: str | os.PathLike, storage_options: dict | None = None) -> list[Problem]:
+    """Every problem of the OME-Zarr tree at path, errors first; see the module. path: a local
+    directory or a listable URL opened with storage_options, refused as
+    :func:`voxcore.check.check` refuses it. ``voxcore validate PATH`` prints them and exits
+    with 1 when one is an error."""
+    tree = open_tree(path, storage_options)
+    problems, nodes = check_nodes(tree)
     for rel, node in nodes.items():
         if node.kind != "group" or not isinstance(node.attrs, dict):
             continue
         kind = _ome_kind(node.attrs)
         if kind is None:
             continue
-        problems += _schema(root, rel, node, kind)
+        problems += _schema(tree, rel, node, kind)
         if kind == "image":
             known = any(p.severity == "error" and p.path == (rel or ".") for p in problems)
-            problems += _consistency(root, rel, known)
+            problems += _consistency(tree, rel, known)
     return ordered(problems)
 
 
@@ -69,7 +73,7 @@ def _model(version: str, kind: str) -> Any:
     return getattr(module, where[1], None)
 
 
-def _schema(root: str, rel: str, node: _Node, kind: str) -> list[Problem]:
+def _schema(tree: Tree, rel: str, node: _Node, kind: str) -> list[Problem]:
     show = rel or "."
     version = "0.5" if node.zarr_format == 3 else "0.4"
     cls = _model(version, kind)
@@ -78,7 +82,8 @@ def _schema(root: str, rel: str, node: _Node, kind: str) -> list[Problem]:
     import zarr
 
     try:
-        group = zarr.open_group(os.path.join(root, rel) if rel else root, mode="r")
+        source, sub = tree.locate(rel)
+        group = zarr.open_group(source, path=sub, mode="r")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the models' own repairs are reported as errors below
             cls.from_zarr(group)
@@ -97,14 +102,14 @@ def _schema(root: str, rel: str, node: _Node, kind: str) -> list[Problem]:
     return []
 
 
-def _consistency(root: str, rel: str, known: bool) -> list[Problem]:
+def _consistency(tree: Tree, rel: str, known: bool) -> list[Problem]:
     from .images.zarr import open_image
 
     show = rel or "."
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = open_image(root, path=rel or None)
+            img = open_image(*tree.locate(rel))
     except (VoxcoreError, OSError, ValueError) as e:  # what voxcore refuses to read (omero, ...)
         return [] if known else [Problem("error", "ome-metadata", show, f"voxcore cannot open it: {e}")]
     out: list[Problem] = []
