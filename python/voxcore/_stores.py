@@ -38,14 +38,15 @@ class RequestPolicy:
     jitter. timeout: seconds one request may take, all its attempts together (a read never
     hangs). in_flight: requests of one read in flight together. Ranges of one object (the
     chunks of a shard) at most ``gap`` bytes apart are fetched as one request of at most
-    ``merged`` bytes, then cut apart."""
+    ``merged`` bytes, then cut apart: a few MiB each, so that a whole shard comes as several
+    responses, decoded while the later ones are still arriving."""
 
     retries: int = 3
     backoff: float = 0.1
     timeout: float = 60.0
-    in_flight: int = 64
+    in_flight: int = 128
     gap: int = 256 << 10
-    merged: int = 64 << 20
+    merged: int = 8 << 20
 
     def __post_init__(self):
         from .errors import InvalidArgumentError
