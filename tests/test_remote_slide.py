@@ -321,3 +321,24 @@ def test_the_cli_dask_and_views_take_slide_urls(served, server, capsys):
 def test_a_slide_url_is_not_a_write_target(tmp_path):
     with pytest.raises(vc.UnsupportedError, match="not written"):
         vc.save(vc.from_array(np.zeros((4, 5), np.uint8)), "memory://out/x.ome.tif")
+
+
+def test_tiles_stream_into_the_core_as_they_arrive(served, monkeypatch):
+    """A region read hands the tiles to the core through the streamed path (each decoded as it
+    comes), and a tile request failing halfway is the read's error, not a hang."""
+    from voxcore import _tiles
+
+    calls = []
+    real = _tiles.RemoteTiles.start_many
+    monkeypatch.setattr(_tiles.RemoteTiles, "start_many",
+                        lambda self, requests, sink: calls.append(len(requests)) or real(self, requests, sink))
+    s = served[1]["pyramid-rgb-deflate"]
+    faults = Faults(only=f"/{s.path.name}")
+    with Server(served[0], faults=faults) as srv:
+        img = vc.open(f"{srv.url}/{s.path.name}")
+        np.testing.assert_array_equal(img.read(), vc.open(s.path).read())
+        assert calls and sum(calls) > 1
+        again = vc.open(f"{srv.url}/{s.path.name}", retries=0)
+        faults.status500 = 1  # the next tile request fails
+        with pytest.raises(vc.StoreError, match=s.path.name):
+            again.read()

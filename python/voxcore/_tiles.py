@@ -157,7 +157,7 @@ class RemoteTiles:
                                        f"tiles={tiles}, offsets={len(self._offsets)}, byte counts={len(self._counts)})")
 
     def core_store(self) -> CallbackStore:
-        return CallbackStore(self.get_many)
+        return CallbackStore(self.get_many, None, None, self.start_many)
 
     def _tile(self, key: str) -> int:
         parts = key.split(".")
@@ -176,6 +176,47 @@ class RemoteTiles:
         """Each request (key, kind, offset, length) as the tile's bytes (or the range of them
         asked), None for a missing tile; the tiles fetched in one batch."""
         out: list = [None] * len(requests)
+        asks, where = self._asks(requests, out)
+        for (i, tile), (_, _, _, length), data in zip(where, asks, self._adapter.get_many(asks) if asks else []):
+            out[i] = self._checked(data, length, tile)
+        return out
+
+    def start_many(self, requests, sink):
+        """get_many streamed into a core ArrivalSink: each tile is decoded as it arrives (see
+        ZarrStoreAdapter.start_many); missing and empty tiles are put at once."""
+        out: list = [None] * len(requests)
+        asks, where = self._asks(requests, out)
+        fetched = {i for i, _ in where}
+        for i, value in enumerate(out):
+            if i not in fetched:
+                sink.put(i, value)
+        tiles = self
+
+        class _Tiles:  # the adapter's sink for the asks: each checked, then put as its request
+            aborted = property(lambda _: sink.aborted)
+
+            def put(self, j, data):
+                i, tile = where[j]
+                return sink.put(i, tiles._checked(data, asks[j][3], tile))
+
+            def fail(self):
+                sink.fail()
+
+        return self._adapter.start_many(asks, _Tiles()) if asks else (lambda: None)
+
+    def _checked(self, data, length: int, tile: str):
+        """A fetched tile's bytes, or the error its answer is: gone, or short."""
+        if data is None:
+            raise _missing(self.path)
+        if len(data) < length:
+            raise CorruptDataError(f"the file ends inside the tile (expected={length} bytes, "
+                                   f"got={len(data)}) {tile}")
+        return data
+
+    def _asks(self, requests, out: list) -> tuple[list, list]:
+        """The range requests on the file serving requests (each checked first), and for each
+        the request's index and its name for messages; out gets b"" for empty ranges (None
+        stays for missing tiles)."""
         asks, where = [], []
         for i, (key, kind, offset, length) in enumerate(requests):
             n = self._tile(key)
@@ -204,11 +245,4 @@ class RemoteTiles:
                 continue
             asks.append((self._key, "range", at + begin, length))
             where.append((i, tile))
-        for (i, tile), (_, _, _, length), data in zip(where, asks, self._adapter.get_many(asks) if asks else []):
-            if data is None:
-                raise _missing(self.path)
-            if len(data) < length:
-                raise CorruptDataError(f"the file ends inside the tile (expected={length} bytes, "
-                                       f"got={len(data)}) {tile}")
-            out[i] = data
-        return out
+        return asks, where
