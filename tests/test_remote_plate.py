@@ -20,26 +20,6 @@ SHAPE = (2, 2, 4, 24, 32)  # t, c, z, y, x
 STAGE = [{"name": "tile-a", "x": 0.0, "y": 0.0}, {"name": "tile-b", "x": 100.0, "y": -20.0, "z": 3.0}]
 
 
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """(storage_options, s3fs filesystem) of a fresh endpoint holding the bucket "bkt"."""
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    import botocore.session
-    import s3fs
-
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    botocore.session.get_session().create_client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-        region_name="us-east-1").create_bucket(Bucket="bkt")
-    opts = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
-    yield opts, s3fs.S3FileSystem(**opts)
-    server.stop()
-
 
 def _clear_memory():
     fs = fsspec.filesystem("memory")

@@ -11,26 +11,8 @@ import voxcore as vc
 from voxcore.cli import main
 
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """(storage_options, s3fs filesystem) of a fresh endpoint holding the bucket "bkt"."""
-    import botocore.session
-    import s3fs
-
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    botocore.session.get_session().create_client(
-        "s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-        region_name="us-east-1").create_bucket(Bucket="bkt")
-    opts = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
-    yield opts, s3fs.S3FileSystem(**opts)
-    server.stop()
 
 
 def volume(shape=(24, 40, 36), seed=0):

@@ -104,31 +104,14 @@ def test_memory_urls_read_as_the_local_file(served):
         fs.rm(where, recursive=True)
 
 
-def test_s3_url_reads_as_the_local_file(served):
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    import os
-
-    import botocore.session
-
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    srv = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    srv.start()
-    try:
-        host, port = srv.get_host_and_port()
-        opts = {"endpoint_url": f"http://{host}:{port}", "key": "testing", "secret": "testing"}
-        client = botocore.session.get_session().create_client(
-            "s3", endpoint_url=opts["endpoint_url"], aws_access_key_id="testing",
-            aws_secret_access_key="testing", region_name="us-east-1")
-        client.create_bucket(Bucket="slides")
-        s = served[1]["svs-jpeg"]
-        client.put_object(Bucket="slides", Key=f"a/{s.path.name}", Body=s.path.read_bytes())
-        url = f"s3://slides/a/{s.path.name}"
-        same_image(vc.open(url, storage_options=opts), vc.open(s.path), url)
-        with pytest.raises(FileNotFoundError):
-            vc.open("s3://slides/a/none.svs", storage_options=opts)
-    finally:
-        srv.stop()
+def test_s3_url_reads_as_the_local_file(served, s3):
+    opts, fs = s3
+    s = served[1]["svs-jpeg"]
+    fs.pipe(f"bkt/slides/a/{s.path.name}", s.path.read_bytes())
+    url = f"s3://bkt/slides/a/{s.path.name}"
+    same_image(vc.open(url, storage_options=opts), vc.open(s.path), url)
+    with pytest.raises(FileNotFoundError):
+        vc.open("s3://bkt/slides/a/none.svs", storage_options=opts)
 
 
 def _gets(server, name: str) -> list:
