@@ -9,28 +9,22 @@ namespace voxcore {
 Arrivals::Arrivals(std::size_t count) : given_(count, 0), count_(count), untaken_(count) {}
 
 bool Arrivals::put(std::size_t index, const uint8_t* data, std::size_t size, uint64_t token) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    VOXCORE_EXPECT(index < count_ && !given_[index], ErrorCode::kInvalidArgument, "Arrivals::put",
-                   "request index out of range or given twice (index=" + std::to_string(index) +
-                       ", count=" + std::to_string(count_) + ")");
-    given_[index] = 1;
-    if (aborted_ || failed_) return false;
-    queue_.push_back(Item{index, data, size, true, token});
-  }
-  ready_.notify_one();
-  return true;
+  return enqueue(Item{index, data, size, true, token}, "Arrivals::put");
 }
 
 bool Arrivals::put_missing(std::size_t index) {
+  return enqueue(Item{index, nullptr, 0, false, 0}, "Arrivals::put_missing");
+}
+
+bool Arrivals::enqueue(const Item& item, const char* where) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    VOXCORE_EXPECT(index < count_ && !given_[index], ErrorCode::kInvalidArgument, "Arrivals::put_missing",
-                   "request index out of range or given twice (index=" + std::to_string(index) +
+    VOXCORE_EXPECT(item.index < count_ && !given_[item.index], ErrorCode::kInvalidArgument, where,
+                   "request index out of range or given twice (index=" + std::to_string(item.index) +
                        ", count=" + std::to_string(count_) + ")");
-    given_[index] = 1;
+    given_[item.index] = 1;
     if (aborted_ || failed_) return false;
-    queue_.push_back(Item{index, nullptr, 0, false, 0});
+    queue_.push_back(item);
   }
   ready_.notify_one();
   return true;

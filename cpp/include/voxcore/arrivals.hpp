@@ -49,6 +49,8 @@ class VOXCORE_API Arrivals {
   std::size_t count() const { return count_; }
 
  private:
+  bool enqueue(const Item& item, const char* where);  // put's and put_missing's one check and push
+
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<Item> queue_;
