@@ -242,47 +242,47 @@ class ZarrStoreAdapter:
             data = await self._whole_body(data, kind, offset, length, full, gate)
         return data
 
+    async def _fetch_into(self, requests, put, raw: bool, stopped=lambda: False) -> None:
+        """Every request's bytes handed to put(i, data) as its fetch lands (None: missing): the
+        requests coalesced, at most in_flight at once, none started once stopped(); on a failure
+        the rest are cancelled and it is raised."""
+        pol = self.policy
+        gate = asyncio.Semaphore(pol.in_flight)
+
+        async def fetch(key, kind, offset, length, parts):
+            async with gate:
+                if stopped():
+                    return
+                data = await self._fetch(_UNGATED, key, kind, offset, length, raw=raw)
+            for i, at, n in parts:
+                put(i, data if data is None or n is None else data[at:at + n])
+
+        tasks = [asyncio.ensure_future(fetch(*f)) for f in coalesce(requests, pol.gap, pol.merged)]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
     def get_many(self, requests) -> list:
         out: list = [None] * len(requests)
-
-        async def fetch(gate, key, kind, offset, length, parts):
-            data = await self._fetch(gate, key, kind, offset, length)
-            for i, at, n in parts:
-                out[i] = data if data is None or n is None else data[at:at + n]
-
-        async def gather():
-            pol = self.policy
-            gate = asyncio.Semaphore(pol.in_flight)
-            await asyncio.gather(*(fetch(gate, *f) for f in coalesce(requests, pol.gap, pol.merged)))
-
-        _sync(gather())
+        _sync(self._fetch_into(requests, out.__setitem__, raw=False))
         return out
 
     def start_many(self, requests, sink):
         """get_many streamed: the fetch runs on zarr-python's I/O loop and puts each value into
-        sink (a core ArrivalSink) as it comes, not copied, while the core decodes the ones before.
-        Returns wait(), which returns when the fetch is over and raises its failure."""
+        sink (a core ArrivalSink) as it comes, not copied, while the core decodes the ones before
+        (none is asked once a decode failed). Returns wait(), which returns when the fetch is
+        over and raises its failure."""
         from zarr.core.sync import _get_loop
 
-        async def fetch(gate, key, kind, offset, length, parts):
-            async with gate:
-                if sink.aborted:  # a decode failed: the read is over
-                    return
-                data = await self._fetch(_UNGATED, key, kind, offset, length, raw=True)
-            for i, at, n in parts:
-                sink.put(i, data if data is None or n is None else data[at:at + n])
-
         async def stream():
-            pol = self.policy
-            gate = asyncio.Semaphore(pol.in_flight)
-            tasks = [asyncio.ensure_future(fetch(gate, *f)) for f in coalesce(requests, pol.gap, pol.merged)]
             try:
-                await asyncio.gather(*tasks)
+                await self._fetch_into(requests, sink.put, raw=True, stopped=lambda: sink.aborted)
             except BaseException:
                 sink.fail()
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
                 raise
 
         future = asyncio.run_coroutine_threadsafe(stream(), _get_loop())
