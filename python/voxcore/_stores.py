@@ -189,9 +189,15 @@ class ZarrStoreAdapter:
     def size(self, key: str) -> int | None:
         """The byte size of key's object (None when there is none), under the policy."""
         full = self._key(key)
+        return self.call(lambda: self.store.getsize(full), "size", full)
+
+    def call(self, make, what: str, key: str) -> Any:
+        """make()'s awaitable as one request under the policy (bounded, transient failures
+        retried, failures raised as this adapter raises them); None when key is not there.
+        what and key (the full key) name it in messages."""
 
         async def run():
-            return await self._request(lambda: self.store.getsize(full), "size", full, asyncio.Semaphore(1))
+            return await self._request(make, what, key, _UNGATED)
 
         return _sync(run())
 

@@ -10,7 +10,6 @@ refusal, StoreError for anything else); a key that is not there is FileNotFoundE
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import posixpath
@@ -109,17 +108,9 @@ class FsspecTree:
         return FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), _join(self.label(), rel))
 
     def _call(self, make, what: str, rel: str) -> Any:
-        """make()'s result as one request through the adapter, as its reads go: bounded by the
-        store's RequestPolicy, transient failures retried, failures raised by its _failed
-        (None: not there)."""
-        from zarr.core.sync import sync
-
-        key = _join(self.prefix, rel)
-
-        async def run():
-            return await self._adapter._request(make, what, key, asyncio.Semaphore(1))
-
-        return sync(run())
+        """make()'s result as one request through the adapter, as its reads go (None: not
+        there)."""
+        return self._adapter.call(make, what, _join(self.prefix, rel))
 
     def is_dir(self, rel: str = "") -> bool:
         """Whether rel is a directory (a prefix with keys below it, for an object store)."""
@@ -184,5 +175,5 @@ def open_tree(path: Any, storage_options: dict | None = None) -> LocalTree | Fss
     if isinstance(target, str):
         return LocalTree(target)
     if isinstance(target, RemoteFile):  # a URL named like a file (NIfTI): walked as what it is
-        return FsspecTree(target._store, target.name)
+        return FsspecTree(target.adapter.store, target.name)
     return FsspecTree(target)
