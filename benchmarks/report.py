@@ -109,7 +109,7 @@ ROW_TARGETS = [
     *[(f"remote-{w}-{c}", f"remote {w} ({c}) >= 1.5x faster than tensorstore", "voxcore", "tensorstore", 1.5)
       for w in ("read", "boxes") for c in ("chunks", "shards")],
     *[(f"remote-read-{c}", f"remote read ({c}) within 1.1x of the fetch + decode floor", "voxcore",
-       "floor: aiohttp GETs, each body zstd-decoded", -1.1) for c in ("chunks", "shards")],
+       "floor: aiohttp GETs of zarr.json, then of each object", -1.1) for c in ("chunks", "shards")],
     ("remote-boxes-chunks", "remote boxes (chunks) within 1.1x of the fetch + decode floor", "voxcore",
      "floor: aiohttp GETs of each box's chunks", -1.1),
 ]

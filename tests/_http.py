@@ -38,6 +38,23 @@ class Faults:
             return False
 
 
+class Gauge:
+    """The GETs being answered at once (``with gauge:`` around each), and the most there were."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.now = self.peak = 0
+
+    def __enter__(self):
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self.now -= 1
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     ranges = True
     forbidden: tuple[str, ...] = ()
@@ -49,6 +66,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 -- the http.server API
         self.log.append((self.command, self.path, self.headers.get("Range")))
+        with self.gauge:
+            self._get()
+
+    def _get(self):
         if any(self.path.startswith(p) for p in self.forbidden):
             self.send_error(403)
             return
@@ -106,12 +127,14 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 class Server:
-    """``with Server(root, ranges=False) as s: s.url + "/x.zarr"``; s.log lists the requests."""
+    """``with Server(root, ranges=False) as s: s.url + "/x.zarr"``; s.log lists the requests,
+    s.gauge.peak is the most GETs that were answered at once."""
 
     def __init__(self, root, ranges: bool = True, forbidden: tuple[str, ...] = (), faults: Faults | None = None):
         self.log: list = []
+        self.gauge = Gauge()
         handler = type("H", (_Handler,), {"ranges": ranges, "forbidden": forbidden, "faults": faults,
-                                          "log": self.log})
+                                          "log": self.log, "gauge": self.gauge})
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(root)))
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"

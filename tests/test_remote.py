@@ -12,7 +12,7 @@ import voxcore as vc
 from voxcore.cli import main
 
 pytest.importorskip("aiohttp")
-from _http import Server  # noqa: E402
+from _http import Faults, Server  # noqa: E402
 
 BOXES = [(slice(None),), (0, slice(3, 40), slice(5, 50)), (slice(1, 2), slice(10, 64, 3), slice(None, None, -1)),
          (1, 63, 0)]
@@ -44,6 +44,23 @@ def test_a_url_reads_as_the_local_copy(trees, name):
             np.testing.assert_array_equal(img.read(level=1), local.read(level=1))
         ranged = [r for r in s.log if r[2]]
         assert bool(ranged) == (name == "shard.ome.zarr")  # shards are read by ranges, chunks whole
+
+
+@pytest.mark.parametrize("name", ["v5.ome.zarr", "v4.ome.zarr", "plain.zarr"])
+def test_opening_asks_each_metadata_document_once_and_the_levels_together(trees, name):
+    root, _ = trees
+    # every answer waits, so requests sent together are answered together
+    with Server(root, faults=Faults(only=f"/{name}/", delay=0.3)) as s:
+        vc.open(f"{s.url}/{name}")
+        asked = [r[1] for r in s.log]
+        peak = s.gauge.peak
+    assert len(asked) == len(set(asked)), asked  # the openers voxcore.open asks in turn share one read
+    if name == "plain.zarr":
+        assert asked == [f"/{name}/zarr.json"]  # a v3 array: one request, as tensorstore
+    else:  # the levels' metadata and the labels' probes in flight together
+        level_docs = [p for p in asked if p.startswith((f"/{name}/0/", f"/{name}/1/"))]
+        assert {p.rsplit("/", 1)[1] for p in level_docs} >= {"zarr.json" if name == "v5.ome.zarr" else ".zarray"}
+        assert peak >= 2 + 1, (peak, asked)
 
 
 def test_a_server_that_ignores_ranges_still_gives_the_right_data(trees):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import errno
 import random
 import warnings
@@ -20,6 +22,23 @@ def is_zarr_store(obj: Any) -> bool:
     except ImportError:  # pragma: no cover - zarr is a dependency
         return False
     return isinstance(obj, Store)
+
+
+# The objects read by get() while read_once() is in force, by (store, full key): the openers
+# voxcore.open asks in turn each read the node's metadata, which costs a round trip per read.
+_READ_ONCE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("voxcore_read_once", default=None)
+
+
+@contextlib.contextmanager
+def read_once():
+    """Within: a store key read by a ZarrStoreAdapter's get() is fetched once (missing keys
+    too); later gets of it return the first answer. For the span of one open, where nothing
+    writes."""
+    token = _READ_ONCE.set({})
+    try:
+        yield
+    finally:
+        _READ_ONCE.reset(token)
 
 
 def _sync(coro):
@@ -184,7 +203,23 @@ class ZarrStoreAdapter:
         return ZarrStoreAdapter(self.store, f"{self.prefix}/{path}" if self.prefix else path)
 
     def get(self, key: str) -> bytes | None:
-        return self.get_many([(key, "whole", 0, 0)])[0]
+        memo = _READ_ONCE.get()
+        if memo is None:
+            return self.get_many([(key, "whole", 0, 0)])[0]
+        at = (id(self.store), self._key(key))
+        if at not in memo:  # (the store is held by its caller for the memo's span: ids stay unique)
+            memo[at] = self.get_many([(key, "whole", 0, 0)])[0]
+        return memo[at]
+
+    def prefetch(self, keys) -> None:
+        """While read_once() is in force: the keys' objects fetched together, in one round trip,
+        for the get()s about to ask them one by one (elsewhere nothing is done)."""
+        memo = _READ_ONCE.get()
+        if memo is None:
+            return
+        todo = [k for k in dict.fromkeys(keys) if (id(self.store), self._key(k)) not in memo]
+        for key, value in zip(todo, self.get_many([(k, "whole", 0, 0) for k in todo])):
+            memo[id(self.store), self._key(key)] = value
 
     def size(self, key: str) -> int | None:
         """The byte size of key's object (None when there is none), under the policy."""
@@ -397,6 +432,9 @@ class FileAdapter:
 
     def set(self, key: str, value: bytes) -> None:
         self.store.set(key, value)
+
+    def prefetch(self, keys) -> None:
+        """Nothing: a local file is read when asked (ZarrStoreAdapter.prefetch's counterpart)."""
 
     def sub(self, path: str) -> FileAdapter:
         import os

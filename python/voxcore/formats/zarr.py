@@ -395,6 +395,12 @@ def parse_v2(doc: dict, attrs: dict | None, key: str = ".zarray") -> ZarrArrayMe
     )
 
 
+def metadata_keys(zarr_format: int, prefix: str = "") -> list[str]:
+    """The keys read_metadata may read for a node at prefix of a hierarchy in this format."""
+    p = f"{prefix}/" if prefix else ""
+    return [p + "zarr.json"] + ([p + ".zarray", p + ".zgroup", p + ".zattrs"] if zarr_format == 2 else [])
+
+
 def read_metadata(get: Callable[[str], bytes | None], prefix: str = "") -> ZarrArrayMeta | dict:
     """Reads the node at prefix: an array's ZarrArrayMeta, or a group's attributes dict
     (with "_zarr_format" set). Raises FileNotFoundError when there is no node."""

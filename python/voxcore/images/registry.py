@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from .._core import check_key
-from .._stores import is_zarr_store
+from .._stores import is_zarr_store, read_once
 from .._urls import resolve as resolve_url
 from . import collection, nifti, plate, slide, zarr
 from .model import ImageModel
@@ -65,9 +65,10 @@ def open(source: Any, *, path: str | None = None, cache_bytes: int | None = None
         check_key(path.strip("/") if is_zarr_store(source) else path)
     options = {"cache_bytes": cache_bytes, "durable": durable, "caching": caching,
                "affine_source": affine_source, "allow_external_links": allow_external_links}
-    for kind in OPENERS:
-        if kind.opens(source, path):
-            return kind.open_image(source, path, **options)
+    with read_once():  # each opener reads the node's metadata: one request for them all
+        for kind in OPENERS:
+            if kind.opens(source, path):
+                return kind.open_image(source, path, **options)
     if not isinstance(source, (str, os.PathLike)):  # a URL's object (voxcore._files.RemoteFile)
         where = getattr(source, "path", type(source).__name__)
         raise FileNotFoundError(2, f"no such object (or not one voxcore reads): {where}", where)

@@ -347,6 +347,10 @@ def _open_ome(adapter, source: str, node: dict, cache_bytes: int | None, max_dep
     ms = ngff.parse_multiscale(node, rank=lambda: _first_level_rank(adapter, node, source))
     levels = []
     names = tuple(a["name"] for a in ms["axes"])
+    fmt = node.get("_zarr_format", 3)  # every level's metadata and the labels' (which read_metadata
+    # looks for in both formats) in one round trip:
+    adapter.prefetch([k for lv in ms["levels"] for k in zmeta.metadata_keys(fmt, lv["path"])]
+                     + zmeta.metadata_keys(2, "labels"))
     for i, lv in enumerate(ms["levels"]):  # parse_multiscale checked the paths
         try:
             img = _open_node(adapter.sub(lv["path"]), f"{source}/{lv['path']}", cache_bytes, 0)
