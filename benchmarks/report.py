@@ -409,7 +409,7 @@ def render(doc, rows) -> str:
         lines += ["", "## Durable-write targets", ""] + durable
     nifti = row_targets(rows)
     if nifti:
-        lines += ["", "## NIfTI targets", ""] + nifti
+        lines += ["", "## Targets against another row (NIfTI, plates, remote)", ""] + nifti
     slides = slide_targets({k: v for k, v in groups.items() if k[0] in SLIDE_OPS})
     if slides:
         lines += ["", "## Slide targets", ""] + slides

@@ -23,6 +23,7 @@ from ._stores import ZarrStoreAdapter
 from .errors import CorruptDataError
 
 HEAD_REQUEST = 64 << 10  # compressed bytes asked for first when a .gz header is fetched
+PREFIX = 128 << 10  # a remote file's first bytes, asked with its size (a header's and a TIFF's first block)
 
 
 def _truncated(path: str, expected: int, got: int, decoded: bool = False) -> CorruptDataError:
@@ -116,6 +117,7 @@ class RemoteFile:
         self._key = posixpath.basename(url.rstrip("/"))
         self._adapter = ZarrStoreAdapter(store)
         self._size: int | None = None
+        self._prefix: bytes | None = None  # its first PREFIX bytes (all of it when shorter)
 
     @property
     def name(self) -> str:
@@ -134,9 +136,17 @@ class RemoteFile:
         return self.size_or_none() is not None
 
     def size_or_none(self) -> int | None:
+        """Its byte size (None: no such object), asked once, with its first bytes: the header
+        an opener reads next comes in the same round trip."""
         if self._size is None:
-            self._size = self._adapter.size(self._key)
+            self._size, prefix = self._adapter.size_and_prefix(self._key, PREFIX)
+            if prefix is not None and len(prefix) >= min(PREFIX, self._size):
+                self._prefix = bytes(prefix[:PREFIX])
         return self._size
+
+    def prefix(self) -> bytes | None:
+        """Its first bytes as they came with its size (None when not asked yet)."""
+        return self._prefix
 
     def size(self) -> int:
         n = self.size_or_none()
@@ -145,6 +155,10 @@ class RemoteFile:
         return n
 
     def _range(self, offset: int, length: int) -> bytes:
+        if self._prefix is not None and offset + length <= len(self._prefix):
+            return self._prefix[offset:offset + length]
+        if self._prefix is not None and offset < len(self._prefix) == self._size:  # past the end
+            return self._prefix[offset:]
         data = self._adapter.get_many([(self._key, "range", offset, length)])[0]
         if data is None:
             raise FileNotFoundError(2, f"no such object: {self.path}", self.path)

@@ -226,6 +226,22 @@ class ZarrStoreAdapter:
         full = self._key(key)
         return self.call(lambda: self.store.getsize(full), "size", full)
 
+    def size_and_prefix(self, key: str, n: int) -> tuple[int | None, Any]:
+        """key's byte size and its first n bytes (fewer where it is shorter), asked together in
+        one round trip under the policy; (None, None) when there is no such object."""
+        full = self._key(key)
+
+        async def run():
+            return await asyncio.gather(
+                self._request(lambda: self.store.getsize(full), "size", full, _UNGATED),
+                self._fetch(_UNGATED, key, "range", 0, n), return_exceptions=True)
+
+        size, prefix = _sync(run())
+        for got in (size, prefix):
+            if isinstance(got, BaseException):
+                raise got
+        return (None, None) if size is None or prefix is None else (size, prefix)
+
     def call(self, make, what: str, key: str) -> Any:
         """make()'s awaitable as one request under the policy (bounded, transient failures
         retried, failures raised as this adapter raises them); None when key is not there.

@@ -44,6 +44,9 @@ class RangeReader(io.RawIOBase):
         self._size = file.size()  # FileNotFoundError / PermissionError here, as for a local open
         self._pos = 0
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
+        first = file.prefix()  # (it came with the size)
+        if first is not None and len(first) >= min(BLOCK, self._size):
+            self._blocks[0] = first[:BLOCK]
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
 
