@@ -206,10 +206,12 @@ class ZarrStoreAdapter:
         memo = _READ_ONCE.get()
         if memo is None:
             return self.get_many([(key, "whole", 0, 0)])[0]
-        at = (id(self.store), self._key(key))
-        if at not in memo:  # (the store is held by its caller for the memo's span: ids stay unique)
-            memo[at] = self.get_many([(key, "whole", 0, 0)])[0]
-        return memo[at]
+        self.prefetch([key])
+        return memo[self._memo_at(key)]
+
+    def _memo_at(self, key: str) -> tuple[int, str]:
+        # (the store is held by its caller for the memo's span: its id stays its own)
+        return id(self.store), self._key(key)
 
     def prefetch(self, keys) -> None:
         """While read_once() is in force: the keys' objects fetched together, in one round trip,
@@ -217,9 +219,10 @@ class ZarrStoreAdapter:
         memo = _READ_ONCE.get()
         if memo is None:
             return
-        todo = [k for k in dict.fromkeys(keys) if (id(self.store), self._key(k)) not in memo]
-        for key, value in zip(todo, self.get_many([(k, "whole", 0, 0) for k in todo])):
-            memo[id(self.store), self._key(key)] = value
+        todo = [k for k in dict.fromkeys(keys) if self._memo_at(k) not in memo]
+        if todo:
+            for key, value in zip(todo, self.get_many([(k, "whole", 0, 0) for k in todo])):
+                memo[self._memo_at(key)] = value
 
     def size(self, key: str) -> int | None:
         """The byte size of key's object (None when there is none), under the policy."""
